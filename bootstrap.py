@@ -124,12 +124,14 @@ def prepare_data(python: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("command", choices=("lab", "test", "setup"))
     parser.add_argument("--torch", default=os.environ.get("SSLM_TORCH", "auto"))
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="passed on to jupyter lab / pytest")
     args = parser.parse_args(argv)
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - this script may be started by an older Python
         sys.exit(f"Python >= 3.10 is needed; this is {platform.python_version()}")
 
     torch_choice = resolve_torch_choice(args.torch)
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         say("setup done")
         return 0
     if args.command == "lab":
-        command = [str(python), "-m", "jupyter", "lab", f"--notebook-dir={ROOT / 'notebooks'}"]
+        command = [str(python), "-m", "sslm_lab.cli", "lab"]
         run_env = os.environ
     else:
         command = [str(python), "-m", "pytest"]

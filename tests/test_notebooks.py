@@ -1,0 +1,99 @@
+"""The notebooks are tests: pairs stay in sync, and papermill runs each with two parameter sets.
+
+nbval executes the same notebooks separately (the `notebooks/` folder is on pytest's
+path with `--nbval-lax`); this file checks what nbval can't: the jupytext pairs, that
+parameters reach the notebook, and the numbers each notebook records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import jupytext
+import nbformat
+import papermill
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+PAIRS = sorted(NOTEBOOKS.glob("*.ipynb"))
+
+
+def check_tour(metrics: dict, params: dict) -> None:
+    assert metrics["works"] == 42
+    assert metrics["trigram_bpc"] < metrics["bigram_bpc"] < metrics["unigram_bpc"]
+    assert 2.0 < metrics["trigram_bpc"] < 3.5, "trigram bits per char far from the known ~2.9"
+    expected_vocab = params.get("bpe_vocab_size") or 512  # the smoke profile's size
+    assert metrics["bpe_vocab_size"] == expected_vocab
+    assert metrics["seed"] == params.get("seed", 0)
+
+
+# For every notebook: two different parameter sets, and a check of what it records.
+# A notebook missing here fails test_every_notebook_has_papermill_cases.
+PAPERMILL_CASES: dict[str, tuple[list[dict], Callable[[dict, dict], None]]] = {
+    "00_tour": (
+        [{"profile": "smoke"}, {"profile": "smoke", "seed": 1, "bpe_vocab_size": 300}],
+        check_tour,
+    ),
+}
+
+
+def test_notebook_folder_is_not_empty() -> None:
+    assert PAIRS, f"no notebooks found in {NOTEBOOKS}"
+
+
+@pytest.mark.parametrize("ipynb", PAIRS, ids=lambda path: path.stem)
+def test_pair_in_sync(ipynb: Path) -> None:
+    source = ipynb.with_suffix(".py")
+    assert source.exists(), f"{ipynb.name} has no paired {source.name}"
+    notebook = jupytext.read(ipynb)
+    as_text = jupytext.writes(notebook, fmt="py:percent")
+    assert as_text == source.read_text(), (
+        f"{ipynb.name} and {source.name} differ: run `jupytext --sync {source}`"
+    )
+
+
+@pytest.mark.parametrize("ipynb", PAIRS, ids=lambda path: path.stem)
+def test_parameters_cell_first(ipynb: Path) -> None:
+    """The first code cell is tagged `parameters` and starts with `profile`."""
+    notebook = nbformat.read(ipynb, as_version=4)
+    first_code = next(cell for cell in notebook.cells if cell.cell_type == "code")
+    assert "parameters" in first_code.metadata.get("tags", []), "first code cell lacks the tag"
+    assert first_code.source.startswith("profile = "), "the parameters cell must start with profile"
+
+
+def test_every_notebook_has_papermill_cases() -> None:
+    missing = sorted({path.stem for path in PAIRS} - set(PAPERMILL_CASES))
+    assert not missing, f"add papermill cases for: {missing}"
+
+
+CASES = [
+    pytest.param(name, index, id=f"{name}-{index}")
+    for name, (parameter_sets, _) in PAPERMILL_CASES.items()
+    for index in range(len(parameter_sets))
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "index"), CASES)
+def test_papermill(name: str, index: int, tmp_path: Path, monkeypatch) -> None:
+    parameter_sets, check = PAPERMILL_CASES[name]
+    params = parameter_sets[index]
+    monkeypatch.setenv("SSLM_RESULTS_DIR", str(tmp_path))
+    output = tmp_path / f"{name}.ipynb"
+    papermill.execute_notebook(
+        str(NOTEBOOKS / f"{name}.ipynb"),
+        str(output),
+        parameters=params,
+        kernel_name="python3",
+        cwd=str(tmp_path),
+        progress_bar=False,
+        execution_timeout=600,
+    )
+    executed = nbformat.read(output, as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1, "papermill did not inject the parameters"
+    records = json.loads((tmp_path / "results.json").read_text())
+    assert records[name]["profile"] == params["profile"]
+    check(records[name]["metrics"], params)
