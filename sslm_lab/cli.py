@@ -22,6 +22,10 @@ def command_lab(jupyter_args: list[str]) -> int:
         print(f"no notebooks/ folder next to the package ({NOTEBOOKS}); run from a checkout")
         return 2
     command = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={NOTEBOOKS}", *jupyter_args]
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in jupyter_args:
+        # Containers and CI machines often run as root, where JupyterLab refuses to start.
+        print("running as root: adding --allow-root")
+        command.append("--allow-root")
     print("$ " + " ".join(command), flush=True)
     os.execv(sys.executable, command)  # replaces this process: Ctrl-C reaches JupyterLab directly
 
@@ -62,13 +66,15 @@ def command_doctor() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sslm-lab", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    lab = commands.add_parser("lab", help="open JupyterLab on the notebooks")
-    lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed on to jupyter lab")
+    commands.add_parser("lab", help="open JupyterLab on the notebooks (other arguments go to it)")
     commands.add_parser("data", help="fetch and verify data, build the default tokenizers")
     commands.add_parser("doctor", help="check versions, device and data caches")
-    args = parser.parse_args(argv)
+    # Unknown arguments are JupyterLab's (e.g. --port 8899); other commands take none.
+    args, extra = parser.parse_known_args(argv)
     if args.command == "lab":
-        return command_lab(args.jupyter_args)
+        return command_lab(extra)
+    if extra:
+        parser.error(f"unrecognized arguments for {args.command}: {' '.join(extra)}")
     if args.command == "data":
         return command_data()
     return command_doctor()
