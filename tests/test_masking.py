@@ -1,0 +1,164 @@
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import BertTokenizerFast, DataCollatorForLanguageModeling
+
+from sslm_lab.masking import (
+    IGNORE_INDEX,
+    causal_mask,
+    mask_tokens,
+    padding_mask,
+    select_tokens,
+)
+
+VOCAB, MASK, PAD, CLS, SEP = 1000, 3, 0, 1, 2
+SPECIALS = (PAD, CLS, SEP, MASK)
+
+
+def batch(rows: int = 64, seq: int = 128, seed: int = 0) -> torch.Tensor:
+    ids = torch.randint(4, VOCAB, (rows, seq), generator=torch.Generator().manual_seed(seed))
+    ids[:, 0], ids[:, -1] = CLS, SEP
+    ids[: rows // 2, -20:] = PAD  # half the rows padded
+    return ids
+
+
+def masked(strategy="token", rate=0.15, seed=0, **kwargs):
+    ids = batch()
+    out, labels = mask_tokens(
+        ids,
+        mask_id=MASK,
+        vocab_size=VOCAB,
+        special_ids=SPECIALS,
+        mask_rate=rate,
+        strategy=strategy,
+        generator=torch.Generator().manual_seed(seed),
+        **kwargs,
+    )
+    return ids, out, labels
+
+
+def test_proportions_match_bert_within_statistical_tolerance() -> None:
+    ids, out, labels = masked()
+    ordinary = ~torch.isin(ids, torch.tensor(SPECIALS))
+    selected = labels != IGNORE_INDEX
+    n = int(ordinary.sum())
+    rate = selected.sum() / n
+    assert abs(rate - 0.15) < 4 * (0.15 * 0.85 / n) ** 0.5  # four standard errors
+    k = int(selected.sum())
+    to_mask = (out == MASK) & selected
+    unchanged = (out == ids) & selected
+    for observed, expected in ((to_mask.sum() / k, 0.8), (unchanged.sum() / k, 0.1)):
+        assert abs(observed - expected) < 4 * (expected * (1 - expected) / k) ** 0.5
+    # random replacements stay in the ordinary vocabulary
+    replaced = selected & ~to_mask & ~unchanged
+    assert not torch.isin(out[replaced], torch.tensor(SPECIALS)).any()
+
+
+def test_specials_and_padding_never_selected_and_labels_elsewhere_ignored() -> None:
+    for strategy, extra in (("token", {}), ("span", {})):
+        ids, out, labels = masked(strategy, rate=0.5, **extra)
+        special = torch.isin(ids, torch.tensor(SPECIALS))
+        assert (labels[special] == IGNORE_INDEX).all()
+        assert (out[special] == ids[special]).all()
+        assert (labels[~special & (labels != IGNORE_INDEX)] == ids[labels != IGNORE_INDEX]).all()
+
+
+def test_deterministic_under_a_seed() -> None:
+    _, out_a, labels_a = masked(seed=3)
+    _, out_b, labels_b = masked(seed=3)
+    _, out_c, _ = masked(seed=4)
+    assert torch.equal(out_a, out_b) and torch.equal(labels_a, labels_b)
+    assert not torch.equal(out_a, out_c)
+
+
+def test_whole_words_are_never_split() -> None:
+    ids = batch(rows=16, seq=64)
+    word_ids = torch.arange(64).div(3, rounding_mode="floor").expand(16, 64)  # 3 pieces a word
+    selected = select_tokens(
+        ids,
+        0.3,
+        SPECIALS,
+        strategy="whole_word",
+        word_ids=word_ids,
+        generator=torch.Generator().manual_seed(0),
+    )
+    special = torch.isin(ids, torch.tensor(SPECIALS))
+    for row in range(16):
+        for word in word_ids[row].unique():
+            pieces = (word_ids[row] == word) & ~special[row]
+            values = selected[row][pieces]
+            assert values.all() or not values.any(), f"word {int(word)} in row {row} was split"
+    assert 0.2 < selected[~special].float().mean() < 0.4
+
+
+def test_span_lengths_are_geometric_and_cover_the_budget() -> None:
+    ids = batch(rows=32, seq=256)
+    selected = select_tokens(
+        ids, 0.15, SPECIALS, strategy="span", generator=torch.Generator().manual_seed(0)
+    )
+    special = torch.isin(ids, torch.tensor(SPECIALS))
+    per_row = selected.sum(1).float() / (~special).sum(1).float()
+    assert torch.allclose(per_row, torch.full_like(per_row, 0.15), atol=0.01)
+    # runs of consecutive selections are longer than independent tokens would give
+    runs = []
+    for row in selected:
+        length = 0
+        for value in row.tolist() + [False]:
+            if value:
+                length += 1
+            elif length:
+                runs.append(length)
+                length = 0
+    assert 2.0 < sum(runs) / len(runs) < 4.5
+
+
+def test_distribution_agrees_with_transformers_collator() -> None:
+    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
+    vocab.update({f"w{i}": i + 5 for i in range(195)})
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    hf = BertTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    ids = torch.randint(5, 200, (256, 64), generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    collator = DataCollatorForLanguageModeling(hf, mlm_probability=0.15)
+    hf_out = collator.torch_mask_tokens(ids.clone())
+    ours = mask_tokens(
+        ids,
+        mask_id=4,
+        vocab_size=200,
+        special_ids=range(5),
+        generator=torch.Generator().manual_seed(0),
+    )
+    for out, labels in (hf_out, ours):
+        selected = labels != IGNORE_INDEX
+        k = int(selected.sum())
+        assert abs(k / ids.numel() - 0.15) < 0.01
+        assert abs(((out == 4) & selected).sum() / k - 0.8) < 0.02
+        assert abs(((out == ids) & selected).sum() / k - 0.1) < 0.02
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"mask_rate": 0.0}, r"mask_rate=0.0 .* \(0, 1\)"),
+        ({"mask_rate": 1.2}, r"mask_rate=1.2 .* \(0, 1\)"),
+        ({"strategy": "sentence"}, r"strategy='sentence' .* token, whole_word, span"),
+        ({"strategy": "whole_word"}, r"needs word_ids"),
+        ({"mask_fraction": 0.8, "random_fraction": 0.3}, r"exceeds 1"),
+    ],
+)
+def test_bad_settings_are_named(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        mask_tokens(batch(4, 8), mask_id=MASK, vocab_size=VOCAB, special_ids=SPECIALS, **kwargs)
+
+
+def test_causal_and_padding_masks() -> None:
+    assert torch.equal(causal_mask(3).long(), torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1]]))
+    assert torch.equal(padding_mask(torch.tensor([2, 3]), 3), torch.tensor([[1, 1, 0], [1, 1, 1]]))
