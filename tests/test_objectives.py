@@ -1,0 +1,65 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sslm_lab.masking import IGNORE_INDEX
+from sslm_lab.objectives import (
+    bits_per_character,
+    causal_lm_loss,
+    masked_lm_loss,
+    next_sentence_loss,
+)
+
+
+def test_masked_lm_loss_counts_only_masked_positions() -> None:
+    logits = torch.randn(2, 5, 7, generator=torch.Generator().manual_seed(0))
+    labels = torch.full((2, 5), IGNORE_INDEX)
+    labels[0, 1], labels[1, 3] = 4, 2
+    expected = (
+        F.cross_entropy(logits[0, 1][None], torch.tensor([4]))
+        + F.cross_entropy(logits[1, 3][None], torch.tensor([2]))
+    ) / 2
+    torch.testing.assert_close(masked_lm_loss(logits, labels), expected)
+
+
+def test_masked_lm_loss_with_nothing_masked_is_an_error() -> None:
+    with pytest.raises(ValueError, match="nothing was masked"):
+        masked_lm_loss(torch.zeros(1, 3, 4), torch.full((1, 3), IGNORE_INDEX))
+
+
+def test_causal_lm_loss_is_shifted() -> None:
+    ids = torch.tensor([[1, 2, 3]])
+    logits = torch.full((1, 3, 4), -30.0)
+    logits[0, 0, 2] = logits[0, 1, 3] = 30.0  # perfect next-token predictions
+    assert causal_lm_loss(logits, ids) < 1e-6
+    logits[0, 2, 0] = 30.0  # the last position predicts nothing, so this changes nothing
+    assert causal_lm_loss(logits, ids) < 1e-6
+    wrong = torch.full((1, 3, 4), -30.0)
+    wrong[0, :, 1] = 30.0  # "predicts" the current token: wrong after shifting
+    assert causal_lm_loss(wrong, ids) > 10
+
+
+def test_uniform_prediction_costs_log_vocab() -> None:
+    loss = causal_lm_loss(torch.zeros(2, 9, 16), torch.randint(0, 16, (2, 9)))
+    assert loss.item() == pytest.approx(math.log(16))
+    assert bits_per_character(loss.item(), tokens=10, characters=10) == pytest.approx(4.0)
+
+
+def test_bits_per_character_spreads_token_loss_over_characters() -> None:
+    # 2 nats per token, 4 characters per token -> 0.5 nats per character
+    assert bits_per_character(2.0, tokens=100, characters=400) == pytest.approx(0.5 / math.log(2))
+    with pytest.raises(ValueError, match="characters=0"):
+        bits_per_character(1.0, tokens=1, characters=0)
+
+
+def test_shape_mismatch_is_named() -> None:
+    with pytest.raises(ValueError, match=r"\(2, 3, 5\).*\(2, 4\)"):
+        masked_lm_loss(torch.zeros(2, 3, 5), torch.zeros(2, 4, dtype=torch.long))
+
+
+def test_next_sentence_loss() -> None:
+    logits = torch.tensor([[5.0, -5.0], [-5.0, 5.0]])
+    assert next_sentence_loss(logits, torch.tensor([0, 1])) < 1e-3
+    assert next_sentence_loss(logits, torch.tensor([1, 0])) > 5
