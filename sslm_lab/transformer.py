@@ -1,0 +1,587 @@
+"""The Transformer, small enough to read in one sitting.
+
+One config builds both kinds of model this course trains:
+
+    encoder (BERT)   causal=False, norm_position="post", gelu="exact", type_vocab_size=2
+    decoder (GPT-2)  causal=True,  norm_position="pre",  gelu="tanh",  type_vocab_size=0
+
+Pieces, top to bottom: `TransformerConfig`; masks; attention as two interchangeable
+functions (`attention_explicit`, which can hand back the attention weights, and
+`attention_fast`, through `F.scaled_dot_product_attention`); `MultiHeadAttention`;
+`FeedForward`; `Block`; `Transformer` (embeddings + blocks); and three heads on top of
+it: `CausalLM`, `MaskedLM`, `SequenceClassifier`.
+
+Masks follow the `transformers` convention: `attention_mask` has shape (batch, seq) with
+1 for a real token and 0 for padding. Padding hides keys; the causal mask hides the future.
+
+Reference: Vaswani et al. 2017, "Attention Is All You Need" (attention, post-LN);
+Radford et al. 2019 (GPT-2: pre-LN, tanh GELU, tied head); Devlin et al. 2019 (BERT).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+NormPosition = Literal["pre", "post"]
+GeluKind = Literal["exact", "tanh"]
+AttentionPath = Literal["fast", "explicit"]
+Pooling = Literal["cls", "mean"]
+
+
+@dataclass
+class TransformerConfig:
+    """Every size and switch of a Transformer. The defaults give a small GPT-2-style decoder."""
+
+    vocab_size: int = 256
+    block_size: int = 128  # context length: the most positions the model has embeddings for
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    intermediate_size: int | None = None  # feed-forward width; None means 4 * n_embd
+    dropout: float = 0.0  # on embeddings and on each residual branch
+    attention_dropout: float = 0.0  # on the attention weights
+    causal: bool = True  # True: decoder (sees only the past); False: encoder (sees both ways)
+    norm_position: NormPosition = "pre"  # "pre": GPT-2; "post": BERT and the 2017 paper
+    gelu: GeluKind = "tanh"  # "tanh": GPT-2's approximation; "exact": BERT's erf form
+    type_vocab_size: int = 0  # token-type (segment) embeddings; 0 means none
+    tie_weights: bool = True  # LM/MLM output layer shares the token embedding matrix
+    layer_norm_eps: float = 1e-5
+    bias: bool = True  # biases in the linear layers
+    attention_path: AttentionPath = "fast"  # which attention function the layers use
+
+    def __post_init__(self) -> None:
+        if self.intermediate_size is None:
+            self.intermediate_size = 4 * self.n_embd
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(
+                f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}: each head gets "
+                f"n_embd / n_head dimensions, so pick n_head from the divisors of {self.n_embd}"
+            )
+        for name in ("dropout", "attention_dropout"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1); got {value!r}")
+        choices = {
+            "norm_position": ("pre", "post"),
+            "gelu": ("exact", "tanh"),
+            "attention_path": ("fast", "explicit"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+
+# ---------------------------------------------------------------------------- masks
+
+
+def validate_attention_mask(attention_mask: Tensor, batch: int, seq: int) -> Tensor:
+    """Check a padding mask and return it as bool, shape (batch, seq), True = real token.
+
+    Accepts bool, or integer/float holding only 0 and 1 (the `transformers` convention).
+    A bool mask of the right shape is returned as is, so calling this again is free.
+    """
+    if not isinstance(attention_mask, Tensor):
+        raise TypeError(f"attention_mask must be a torch.Tensor; got {type(attention_mask)}")
+    if tuple(attention_mask.shape) != (batch, seq):
+        raise ValueError(
+            f"attention_mask must have shape (batch, seq) = {(batch, seq)}, matching the input; "
+            f"got {tuple(attention_mask.shape)}"
+        )
+    if attention_mask.dtype == torch.bool:
+        return attention_mask
+    if attention_mask.is_complex():
+        raise TypeError(
+            f"attention_mask must be bool, integer or float (1 = real token, 0 = padding); "
+            f"got dtype {attention_mask.dtype}"
+        )
+    is_binary = (attention_mask == 0) | (attention_mask == 1)
+    if not bool(is_binary.all()):
+        bad = attention_mask[~is_binary].unique()[:5].tolist()
+        raise ValueError(
+            f"attention_mask of dtype {attention_mask.dtype} must hold only 0 (padding) and "
+            f"1 (real token); found {bad}. An additive mask (0 / -inf) is not accepted here."
+        )
+    return attention_mask == 1
+
+
+def causal_mask(seq: int, device: torch.device | None = None) -> Tensor:
+    """Bool (seq, seq), True where query i may look at key j, i.e. j <= i."""
+    return torch.ones(seq, seq, dtype=torch.bool, device=device).tril()
+
+
+def allowed_keys(
+    key_mask: Tensor | None, causal: bool, seq: int, device: torch.device
+) -> Tensor | None:
+    """Combine padding and causal masks: bool (batch or 1, 1, seq, seq), True = may attend.
+
+    Returns None when nothing is masked, so the caller can take the fastest route.
+    """
+    if key_mask is None and not causal:
+        return None
+    allowed = torch.ones(1, 1, seq, seq, dtype=torch.bool, device=device)
+    if causal:
+        allowed = allowed & causal_mask(seq, device)
+    if key_mask is not None:
+        allowed = allowed & key_mask[:, None, None, :]  # (batch, 1, 1, seq): hide padded keys
+    return allowed
+
+
+# ---------------------------------------------------------------------------- attention
+
+
+def attention_explicit(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    allowed: Tensor | None = None,
+    dropout_p: float = 0.0,
+) -> tuple[Tensor, Tensor]:
+    """softmax(Q Kᵀ / √d_k) V written out, returning (output, weights).
+
+    query, key, value: (batch, heads, seq, head_dim). allowed: bool, broadcastable to
+    (batch, heads, seq, seq), True = may attend. Returns output (batch, heads, seq, head_dim)
+    and the weights (batch, heads, seq, seq) before dropout, each row summing to 1.
+
+    Masked scores are set to the dtype's most negative number rather than -inf, so a query
+    that may see no key at all (left padding under a causal mask) gets finite, uniform
+    weights instead of NaN, as in `transformers`; that position is padding and is ignored.
+    """
+    head_dim = query.size(-1)
+    # Dividing by √d_k keeps the scores' variance near 1, so softmax does not saturate.
+    scores = query @ key.transpose(-2, -1) / math.sqrt(head_dim)  # (batch, heads, seq, seq)
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+    weights = scores.softmax(dim=-1)  # (batch, heads, seq, seq)
+    dropped = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
+    return dropped @ value, weights
+
+
+def attention_fast(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    allowed: Tensor | None = None,
+    dropout_p: float = 0.0,
+    causal_only: bool = False,
+) -> Tensor:
+    """The same computation through `F.scaled_dot_product_attention` (fused kernels).
+
+    Shapes as in `attention_explicit`; returns output only. `causal_only=True` with
+    `allowed=None` lets PyTorch build the causal mask itself (and use flash attention on GPU).
+    Masked keys get the dtype's most negative number, matching `attention_explicit` exactly.
+    """
+    if allowed is None:
+        return F.scaled_dot_product_attention(
+            query, key, value, dropout_p=dropout_p, is_causal=causal_only
+        )
+    additive = torch.zeros(allowed.shape, dtype=query.dtype, device=query.device)
+    additive = additive.masked_fill(~allowed, torch.finfo(query.dtype).min)
+    return F.scaled_dot_product_attention(
+        query, key, value, attn_mask=additive, dropout_p=dropout_p
+    )
+
+
+class MultiHeadAttention(nn.Module):
+    """Self-attention with `n_head` heads: project, split into heads, attend, merge, project.
+
+    Input x: (batch, seq, n_embd); attention_mask: (batch, seq), 1 = real token, 0 = padding.
+    `forward` returns (output (batch, seq, n_embd), weights or None); weights have shape
+    (batch, heads, seq, seq) and are computed only when `need_weights=True`, which switches
+    to the explicit path for that call. Otherwise `config.attention_path` decides.
+    """
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.head_dim = config.head_dim
+        self.causal = config.causal
+        self.attention_dropout = config.attention_dropout
+        self.path: AttentionPath = config.attention_path
+        self.query = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.key = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.value = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.output = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.output_dropout = nn.Dropout(config.dropout)
+
+    def split_heads(self, x: Tensor) -> Tensor:
+        """(batch, seq, n_embd) -> (batch, heads, seq, head_dim)."""
+        batch, seq, _ = x.shape
+        return x.view(batch, seq, self.n_head, self.head_dim).transpose(1, 2)
+
+    def merge_heads(self, x: Tensor) -> Tensor:
+        """(batch, heads, seq, head_dim) -> (batch, seq, n_embd)."""
+        batch, _, seq, _ = x.shape
+        return x.transpose(1, 2).reshape(batch, seq, self.n_head * self.head_dim)
+
+    def forward(
+        self, x: Tensor, attention_mask: Tensor | None = None, need_weights: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        batch, seq, _ = x.shape
+        key_mask = None
+        if attention_mask is not None:
+            key_mask = validate_attention_mask(attention_mask, batch, seq)
+        query = self.split_heads(self.query(x))  # (batch, heads, seq, head_dim)
+        key = self.split_heads(self.key(x))  # (batch, heads, seq, head_dim)
+        value = self.split_heads(self.value(x))  # (batch, heads, seq, head_dim)
+        dropout_p = self.attention_dropout if self.training else 0.0
+
+        weights = None
+        if need_weights or self.path == "explicit":
+            allowed = allowed_keys(key_mask, self.causal, seq, x.device)
+            attended, weights = attention_explicit(query, key, value, allowed, dropout_p)
+        elif key_mask is None:
+            attended = attention_fast(query, key, value, None, dropout_p, causal_only=self.causal)
+        else:
+            allowed = allowed_keys(key_mask, self.causal, seq, x.device)
+            attended = attention_fast(query, key, value, allowed, dropout_p)
+        output = self.output_dropout(self.output(self.merge_heads(attended)))
+        return output, (weights if need_weights else None)
+
+
+# ---------------------------------------------------------------------------- blocks
+
+
+class FeedForward(nn.Module):
+    """Position-wise MLP: n_embd -> intermediate_size -> GELU -> n_embd. (batch, seq, n_embd)."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        assert config.intermediate_size is not None  # set by TransformerConfig.__post_init__
+        self.up = nn.Linear(config.n_embd, config.intermediate_size, bias=config.bias)
+        self.activation = nn.GELU(approximate="tanh" if config.gelu == "tanh" else "none")
+        self.down = nn.Linear(config.intermediate_size, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.down(self.activation(self.up(x))))
+
+
+class Block(nn.Module):
+    """One Transformer layer: attention then feed-forward, each with a residual connection.
+
+    pre-LN  (GPT-2): x = x + attention(norm(x));  x = x + feed_forward(norm(x))
+    post-LN (BERT):  x = norm(x + attention(x));  x = norm(x + feed_forward(x))
+    Pre-LN keeps an untouched residual path from input to output, which is why it trains
+    stably without warmup tricks; post-LN is what BERT and the 2017 paper used.
+    """
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.norm_position = config.norm_position
+        self.attention = MultiHeadAttention(config)
+        self.attention_norm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.feed_forward = FeedForward(config)
+        self.feed_forward_norm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+
+    def forward(
+        self, x: Tensor, attention_mask: Tensor | None = None, need_weights: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        """x: (batch, seq, n_embd) -> ((batch, seq, n_embd), weights or None)."""
+        if self.norm_position == "pre":
+            attended, weights = self.attention(self.attention_norm(x), attention_mask, need_weights)
+            x = x + attended
+            x = x + self.feed_forward(self.feed_forward_norm(x))
+        else:
+            attended, weights = self.attention(x, attention_mask, need_weights)
+            x = self.attention_norm(x + attended)
+            x = self.feed_forward_norm(x + self.feed_forward(x))
+        return x, weights
+
+
+# ---------------------------------------------------------------------------- models
+
+
+class TransformerModel(nn.Module):
+    """What every sslm_lab Transformer model shares: its config, size and cost per token."""
+
+    config: TransformerConfig
+
+    def embedding_tables(self) -> list[nn.Embedding]:
+        """The lookup tables (token, position, token type): parameters that cost no FLOPs."""
+        raise NotImplementedError
+
+    def output_matmul_is_tied(self) -> bool:
+        """True when an output layer multiplies by the (tied) token embedding matrix."""
+        return False
+
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        """Number of parameters, tied ones counted once.
+
+        exclude_embeddings=True leaves out the embedding lookup tables (token, position,
+        token type), the convention of Kaplan et al. 2020 for scaling laws. A tied output
+        layer shares the token table, so it is left out with it.
+        """
+        total = sum(p.numel() for p in self.parameters())
+        if exclude_embeddings:
+            total -= sum(table.weight.numel() for table in self.embedding_tables())
+        return total
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """Training FLOPs per token (forward + backward), the PaLM estimate (Chowdhery et al.
+        2022, appendix B):
+
+            6 · N  +  12 · n_layer · n_embd · seq_len
+
+        N counts every weight used in a matrix multiply for each token: the non-embedding
+        parameters, plus the vocab × n_embd output matrix when it is tied to the token
+        embedding (a lookup is free, but the output layer is a real matmul; as nanoGPT does).
+        6 = 2 FLOPs per multiply-add × (1 forward + 2 backward). The second term is the
+        attention scores and weighted sum (Q·Kᵀ and A·V), counted over the full seq × seq
+        square even under a causal mask, as PaLM does. seq_len defaults to block_size.
+        """
+        config = self.config
+        seq_len = config.block_size if seq_len is None else seq_len
+        matmul_params = self.num_parameters(exclude_embeddings=True)
+        if self.output_matmul_is_tied():
+            matmul_params += config.vocab_size * config.n_embd
+        return float(6 * matmul_params + 12 * config.n_layer * config.n_embd * seq_len)
+
+    def init_weights(self) -> None:
+        """GPT-2 / BERT initialisation: linear and embedding weights ~ N(0, 0.02), biases 0,
+        LayerNorm 1 and 0. For pre-LN (GPT-2) the projections that write into the residual
+        stream get std 0.02 / √(2·n_layer), so the residual's variance does not grow with depth.
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Linear | nn.Embedding):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+            if isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if self.config.norm_position == "pre":
+            residual_std = 0.02 / math.sqrt(2 * self.config.n_layer)
+            for name, parameter in self.named_parameters():
+                if name.endswith(("attention.output.weight", "feed_forward.down.weight")):
+                    nn.init.normal_(parameter, mean=0.0, std=residual_std)
+
+
+class Transformer(TransformerModel):
+    """Embeddings and the stack of blocks: input_ids (batch, seq) -> hidden (batch, seq, n_embd).
+
+    Post-LN models (BERT) normalise the embeddings; pre-LN models (GPT-2) instead normalise
+    the output of the last block (`final_norm`), since their residual stream is never normed.
+    """
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
+        self.position_embedding = nn.Embedding(config.block_size, config.n_embd)
+        self.token_type_embedding = (
+            nn.Embedding(config.type_vocab_size, config.n_embd) if config.type_vocab_size else None
+        )
+        eps = config.layer_norm_eps
+        post = config.norm_position == "post"
+        self.embedding_norm = nn.LayerNorm(config.n_embd, eps=eps) if post else None
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.final_norm = None if post else nn.LayerNorm(config.n_embd, eps=eps)
+        self.init_weights()
+
+    def embedding_tables(self) -> list[nn.Embedding]:
+        tables = [self.token_embedding, self.position_embedding]
+        if self.token_type_embedding is not None:
+            tables.append(self.token_type_embedding)
+        return tables
+
+    def check_inputs(self, input_ids: Tensor, token_type_ids: Tensor | None) -> None:
+        """Fail early, naming what was expected, on inputs the model cannot take."""
+        if input_ids.ndim != 2 or input_ids.is_floating_point() or input_ids.dtype == torch.bool:
+            raise ValueError(
+                f"input_ids must be an integer tensor of shape (batch, seq); "
+                f"got shape {tuple(input_ids.shape)}, dtype {input_ids.dtype}"
+            )
+        seq = input_ids.size(1)
+        if seq > self.config.block_size:
+            raise ValueError(
+                f"sequence length {seq} is longer than the context, block_size="
+                f"{self.config.block_size}: crop the input to the last {self.config.block_size} "
+                f"tokens or build the model with a larger block_size"
+            )
+        if token_type_ids is not None:
+            if self.token_type_embedding is None:
+                raise ValueError(
+                    "token_type_ids were given but the model has no token-type embeddings "
+                    "(type_vocab_size=0)"
+                )
+            if token_type_ids.shape != input_ids.shape:
+                raise ValueError(
+                    f"token_type_ids must have the shape of input_ids {tuple(input_ids.shape)}; "
+                    f"got {tuple(token_type_ids.shape)}"
+                )
+
+    def run(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Hidden states (batch, seq, n_embd) and, if need_weights, one (batch, heads, seq, seq)
+        attention map per layer (else an empty list)."""
+        self.check_inputs(input_ids, token_type_ids)
+        batch, seq = input_ids.shape
+        if attention_mask is not None:
+            # Validate and convert once here, so every layer receives a ready bool mask.
+            attention_mask = validate_attention_mask(attention_mask, batch, seq)
+        positions = torch.arange(seq, device=input_ids.device)
+        x = self.token_embedding(input_ids) + self.position_embedding(positions)
+        if self.token_type_embedding is not None:
+            if token_type_ids is None:
+                token_type_ids = torch.zeros_like(input_ids)  # BERT's default: all segment A
+            x = x + self.token_type_embedding(token_type_ids)
+        if self.embedding_norm is not None:
+            x = self.embedding_norm(x)
+        x = self.dropout(x)  # (batch, seq, n_embd)
+        maps = []
+        for block in self.blocks:
+            x, weights = block(x, attention_mask, need_weights)
+            if weights is not None:
+                maps.append(weights)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return x, maps
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+    ) -> Tensor:
+        """input_ids (batch, seq) -> last hidden states (batch, seq, n_embd)."""
+        return self.run(input_ids, attention_mask, token_type_ids)[0]
+
+
+class CausalLM(TransformerModel):
+    """Decoder language model: input_ids (batch, seq) -> next-token logits (batch, seq, vocab)."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.transformer = Transformer(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_weights:
+            self.lm_head.weight = self.transformer.token_embedding.weight
+        else:
+            nn.init.normal_(self.lm_head.weight, mean=0.0, std=0.02)
+
+    def embedding_tables(self) -> list[nn.Embedding]:
+        return self.transformer.embedding_tables()
+
+    def output_matmul_is_tied(self) -> bool:
+        return self.config.tie_weights
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        return self.lm_head(self.transformer(input_ids, attention_mask))
+
+
+class MaskedLM(TransformerModel):
+    """Encoder with BERT's MLM head: input_ids (batch, seq) -> logits (batch, seq, vocab).
+
+    The head transforms each hidden state (dense, GELU, LayerNorm) before the tied decoder,
+    which has its own per-token output bias.
+    """
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.transformer = Transformer(config)
+        self.transform = nn.Linear(config.n_embd, config.n_embd)
+        self.transform_activation = nn.GELU(approximate="tanh" if config.gelu == "tanh" else "none")
+        self.transform_norm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.decoder_bias = nn.Parameter(torch.zeros(config.vocab_size))
+        nn.init.normal_(self.transform.weight, mean=0.0, std=0.02)
+        nn.init.zeros_(self.transform.bias)
+        if config.tie_weights:
+            self.decoder.weight = self.transformer.token_embedding.weight
+        else:
+            nn.init.normal_(self.decoder.weight, mean=0.0, std=0.02)
+
+    def embedding_tables(self) -> list[nn.Embedding]:
+        return self.transformer.embedding_tables()
+
+    def output_matmul_is_tied(self) -> bool:
+        return self.config.tie_weights
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+    ) -> Tensor:
+        hidden = self.transformer(input_ids, attention_mask, token_type_ids)
+        hidden = self.transform_norm(self.transform_activation(self.transform(hidden)))
+        return self.decoder(hidden) + self.decoder_bias
+
+
+def pool(hidden: Tensor, attention_mask: Tensor | None, pooling: Pooling) -> Tensor:
+    """(batch, seq, n_embd) -> (batch, n_embd): the first ([CLS]) position, or the mean over
+    real tokens only, so padding does not dilute the average."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    if attention_mask is None:
+        return hidden.mean(dim=1)
+    weights = validate_attention_mask(attention_mask, *hidden.shape[:2]).to(hidden.dtype)
+    counts = weights.sum(dim=1, keepdim=True).clamp(min=1.0)  # (batch, 1); 1 avoids 0 / 0
+    return (hidden * weights[:, :, None]).sum(dim=1) / counts
+
+
+class SequenceClassifier(TransformerModel):
+    """Encoder + pooling + linear layer: input_ids (batch, seq) -> logits (batch, num_labels)."""
+
+    def __init__(self, config: TransformerConfig, num_labels: int, pooling: Pooling = "cls"):
+        super().__init__()
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be 'cls' or 'mean'; got {pooling!r}")
+        if num_labels < 1:
+            raise ValueError(f"num_labels must be at least 1; got {num_labels}")
+        self.config = config
+        self.pooling: Pooling = pooling
+        self.transformer = Transformer(config)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(config.n_embd, num_labels)
+        nn.init.normal_(self.classifier.weight, mean=0.0, std=0.02)
+        nn.init.zeros_(self.classifier.bias)
+
+    def embedding_tables(self) -> list[nn.Embedding]:
+        return self.transformer.embedding_tables()
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+    ) -> Tensor:
+        hidden = self.transformer(input_ids, attention_mask, token_type_ids)
+        return self.classifier(self.dropout(pool(hidden, attention_mask, self.pooling)))
+
+
+def attention_maps(
+    model: TransformerModel,
+    input_ids: Tensor,
+    attention_mask: Tensor | None = None,
+    token_type_ids: Tensor | None = None,
+) -> list[Tensor]:
+    """One attention map per layer, each (batch, heads, seq, seq), for any sslm_lab model.
+
+    Runs the explicit path for this call only; the model's default path is untouched.
+    """
+    transformer = model if isinstance(model, Transformer) else model.transformer
+    with torch.no_grad():
+        return transformer.run(input_ids, attention_mask, token_type_ids, need_weights=True)[1]

@@ -1,0 +1,308 @@
+"""sslm_lab.transformer: attention paths, masks, blocks, heads, sizes, and bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.testing import assert_close
+
+from sslm_lab import transformer as T
+from sslm_lab.transformer import (
+    Block,
+    CausalLM,
+    MaskedLM,
+    MultiHeadAttention,
+    SequenceClassifier,
+    Transformer,
+    TransformerConfig,
+    attention_maps,
+    validate_attention_mask,
+)
+
+TIGHT = {"atol": 1e-5, "rtol": 1e-5}
+
+
+def small_config(**overrides) -> TransformerConfig:
+    sizes = {"vocab_size": 61, "block_size": 16, "n_layer": 2, "n_head": 4, "n_embd": 32}
+    return TransformerConfig(**{**sizes, **overrides})
+
+
+def encoder_config(**overrides) -> TransformerConfig:
+    fields = {"causal": False, "norm_position": "post", "gelu": "exact", "type_vocab_size": 2}
+    return small_config(**{**fields, **overrides})
+
+
+def right_padding_mask(lengths: list[int], seq: int) -> torch.Tensor:
+    """(batch, seq) long, 1 for the first `length` positions of each row."""
+    return (torch.arange(seq)[None, :] < torch.tensor(lengths)[:, None]).long()
+
+
+# ---------------------------------------------------------------------------- attention paths
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("padded", [False, True])
+def test_explicit_path_equals_fast_path(causal: bool, padded: bool) -> None:
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(small_config(causal=causal)).eval()
+    x = torch.randn(3, 9, 32)
+    mask = right_padding_mask([9, 6, 2], 9) if padded else None
+    fast, no_weights = attention(x, mask)
+    explicit, weights = attention(x, mask, need_weights=True)
+    print(
+        f"\nexplicit vs fast (causal={causal}, padded={padded}): {(fast - explicit).abs().max():.2e}"
+    )
+    assert no_weights is None
+    assert weights.shape == (3, 4, 9, 9)
+    assert_close(fast, explicit, **TIGHT)
+
+
+def test_explicit_path_equals_fast_path_with_left_padding_and_no_nan() -> None:
+    """Left padding under a causal mask leaves some queries with no key at all."""
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(small_config(causal=True)).eval()
+    x = torch.randn(2, 7, 32, requires_grad=True)
+    mask = torch.ones(2, 7, dtype=torch.long)
+    mask[0, :3] = 0
+    fast, _ = attention(x, mask)
+    explicit, _ = attention(x, mask, need_weights=True)
+    assert_close(fast, explicit, **TIGHT)
+    fast.sum().backward()
+    assert torch.isfinite(fast).all() and torch.isfinite(x.grad).all()
+
+
+def test_whole_model_explicit_path_equals_fast_path() -> None:
+    torch.manual_seed(0)
+    fast_model = MaskedLM(encoder_config()).eval()
+    explicit_model = MaskedLM(encoder_config(attention_path="explicit")).eval()
+    explicit_model.load_state_dict(fast_model.state_dict())
+    ids = torch.randint(0, 61, (3, 12))
+    mask = right_padding_mask([12, 7, 3], 12)
+    assert_close(fast_model(ids, mask), explicit_model(ids, mask), **TIGHT)
+
+
+def test_weights_are_probabilities_that_respect_masks() -> None:
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(small_config(causal=True)).eval()
+    mask = right_padding_mask([5, 3], 5)
+    _, weights = attention(torch.randn(2, 5, 32), mask, need_weights=True)
+    assert_close(weights.sum(-1), torch.ones(2, 4, 5))
+    future = torch.ones(5, 5, dtype=torch.bool).triu(1)
+    assert (weights[:, :, future] == 0).all()
+    assert (weights[1, :, :, 3:] == 0).all()  # padded keys get no weight
+
+
+def test_default_forward_never_runs_the_explicit_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Attention maps are opt-in: the default call must stay on the fused kernel."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("explicit path used without need_weights")
+
+    monkeypatch.setattr(T, "attention_explicit", forbidden)
+    model = CausalLM(small_config())
+    ids = torch.randint(0, 61, (2, 8))
+    model(ids)
+    model(ids, right_padding_mask([8, 5], 8))
+
+
+def test_attention_maps_for_every_layer_and_default_path_unchanged() -> None:
+    torch.manual_seed(0)
+    model = MaskedLM(encoder_config()).eval()
+    ids = torch.randint(0, 61, (2, 6))
+    mask = right_padding_mask([6, 4], 6)
+    maps = attention_maps(model, ids, mask)
+    assert len(maps) == 2 and maps[0].shape == (2, 4, 6, 6)
+    assert (maps[1][1, :, :, 4:] == 0).all()
+    assert model.config.attention_path == "fast"
+    hidden, _ = model.transformer.run(ids, mask, need_weights=True)
+    assert_close(hidden, model.transformer(ids, mask), **TIGHT)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_equals_torch_multihead_attention(padded: bool, causal: bool) -> None:
+    torch.manual_seed(0)
+    ours = MultiHeadAttention(small_config(causal=causal)).eval()
+    reference = nn.MultiheadAttention(32, 4, batch_first=True).eval()
+    with torch.no_grad():
+        # nn.MultiheadAttention stacks [query; key; value] in one (3·E, E) projection.
+        reference.in_proj_weight.copy_(
+            torch.cat([ours.query.weight, ours.key.weight, ours.value.weight])
+        )
+        reference.in_proj_bias.copy_(torch.cat([ours.query.bias, ours.key.bias, ours.value.bias]))
+        reference.out_proj.weight.copy_(ours.output.weight)
+        reference.out_proj.bias.copy_(ours.output.bias)
+    x = torch.randn(3, 8, 32)
+    mask = right_padding_mask([8, 5, 1], 8) if padded else None
+    key_padding_mask = (mask == 0) if padded else None  # torch: True = ignore
+    future = torch.ones(8, 8, dtype=torch.bool).triu(1) if causal else None  # True = ignore
+    expected, expected_weights = reference(
+        x, x, x, key_padding_mask=key_padding_mask, attn_mask=future, average_attn_weights=False
+    )
+    for need_weights in (False, True):
+        output, weights = ours(x, mask, need_weights=need_weights)
+        print(
+            f"\nvs nn.MultiheadAttention (causal={causal}, padded={padded}): "
+            f"{(output - expected).abs().max():.2e}"
+        )
+        assert_close(output, expected, **TIGHT)
+    assert_close(weights, expected_weights, **TIGHT)
+
+
+def test_attention_dropout_only_in_training() -> None:
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(small_config(attention_dropout=0.5))
+    x = torch.randn(2, 6, 32)
+    attention.train()
+    assert not torch.allclose(attention(x)[0], attention(x)[0])
+    attention.eval()
+    assert_close(attention(x)[0], attention(x)[0])
+
+
+# ---------------------------------------------------------------------------- blocks and models
+
+
+def test_pre_and_post_ln_blocks_follow_their_formulas() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 32)
+    for position in ("pre", "post"):
+        block = Block(small_config(norm_position=position)).eval()
+        attention, feed_forward = block.attention, block.feed_forward
+        if position == "pre":
+            h = x + attention(block.attention_norm(x))[0]
+            expected = h + feed_forward(block.feed_forward_norm(h))
+        else:
+            h = block.attention_norm(x + attention(x)[0])
+            expected = block.feed_forward_norm(h + feed_forward(h))
+        assert_close(block(x)[0], expected)
+
+
+def test_decoder_is_causal_and_encoder_ignores_padding() -> None:
+    torch.manual_seed(0)
+    decoder = CausalLM(small_config()).eval()
+    ids = torch.randint(0, 61, (1, 10))
+    changed = ids.clone()
+    changed[0, 6] = (changed[0, 6] + 1) % 61
+    assert_close(decoder(ids)[:, :6], decoder(changed)[:, :6])
+    assert not torch.allclose(decoder(ids)[:, 6:], decoder(changed)[:, 6:])
+
+    encoder = Transformer(encoder_config()).eval()
+    short = torch.randint(1, 61, (1, 5))
+    padded = torch.cat([short, torch.zeros(1, 4, dtype=torch.long)], dim=1)
+    mask = right_padding_mask([5], 9)
+    assert_close(encoder(padded, mask)[:, :5], encoder(short), **TIGHT)
+
+
+def test_heads_shapes_and_tied_weights() -> None:
+    ids = torch.randint(0, 61, (2, 7))
+    lm = CausalLM(small_config())
+    assert lm(ids).shape == (2, 7, 61)
+    assert lm.lm_head.weight is lm.transformer.token_embedding.weight
+    untied = CausalLM(small_config(tie_weights=False))
+    assert untied.lm_head.weight is not untied.transformer.token_embedding.weight
+    mlm = MaskedLM(encoder_config())
+    assert mlm(ids, token_type_ids=torch.ones_like(ids)).shape == (2, 7, 61)
+    assert mlm.decoder.weight is mlm.transformer.token_embedding.weight
+    classifier = SequenceClassifier(encoder_config(), num_labels=3)
+    assert classifier(ids).shape == (2, 3)
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_classifier_pooling_ignores_padding(pooling: str) -> None:
+    torch.manual_seed(0)
+    classifier = SequenceClassifier(encoder_config(), num_labels=3, pooling=pooling).eval()
+    short = torch.randint(1, 61, (1, 4))
+    padded = torch.cat([short, torch.zeros(1, 5, dtype=torch.long)], dim=1)
+    assert_close(classifier(padded, right_padding_mask([4], 9)), classifier(short), **TIGHT)
+
+
+def test_parameter_count_matches_the_formula() -> None:
+    config = small_config()
+    n, vocab, context, layers = 32, 61, 16, 2
+    per_layer = 12 * n * n + 13 * n  # q, k, v, output, up, down (+ biases), two LayerNorms
+    embeddings = vocab * n + context * n
+    model = CausalLM(config)
+    assert model.num_parameters() == embeddings + layers * per_layer + 2 * n  # + final norm
+    assert model.num_parameters(exclude_embeddings=True) == layers * per_layer + 2 * n
+    assert CausalLM(small_config(tie_weights=False)).num_parameters() == (
+        model.num_parameters() + vocab * n
+    )
+
+
+def test_flops_per_token_is_the_palm_estimate_on_every_model() -> None:
+    config = small_config()
+    lm = CausalLM(config)
+    matmul_params = lm.num_parameters(exclude_embeddings=True) + 61 * 32  # tied output layer
+    assert lm.flops_per_token() == 6 * matmul_params + 12 * 2 * 32 * 16
+    assert lm.flops_per_token(seq_len=4) == 6 * matmul_params + 12 * 2 * 32 * 4
+    for model in (Transformer(config), MaskedLM(encoder_config()), SequenceClassifier(config, 2)):
+        assert isinstance(model.flops_per_token(), float)
+        assert model.flops_per_token() > 6 * model.num_parameters(exclude_embeddings=True) - 1
+
+
+def test_init_is_gpt2_style() -> None:
+    torch.manual_seed(0)
+    model = CausalLM(small_config(n_embd=64, n_head=4, vocab_size=500))
+    assert abs(model.transformer.token_embedding.weight.std().item() - 0.02) < 0.002
+    residual = model.transformer.blocks[0].feed_forward.down.weight.std().item()
+    assert abs(residual - 0.02 / 2) < 0.002  # 0.02 / sqrt(2 * n_layer), n_layer = 2
+    assert (model.transformer.blocks[0].attention.query.bias == 0).all()
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def test_n_embd_not_divisible_by_n_head_names_both() -> None:
+    with pytest.raises(ValueError, match=r"n_embd=30 .*n_head=4"):
+        TransformerConfig(n_embd=30, n_head=4)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("norm_position", "middle"), ("gelu", "relu"), ("attention_path", "flash"), ("dropout", 1.5)],
+)
+def test_bad_config_values_are_named(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        small_config(**{field: value})
+
+
+def test_sequence_longer_than_context_names_both_numbers() -> None:
+    model = CausalLM(small_config())
+    with pytest.raises(ValueError, match=r"sequence length 17 .*block_size=16"):
+        model(torch.zeros(1, 17, dtype=torch.long))
+
+
+def test_mask_of_wrong_shape_names_both_shapes() -> None:
+    model = CausalLM(small_config())
+    with pytest.raises(ValueError, match=r"\(2, 5\).*got \(2, 6\)"):
+        model(torch.zeros(2, 5, dtype=torch.long), torch.ones(2, 6))
+    with pytest.raises(ValueError, match=r"\(2, 5\).*got \(2, 1, 1, 5\)"):
+        MultiHeadAttention(small_config())(torch.randn(2, 5, 32), torch.ones(2, 1, 1, 5))
+
+
+def test_mask_of_wrong_dtype_or_values_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"bool, integer or float.*complex64"):
+        validate_attention_mask(torch.ones(2, 3, dtype=torch.complex64), 2, 3)
+    additive = torch.tensor([[0.0, 0.0, float("-inf")]])
+    with pytest.raises(ValueError, match=r"only 0 \(padding\) and 1.*-inf"):
+        validate_attention_mask(additive, 1, 3)
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        validate_attention_mask([[1, 1, 0]], 1, 3)
+
+
+def test_mask_dtypes_agree() -> None:
+    as_bool = torch.tensor([[True, True, False]])
+    for mask in (as_bool, as_bool.long(), as_bool.float(), as_bool.to(torch.uint8)):
+        assert torch.equal(validate_attention_mask(mask, 1, 3), as_bool)
+
+
+def test_other_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="type_vocab_size=0"):
+        Transformer(small_config())(
+            torch.zeros(1, 3, dtype=torch.long), token_type_ids=torch.zeros(1, 3)
+        )
+    with pytest.raises(ValueError, match="integer tensor of shape"):
+        CausalLM(small_config())(torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="pooling"):
+        SequenceClassifier(encoder_config(), num_labels=2, pooling="max")
