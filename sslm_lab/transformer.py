@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sslm_lab.masking import causal_mask
+
 NormPosition = Literal["pre", "post"]
 GeluKind = Literal["exact", "tanh"]
 AttentionPath = Literal["fast", "explicit"]
@@ -116,11 +118,6 @@ def validate_attention_mask(attention_mask: Tensor, batch: int, seq: int) -> Ten
             f"1 (real token); found {bad}. An additive mask (0 / -inf) is not accepted here."
         )
     return attention_mask == 1
-
-
-def causal_mask(seq: int, device: torch.device | None = None) -> Tensor:
-    """Bool (seq, seq), True where query i may look at key j, i.e. j <= i."""
-    return torch.ones(seq, seq, dtype=torch.bool, device=device).tril()
 
 
 def allowed_keys(

@@ -8,6 +8,7 @@ from torch import nn
 from torch.testing import assert_close
 
 from sslm_lab import transformer as T
+from sslm_lab.masking import padding_mask
 from sslm_lab.transformer import (
     Block,
     CausalLM,
@@ -35,7 +36,7 @@ def encoder_config(**overrides) -> TransformerConfig:
 
 def right_padding_mask(lengths: list[int], seq: int) -> torch.Tensor:
     """(batch, seq) long, 1 for the first `length` positions of each row."""
-    return (torch.arange(seq)[None, :] < torch.tensor(lengths)[:, None]).long()
+    return padding_mask(torch.tensor(lengths), seq)
 
 
 # ---------------------------------------------------------------------------- attention paths
