@@ -1,0 +1,73 @@
+"""Where cached data lives, and the two habits that keep a cache honest.
+
+Every file the lab downloads or derives (the Shakespeare texts, trained tokenizers)
+lands under `data_dir()`. Files are checked by sha256 before they are trusted, and
+written to a temporary file that is renamed into place, so a crash or two processes
+writing at once never leave a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+DATA_DIR_ENV_VAR = "SSLM_DATA_DIR"
+
+# sslm_lab/data/cache.py -> sslm_lab/ -> the folder that holds the package.
+_PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+
+
+def data_dir() -> Path:
+    """The folder for cached data, created on demand.
+
+    `$SSLM_DATA_DIR` if set; else the checkout's `data/` folder when the package sits
+    in a source checkout (the package's parent folder holds pyproject.toml); else
+    `~/.cache/sslm_lab` for an installed package.
+    """
+    override = os.environ.get(DATA_DIR_ENV_VAR)
+    if override:
+        directory = Path(override).expanduser()
+    elif (_PACKAGE_PARENT / "pyproject.toml").is_file():
+        directory = _PACKAGE_PARENT / "data"
+    else:
+        directory = Path.home() / ".cache" / "sslm_lab"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 digest of `data`."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` through a temporary file renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        # mkstemp creates owner-only files; a cache file is as readable as any other.
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 `text` to `path` exactly as given (no newline translation)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
