@@ -51,9 +51,8 @@ def test_explicit_path_equals_fast_path(causal: bool, padded: bool) -> None:
     mask = right_padding_mask([9, 6, 2], 9) if padded else None
     fast, no_weights = attention(x, mask)
     explicit, weights = attention(x, mask, need_weights=True)
-    print(
-        f"\nexplicit vs fast (causal={causal}, padded={padded}): {(fast - explicit).abs().max():.2e}"
-    )
+    error = (fast - explicit).abs().max()
+    print(f"\n[parity] explicit vs fast (causal={causal}, padded={padded}): {error:.2e}")
     assert no_weights is None
     assert weights.shape == (3, 4, 9, 9)
     assert_close(fast, explicit, **TIGHT)
@@ -144,7 +143,7 @@ def test_attention_equals_torch_multihead_attention(padded: bool, causal: bool) 
     for need_weights in (False, True):
         output, weights = ours(x, mask, need_weights=need_weights)
         print(
-            f"\nvs nn.MultiheadAttention (causal={causal}, padded={padded}): "
+            f"\n[parity] vs nn.MultiheadAttention (causal={causal}, padded={padded}): "
             f"{(output - expected).abs().max():.2e}"
         )
         assert_close(output, expected, **TIGHT)
