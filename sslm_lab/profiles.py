@@ -29,10 +29,22 @@ class TourSizes:
 
 
 @dataclass(frozen=True)
+class AttentionSizes:
+    """01_attention: softmax saturation, MiniLM parity, the attention timing."""
+
+    head_dims: tuple[int, ...]  # d_k values in the "why divide by sqrt(d_k)" plot
+    saturation_samples: int  # random query/key draws per d_k
+    shakespeare_lines: int  # lines run through MiniLM for parity and the explorer
+    bench_seq_lens: tuple[int, ...]  # sequence lengths of the explicit-vs-fast timing
+    bench_repeats: int  # timed steps per sequence length
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
     tour: TourSizes
+    attention: AttentionSizes
 
 
 PROFILES: dict[str, Profile] = {
@@ -40,16 +52,37 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         description="CI and nbval on 2 CPU cores: seconds per notebook",
         tour=TourSizes(bpe_vocab_size=512, ngram_smoothing=0.01, digits_grid=4),
+        attention=AttentionSizes(
+            head_dims=(4, 64, 1024),
+            saturation_samples=64,
+            shakespeare_lines=4,
+            bench_seq_lens=(32, 64),
+            bench_repeats=2,
+        ),
     ),
     "laptop": Profile(
         name="laptop",
         description="JupyterLab on a laptop CPU: a few minutes per notebook",
         tour=TourSizes(bpe_vocab_size=2048, ngram_smoothing=0.01, digits_grid=8),
+        attention=AttentionSizes(
+            head_dims=(4, 16, 64, 256, 1024),
+            saturation_samples=1000,
+            shakespeare_lines=16,
+            bench_seq_lens=(64, 128, 256, 512),
+            bench_repeats=5,
+        ),
     ),
     "gpu": Profile(
         name="gpu",
         description="one GPU through papermill: the headline numbers",
         tour=TourSizes(bpe_vocab_size=8192, ngram_smoothing=0.01, digits_grid=10),
+        attention=AttentionSizes(
+            head_dims=(4, 16, 64, 256, 1024),
+            saturation_samples=4000,
+            shakespeare_lines=64,
+            bench_seq_lens=(128, 512, 1024, 2048),
+            bench_repeats=20,
+        ),
     ),
 }
 
