@@ -200,7 +200,7 @@ def bert_config_to_sslm(bert_config: Any) -> TransformerConfig:
         attention_dropout=bert_config.attention_probs_dropout_prob,
         causal=False,
         norm_position="post",
-        gelu=gelu_kind(bert_config.hidden_act, "BERT"),  # type: ignore[arg-type]
+        gelu=gelu_kind(bert_config.hidden_act, "BERT"),
         type_vocab_size=bert_config.type_vocab_size,
         tie_weights=getattr(bert_config, "tie_word_embeddings", True),
         layer_norm_eps=bert_config.layer_norm_eps,
@@ -333,7 +333,7 @@ def gpt2_config_to_sslm(gpt2_config: Any) -> TransformerConfig:
         attention_dropout=gpt2_config.attn_pdrop,
         causal=True,
         norm_position="pre",
-        gelu=gelu_kind(gpt2_config.activation_function, "GPT-2"),  # type: ignore[arg-type]
+        gelu=gelu_kind(gpt2_config.activation_function, "GPT-2"),
         type_vocab_size=0,
         tie_weights=getattr(gpt2_config, "tie_word_embeddings", True),
         layer_norm_eps=gpt2_config.layer_norm_epsilon,

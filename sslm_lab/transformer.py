@@ -94,7 +94,8 @@ def validate_attention_mask(attention_mask: Tensor, batch: int, seq: int) -> Ten
     """Check a padding mask and return it as bool, shape (batch, seq), True = real token.
 
     Accepts bool, or integer/float holding only 0 and 1 (the `transformers` convention).
-    A bool mask of the right shape is returned as is, so calling this again is free.
+    A bool mask of the right shape is returned as is, so calling this again is free (and a
+    bool mask skips the 0/1 value check, which costs a synchronisation on a GPU).
     """
     if not isinstance(attention_mask, Tensor):
         raise TypeError(f"attention_mask must be a torch.Tensor; got {type(attention_mask)}")
