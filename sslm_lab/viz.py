@@ -18,7 +18,8 @@ GENRE_COLOURS = {
 
 def plot_work_lengths(titles: Sequence[str], genres: Sequence[str], chars: Sequence[int]) -> Figure:
     """Horizontal bars of each work's length in characters, grouped and coloured by genre."""
-    order = sorted(range(len(titles)), key=lambda i: (genres[i], -chars[i]))
+    rank = {genre: i for i, genre in enumerate(GENRE_COLOURS)}
+    order = sorted(range(len(titles)), key=lambda i: (rank.get(genres[i], len(rank)), -chars[i]))
     fig, ax = plt.subplots(figsize=(8, 0.22 * len(titles) + 1))
     ax.barh(
         [titles[i] for i in order],
@@ -57,6 +58,7 @@ def plot_baselines(bits_per_char: dict[str, float], reference: float | None = No
         ax.text(i, bits_per_char[name], f"{bits_per_char[name]:.2f}", ha="center", va="bottom")
     if reference is not None:
         ax.axhline(reference, linestyle="--", color="grey", label=f"uniform: {reference:.2f}")
+        ax.set_ylim(0, reference * 1.2)
         ax.legend(loc="upper right")
     ax.set_ylabel("bits per character (val)")
     fig.tight_layout()
