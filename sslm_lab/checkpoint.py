@@ -1,0 +1,242 @@
+"""Checkpoints that survive a crash and resume training exactly.
+
+A checkpoint is one folder per step, next to a `latest` pointer:
+
+    checkpoint_dir/
+        step_0000500/
+            model.safetensors   the weights: plain tensors, safe to load from anywhere
+            state.pt            optimizer(s), scheduler(s), scaler(s), step, RNG states,
+                                data position, metrics history
+        step_0001000/ ...
+        latest                  a text file holding the newest folder's name
+
+Three rules keep it trustworthy:
+
+- Nothing is ever half-written. The folder is filled under a temporary name and
+  renamed into place with `os.replace` (atomic on POSIX), and `latest` is replaced
+  the same way, so a SIGKILL leaves either the old checkpoint or the new one.
+- `state.pt` is loaded with `torch.load(weights_only=True)`, which refuses to run
+  pickled code. So everything in it is a tensor or a plain Python value: RNG states
+  are converted to tensors here rather than stored as NumPy arrays.
+- A file that cannot be read is reported with its path (`CheckpointError`) and a
+  checkpoint whose shapes don't match the model is refused before loading, never
+  silently skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+WEIGHTS_FILE = "model.safetensors"
+STATE_FILE = "state.pt"
+LATEST_FILE = "latest"
+STEP_PREFIX = "step_"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, or does not fit the model."""
+
+
+def step_folder_name(step: int) -> str:
+    """`step_0000500` for step 500: zero-padded so names sort in step order."""
+    return f"{STEP_PREFIX}{step:07d}"
+
+
+def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
+    """Complete checkpoint folders in `directory`, oldest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    folders = [p for p in directory.iterdir() if p.is_dir() and p.name.startswith(STEP_PREFIX)]
+    return sorted(folders, key=lambda p: p.name)
+
+
+def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
+    """The folder `latest` points to, or None if no checkpoint was ever written here."""
+    directory = Path(directory)
+    pointer = directory / LATEST_FILE
+    if not pointer.exists():
+        return None
+    folder = directory / pointer.read_text().strip()
+    if not folder.is_dir():
+        raise CheckpointError(
+            f"{pointer} points to {folder.name!r}, which does not exist; "
+            f"checkpoints present: {[p.name for p in list_checkpoints(directory)] or 'none'}"
+        )
+    return folder
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync(path: Path) -> None:
+    # The page cache survives a killed process, but not a power cut: flush to disk.
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def save_checkpoint(
+    directory: str | os.PathLike,
+    step: int,
+    model: nn.Module,
+    state: dict[str, Any],
+    keep_last_n: int | None = None,
+) -> Path:
+    """Write `model`'s weights and the training `state` as `directory/step_NNNNNNN`.
+
+    Returns the new folder. Older folders beyond the newest `keep_last_n` are deleted.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / step_folder_name(step)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=directory))
+    # save_model (not save_file) copes with tied weights, e.g. a shared embedding and head.
+    save_model(model, str(staging / WEIGHTS_FILE))
+    torch.save(state, staging / STATE_FILE)
+    for name in (WEIGHTS_FILE, STATE_FILE):
+        _fsync(staging / name)
+    if final.exists():  # a rerun writing the same step again: swap the old folder out
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}-old-", dir=directory))
+        os.replace(final, old / final.name)
+        os.replace(staging, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(staging, final)
+    _write_text_atomically(directory / LATEST_FILE, final.name + "\n")
+    if keep_last_n is not None:
+        for stale in list_checkpoints(directory)[:-keep_last_n]:
+            shutil.rmtree(stale)
+    return final
+
+
+def weight_mismatches(path: str | os.PathLike, model: nn.Module) -> list[str]:
+    """Differences in names and shapes between a safetensors file and `model` (empty: fits).
+
+    Reads only the file's header, so a large checkpoint is checked without loading it.
+    """
+    model_state = model.state_dict()
+    expected = {name: tuple(tensor.shape) for name, tensor in model_state.items()}
+    with safe_open(str(path), framework="pt") as handle:
+        stored = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+    problems = [
+        f"{name} has shape {stored[name]} in the checkpoint but {expected[name]} in the model"
+        for name in stored
+        if name in expected and stored[name] != expected[name]
+    ]
+    problems += [
+        f"{name} is in the checkpoint but not in the model"
+        for name in stored
+        if name not in expected
+    ]
+    # Tied weights are stored once, so a missing name is only a problem if no stored
+    # tensor shares its memory (e.g. a language-model head tied to the embedding).
+    stored_memory = {model_state[name].data_ptr() for name in stored if name in expected}
+    problems += [
+        f"{name} is in the model but not in the checkpoint"
+        for name, tensor in model_state.items()
+        if name not in stored and tensor.data_ptr() not in stored_memory
+    ]
+    return problems
+
+
+def load_checkpoint(folder: str | os.PathLike, model: nn.Module) -> dict[str, Any]:
+    """Load weights from `folder` into `model` and return the training state saved beside.
+
+    Raises CheckpointError, naming the file, if a file is missing, truncated or
+    corrupt, or if the weights' names or shapes do not match `model`.
+    """
+    folder = Path(folder)
+    weights, state_path = folder / WEIGHTS_FILE, folder / STATE_FILE
+    for path in (weights, state_path):
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {folder} is incomplete: {path.name} is missing")
+    try:
+        problems = weight_mismatches(weights, model)
+    except Exception as error:  # safetensors raises its own error types for bad headers
+        raise CheckpointError(
+            f"{weights} is corrupt or truncated ({type(error).__name__}: {error}); "
+            "delete this checkpoint folder and resume from an earlier one"
+        ) from error
+    if problems:
+        listed = "; ".join(problems[:5]) + (
+            f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        )
+        raise CheckpointError(
+            f"checkpoint {folder} does not fit the model: {listed}. "
+            "Build the model with the same configuration as the run that saved it."
+        )
+    try:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(
+            f"{state_path} is corrupt or truncated ({type(error).__name__}: {error}); "
+            "delete this checkpoint folder and resume from an earlier one"
+        ) from error
+    try:
+        load_model(model, str(weights), strict=True, device=str(next(model.parameters()).device))
+    except Exception as error:
+        raise CheckpointError(f"{weights} could not be loaded ({error})") from error
+    return state
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Every random number generator training touches, as tensors and plain values."""
+    version, mt_state, gauss_next = random.getstate()
+    _, np_keys, np_pos, np_has_gauss, np_cached = np.random.get_state(legacy=True)
+    state: dict[str, Any] = {
+        "python": {
+            "version": version,
+            "state": torch.tensor(mt_state, dtype=torch.int64),
+            "gauss_next": gauss_next,
+        },
+        "numpy": {
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "cached_gaussian": float(np_cached),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.backends.mps.is_available():
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Put every generator back exactly as `capture_rng_state` found it."""
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss_next"]))
+    numpy = state["numpy"]
+    np.random.set_state(
+        (
+            "MT19937",
+            numpy["keys"].numpy().astype(np.uint32),
+            numpy["pos"],
+            numpy["has_gauss"],
+            numpy["cached_gaussian"],
+        )
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if "mps" in state and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(state["mps"])

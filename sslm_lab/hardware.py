@@ -1,0 +1,213 @@
+"""Where training runs and how fast it could go: device, precision, torchrun, peak FLOPs.
+
+The trainer asks this module four questions before it takes a single step:
+
+1. Which device?  `resolve_device("auto")` picks CUDA, then Apple's MPS, then the CPU.
+2. Can that device compute in the precision asked for?  `check_precision` answers
+   before any work is done, so a bf16 run on a GPU without bf16 fails at once.
+3. Are we one of several processes started by `torchrun`?  `setup_distributed` reads
+   the environment torchrun sets (RANK, LOCAL_RANK, WORLD_SIZE) and joins the group.
+4. How many FLOP/s could this GPU do at best?  `peak_flops` looks the GPU up in a
+   table, so that model FLOPs utilisation (MFU) = achieved FLOP/s / peak FLOP/s.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+# Dense (no 2:4 sparsity) peak tensor throughput per GPU, in TFLOP/s, from NVIDIA's
+# data sheets. "tf32" is what fp32 matmuls reach when TF32 is allowed.
+PEAK_TFLOPS: dict[str, dict[str, float]] = {
+    "H100 SXM": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4},
+    "H100 PCIe": {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0, "fp16": 756.0},
+    "H100 NVL": {"fp32": 60.0, "tf32": 417.5, "bf16": 835.5, "fp16": 835.5},
+    "H200": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4},
+    "H200 NVL": {"fp32": 60.0, "tf32": 417.5, "bf16": 835.5, "fp16": 835.5},
+    "A100": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0},
+}
+
+
+def invalid_setting(setting: str, value: object, allowed: str) -> ValueError:
+    """The one shape of error for a bad setting: its name, the value given, what is allowed."""
+    return ValueError(f"{setting}: got {value!r}; allowed: {allowed}")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Turn a device name into a `torch.device`, checking that it exists here.
+
+    "auto" means the fastest device present: CUDA, then MPS, then CPU. Under torchrun
+    with CUDA, each process takes the GPU numbered by its LOCAL_RANK.
+    """
+    allowed = "'auto', 'cpu', 'cuda', 'cuda:N', 'mps'"
+    if not isinstance(name, str):
+        raise invalid_setting("TrainerConfig.device", name, allowed)
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise invalid_setting("TrainerConfig.device", name, allowed) from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise invalid_setting("TrainerConfig.device", name, allowed)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"TrainerConfig.device: got {name!r}, but torch.cuda.is_available() is False "
+                "(no GPU visible, or a CPU-only torch build); use 'auto' or 'cpu'"
+            )
+        if device.index is None:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if device.index >= torch.cuda.device_count():
+            raise invalid_setting(
+                "TrainerConfig.device", name, f"cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(
+            f"TrainerConfig.device: got {name!r}, but MPS is not available on this machine; "
+            "use 'auto' or 'cpu'"
+        )
+    return device
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether `device` can run bf16 autocast (pre-Ampere GPUs and old macOS cannot)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "mps":
+        try:
+            torch.zeros(1, dtype=torch.bfloat16, device=device)
+        except (RuntimeError, TypeError):
+            return False
+        return True
+    return True  # the CPU emulates bf16 where it has no native instructions
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Fail before training if `precision` is unknown or `device` cannot run it."""
+    if precision not in PRECISIONS:
+        raise invalid_setting("TrainerConfig.precision", precision, ", ".join(PRECISIONS))
+    if precision == "fp32":
+        return
+    if not torch.amp.autocast_mode.is_autocast_available(device.type):
+        raise ValueError(
+            f"TrainerConfig.precision: got {precision!r}, but this torch has no autocast for "
+            f"{device.type}; allowed here: 'fp32'"
+        )
+    if precision == "bf16" and not bf16_supported(device):
+        raise ValueError(
+            f"TrainerConfig.precision: got 'bf16', but {device_name(device)} cannot compute in "
+            "bf16; allowed here: 'fp32' or 'fp16'"
+        )
+
+
+def configure_tf32(device: torch.device, enabled: bool) -> None:
+    """Let fp32 matmuls on CUDA use TF32 tensor cores (10-bit mantissa, ~8x faster on A100+)."""
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high" if enabled else "highest")
+
+
+def device_name(device: torch.device) -> str:
+    """A human name for the device, e.g. 'NVIDIA H100 80GB HBM3' or 'cpu'."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return device.type
+
+
+def gpu_model(name: str) -> str | None:
+    """Map a CUDA device name to a row of `PEAK_TFLOPS`, or None when we don't know it.
+
+    >>> gpu_model("NVIDIA H100 80GB HBM3")
+    'H100 SXM'
+    """
+    upper = name.upper()
+    for chip in ("H200", "H100"):
+        if chip in upper:
+            if "NVL" in upper:
+                return f"{chip} NVL"
+            if chip == "H100":
+                return "H100 PCIe" if "PCIE" in upper else "H100 SXM"
+            return chip
+    if "A100" in upper:
+        return "A100"
+    return None
+
+
+def peak_flops(device: torch.device, precision: str, tf32: bool = True) -> float | None:
+    """Peak dense FLOP/s of one `device` at `precision`, or None ("unknown")."""
+    if device.type != "cuda":
+        return None
+    model = gpu_model(device_name(device))
+    if model is None:
+        return None
+    key = "tf32" if precision == "fp32" and tf32 else precision
+    return PEAK_TFLOPS[model][key] * 1e12
+
+
+def model_flops_utilization(
+    tokens_per_second: float, flops_per_token: float | None, peak: float | None
+) -> float | None:
+    """MFU = (tokens/s x training FLOPs per token) / peak FLOP/s, or None when unknown.
+
+    See PaLM (Chowdhery et al., 2022), appendix B; `peak` is the sum over all GPUs.
+    """
+    if flops_per_token is None or peak is None or peak <= 0:
+        return None
+    return tokens_per_second * flops_per_token / peak
+
+
+@dataclass(frozen=True)
+class DistributedInfo:
+    """This process's place among the processes torchrun started (1 process: rank 0 of 1)."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 alone writes checkpoints, logs and the progress bar."""
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_distributed(device: torch.device) -> DistributedInfo:
+    """Join the process group torchrun prepared, if WORLD_SIZE > 1.
+
+    NCCL moves gradients between GPUs; gloo does the same job between CPU processes.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    if world_size <= 1:
+        return DistributedInfo()
+    info = DistributedInfo(
+        rank=int(os.environ["RANK"]),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+        world_size=world_size,
+    )
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+            dist.init_process_group(backend="nccl", device_id=device)
+        else:
+            dist.init_process_group(backend="gloo")
+    return info
+
+
+def cleanup_distributed() -> None:
+    """Leave the process group (call once at the end of a torchrun script)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
