@@ -110,6 +110,23 @@ def test_peak_flops_table_knows_h100_h200_a100_and_says_unknown_otherwise():
     assert hardware.model_flops_utilization(1e6, None, 1e13) is None
 
 
+def test_device_auto_picks_the_fastest_device_present():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    if expected == "cpu" and torch.backends.mps.is_available():
+        expected = "mps"
+    assert hardware.resolve_device("auto").type == expected
+    assert hardware.resolve_device("cpu") == torch.device("cpu")
+
+
+def test_compile_option_compiles_each_phase_module_once_in_place(monkeypatch):
+    compiled = []
+    monkeypatch.setattr(nn.Module, "compile", lambda module, *a, **k: compiled.append(module))
+    trainer = lm_trainer(None, 1, compile=True)
+    assert compiled == [trainer.model]  # in place: state_dict names (and checkpoints) unchanged
+    lm_trainer(None, 1)  # compile=False, the default, leaves the model as it is
+    assert len(compiled) == 1
+
+
 def test_gradient_accumulation_matches_one_batch_twice_as_large():
     tokens = make_tokens()
     sampler = block_sampler(tokens, 8)

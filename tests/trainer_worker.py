@@ -136,9 +136,23 @@ def _kill(args: argparse.Namespace) -> None:
 
 
 def _ddp(args: argparse.Namespace) -> None:
-    """Train under torchrun with the global batch split over the processes."""
+    """Train under torchrun with the global batch split over the processes.
+
+    Every rank writes what it saw (`<out>.rank<r>.json`), so the test can check that the
+    ranks trained on different halves of each batch; rank 0 also writes the losses.
+    """
     trainer = lm_trainer(args.dir, args.steps, batch_size=args.batch_size, dropout=0.0, noisy=False)
+    seen = []
+
+    def recording_loss(model, batch, step):
+        inputs = batch[0]
+        seen.append({"rows": len(inputs), "first_window": inputs[0].tolist()})
+        return clean_lm_loss(model, batch, step)
+
+    trainer.phases[0].loss_fn = recording_loss
     history = trainer.fit()
+    rank = trainer.dist.rank
+    Path(f"{args.out}.rank{rank}.json").write_text(json.dumps(seen))
     if trainer.dist.is_main:
         record = {"world_size": trainer.dist.world_size, "losses": losses(history)}
         Path(args.out).write_text(json.dumps(record))

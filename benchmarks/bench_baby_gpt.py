@@ -1,0 +1,287 @@
+"""Baby GPT on Shakespeare characters: how fast the trainer trains, and how well.
+
+The widely used "baby GPT" run (nanoGPT's shakespeare_char): a character-level
+decoder on the contiguous 90/10 split of the corpus, trained through
+`sslm_lab.trainer` exactly as a notebook would.
+
+    python benchmarks/bench_baby_gpt.py --preset cpu   # 4 layers, 128 wide, 2000 steps
+    python benchmarks/bench_baby_gpt.py --preset gpu   # 6 layers, 384 wide, 5000 steps, bf16
+
+It reports ms per training step, training tokens/s, MFU (where the GPU's peak is
+known), peak memory, validation loss every 250 steps on a fixed set of validation
+blocks, and the total wall time with compilation and evaluation included. It prints a
+table and writes benchmarks/results/baby_gpt_<preset>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sslm_lab.data import char_tokenizer, lm_text
+from sslm_lab.hardware import device_name
+from sslm_lab.trainer import Phase, Trainer, TrainerConfig
+from sslm_lab.transformer import CausalLM, TransformerConfig
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Model, optimizer and run sizes of one benchmark setting."""
+
+    n_layer: int
+    n_head: int
+    n_embd: int
+    block_size: int  # context length in characters
+    batch_size: int
+    dropout: float
+    max_steps: int
+    precision: str
+    compile: bool
+    device: str
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    beta2: float = 0.99  # the batch is small (few tokens per step): a shorter memory helps
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    eval_every: int = 250
+    val_blocks: int = 512  # fixed, evenly spaced windows of the validation text
+    eval_batch_size: int = 128
+
+
+PRESETS = {
+    "gpu": Preset(
+        n_layer=6,
+        n_head=6,
+        n_embd=384,
+        block_size=256,
+        batch_size=64,
+        dropout=0.2,
+        max_steps=5000,
+        precision="bf16",
+        compile=True,
+        device="cuda",
+        val_blocks=1024,
+        eval_batch_size=64,  # the training batch size: a new shape would make compile recompile
+    ),
+    "cpu": Preset(
+        n_layer=4,
+        n_head=4,
+        n_embd=128,
+        block_size=64,
+        batch_size=12,
+        dropout=0.0,
+        max_steps=2000,
+        precision="fp32",
+        compile=False,
+        device="cpu",
+        val_blocks=384,
+    ),
+}
+
+
+def encode(split: str, device: torch.device) -> Tensor:
+    """The whole split as one tensor of character ids, (length,), on `device`."""
+    return torch.tensor(char_tokenizer().encode(lm_text(split)), dtype=torch.long, device=device)
+
+
+def random_windows(tokens: Tensor, batch_size: int, block_size: int):
+    """batch_fn: `batch_size` random windows (inputs, next-character targets), drawn on device."""
+    offsets = torch.arange(block_size + 1, device=tokens.device)
+
+    def batch_fn(step: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        high = len(tokens) - block_size - 1
+        starts = torch.randint(high, (batch_size,), generator=generator, device=generator.device)
+        windows = tokens[starts[:, None] + offsets]  # (batch, block + 1)
+        return windows[:, :-1], windows[:, 1:]
+
+    return batch_fn
+
+
+def next_character_loss(model: nn.Module, batch: tuple[Tensor, Tensor], step: int):
+    """Mean cross-entropy of the next character, in nats."""
+    inputs, targets = batch
+    logits = model(inputs)  # (batch, block, vocab)
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten()), {}
+
+
+def validation_loss_fn(model: nn.Module, tokens: Tensor, preset: Preset):
+    """eval_fn: mean loss over the same evenly spaced validation windows every time."""
+    starts = torch.linspace(0, len(tokens) - preset.block_size - 1, preset.val_blocks)
+    windows = tokens[
+        starts.long().to(tokens.device)[:, None]
+        + torch.arange(preset.block_size + 1, device=tokens.device)
+    ]
+
+    def eval_fn(step: int) -> dict[str, float]:
+        total = torch.zeros((), device=tokens.device)
+        for chunk in windows.split(preset.eval_batch_size):
+            loss, _ = next_character_loss(model, (chunk[:, :-1], chunk[:, 1:]), step)
+            total += loss * len(chunk)
+        return {"val/loss": (total / len(windows)).item()}
+
+    return eval_fn
+
+
+def peak_memory_gb(device: torch.device) -> tuple[float, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 1e9, "torch.cuda.max_memory_allocated"
+    # ru_maxrss is in KiB on Linux (bytes on macOS)
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e9, "process peak RSS"
+
+
+def run(preset: Preset, name: str) -> dict:
+    started = time.perf_counter()
+    device = torch.device("cuda" if preset.device == "cuda" else "cpu")
+    train, val = encode("train", device), encode("val", device)
+    vocab_size = char_tokenizer().vocab_size
+    torch.manual_seed(1337)
+    model = CausalLM(
+        TransformerConfig(
+            vocab_size=vocab_size,
+            block_size=preset.block_size,
+            n_layer=preset.n_layer,
+            n_head=preset.n_head,
+            n_embd=preset.n_embd,
+            dropout=preset.dropout,
+            bias=False,
+        )
+    )
+    phase = Phase(
+        "lm",
+        model,
+        next_character_loss,
+        lr=preset.lr,
+        betas=(0.9, preset.beta2),
+        weight_decay=preset.weight_decay,
+        warmup_steps=preset.warmup_steps,
+        min_lr=preset.min_lr,
+    )
+    config = TrainerConfig(
+        max_steps=preset.max_steps,
+        device=preset.device,
+        precision=preset.precision,
+        compile=preset.compile,
+        eval_every=preset.eval_every,
+        grad_clip=1.0,
+        seed=1337,
+    )
+    evaluate = validation_loss_fn(model, val, preset)
+    eval_seconds = []
+
+    def timed_eval(step: int) -> dict[str, float]:
+        tick = time.perf_counter()
+        metrics = evaluate(step)
+        eval_seconds.append(time.perf_counter() - tick)
+        return metrics
+
+    data = random_windows(train, preset.batch_size, preset.block_size)
+    trainer = Trainer(model, phase, data, config, eval_fn=timed_eval)
+    if trainer.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(trainer.device)
+    setup_seconds = time.perf_counter() - started
+    history = trainer.fit()
+    total_seconds = time.perf_counter() - started
+
+    step_ms = [row["step_ms"] for row in history]
+    steady = step_ms[min(10, len(step_ms) - 1) :]  # the first steps compile and warm up
+    ms_per_step = statistics.fmean(steady)
+    tokens_per_step = preset.batch_size * preset.block_size
+    mfus = [row["mfu"] for row in history[10:] if "mfu" in row]
+    memory, memory_kind = peak_memory_gb(trainer.device)
+    evaluations = [
+        {"step": row["step"], "train_loss": row["lm/loss"], "val_loss": row["val/loss"]}
+        for row in history
+        if "val/loss" in row
+    ]
+    return {
+        "benchmark": "baby_gpt",
+        "preset": name,
+        "settings": asdict(preset),
+        "device": device_name(trainer.device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu_threads": torch.get_num_threads(),
+        "parameters": model.num_parameters(),
+        "flops_per_token": model.flops_per_token(),
+        "steps": trainer.step,
+        "ms_per_step": ms_per_step,
+        "ms_per_step_median": statistics.median(steady),
+        "first_step_ms": step_ms[0],  # includes compilation when compile=True
+        "tokens_per_s": tokens_per_step / (ms_per_step / 1000),
+        "mfu": statistics.fmean(mfus) if mfus else "unknown",
+        "peak_memory_gb": memory,
+        "peak_memory_kind": memory_kind,
+        "evaluations": evaluations,
+        "final_val_loss": evaluations[-1]["val_loss"],
+        "eval_seconds": sum(eval_seconds),
+        "setup_seconds": setup_seconds,
+        "train_seconds": sum(step_ms) / 1000,
+        "total_seconds": total_seconds,
+    }
+
+
+def print_report(result: dict) -> None:
+    print(
+        f"\nbaby GPT, preset {result['preset']} on {result['device']} "
+        f"({result['parameters'] / 1e6:.2f} M parameters, torch {result['torch']})"
+    )
+    print(f"{'step':>6} {'train loss':>11} {'val loss':>9}")
+    for row in result["evaluations"]:
+        print(f"{row['step']:>6} {row['train_loss']:>11.4f} {row['val_loss']:>9.4f}")
+    mfu = result["mfu"]
+    lines = [
+        (
+            "ms / step (mean, median)",
+            f"{result['ms_per_step']:.2f}, {result['ms_per_step_median']:.2f}",
+        ),
+        ("first step ms (compile)", f"{result['first_step_ms']:.0f}"),
+        ("training tokens / s", f"{result['tokens_per_s']:,.0f}"),
+        ("MFU", mfu if isinstance(mfu, str) else f"{100 * mfu:.1f} %"),
+        ("peak memory GB", f"{result['peak_memory_gb']:.2f} ({result['peak_memory_kind']})"),
+        ("final val loss", f"{result['final_val_loss']:.4f}"),
+        ("evaluation s", f"{result['eval_seconds']:.1f}"),
+        ("total wall s", f"{result['total_seconds']:.1f} (setup {result['setup_seconds']:.1f})"),
+    ]
+    for label, value in lines:
+        print(f"{label:>26}  {value}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    parser.add_argument("--steps", type=int, help="override max_steps (a quick check)")
+    parser.add_argument(
+        "--out", type=Path, help="JSON path; default results/baby_gpt_<preset>.json"
+    )
+    args = parser.parse_args()
+    preset = PRESETS[args.preset]
+    if args.steps:
+        preset = replace(
+            preset, max_steps=args.steps, eval_every=min(preset.eval_every, args.steps)
+        )
+    if preset.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--preset gpu needs a CUDA GPU; use --preset cpu here")
+    result = run(preset, args.preset)
+    print_report(result)
+    out = args.out or RESULTS / f"baby_gpt_{args.preset}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
