@@ -54,7 +54,7 @@ A GAN (the model passed first must contain both networks, so one checkpoint hold
 
 Data is either an iterable of batches (a DataLoader, a list) or a sampler
 `batch_fn(step, generator) -> batch` over tensors already on the device (see
-`sample_rows`), so the GPU never waits for the host. Either way a batch is the
+`sslm_lab.batches.sample_rows`), so the GPU never waits for the host. Either way a batch is the
 *global* batch: under torchrun each process keeps its 1/WORLD_SIZE slice of it.
 """
 
@@ -275,8 +275,9 @@ class Trainer:
     """Train `model` by running `phases` on batches from `data` (see the module docstring).
 
     `eval_fn(step) -> dict of metrics` is called every `eval_every` steps with the
-    model in eval mode and gradients off. Under torchrun every process runs it, so it
-    must not depend on the rank; its results land in the same history row.
+    model in eval mode and gradients off; its results land in that step's history row.
+    Under torchrun every process runs it and rank 0's numbers are shared. Callbacks,
+    `callback(trainer, row)` after every step, also run on every rank.
     """
 
     def __init__(
@@ -512,7 +513,14 @@ class Trainer:
                 metrics = self.eval_fn(self.step)
         finally:
             self.model.train(was_training)
-        return {key: float(value) for key, value in metrics.items()}
+        metrics = {key: float(value) for key, value in metrics.items()}
+        if self.dist.enabled:
+            # GPUs may differ in the last bits; every rank must take the same early-stopping
+            # decision, or the ones that stop would leave the others waiting forever.
+            shared = [metrics]
+            dist.broadcast_object_list(shared, src=0)
+            metrics = shared[0]
+        return metrics
 
     def _update_early_stopping(self, metrics: dict[str, float]) -> None:
         metric = self.config.early_stopping_metric
@@ -542,7 +550,7 @@ class Trainer:
             return None
         return Path(self.config.checkpoint_dir) / step_folder_name(self.step)
 
-    def save_checkpoint(self) -> Path | None:
+    def save_checkpoint(self) -> Path:
         """Write a checkpoint for the current step (rank 0 writes; every rank must call)."""
         folder = self._folder()
         if folder is None:

@@ -13,7 +13,15 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
-from trainer_worker import TinyLM, block_sampler, clean_lm_loss, lm_trainer, losses, make_tokens
+from trainer_worker import (
+    TinyLM,
+    block_sampler,
+    clean_lm_loss,
+    gan_trainer,
+    lm_trainer,
+    losses,
+    make_tokens,
+)
 
 import sslm_lab.trainer as trainer_module
 from sslm_lab import hardware
@@ -149,45 +157,12 @@ def test_gradient_accumulation_matches_one_batch_twice_as_large():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
-class Generator(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
-
-    def forward(self, noise: torch.Tensor) -> torch.Tensor:
-        return self.net(noise)
-
-
 def test_a_gan_trains_two_optimizers_with_their_own_schedules():
-    torch.manual_seed(0)
-    generator, discriminator = (
-        Generator(),
-        nn.Sequential(nn.Linear(1, 8), nn.ReLU(), nn.Linear(8, 1)),
-    )
-    gan = nn.ModuleDict({"generator": generator, "discriminator": discriminator})
-    real_data = 3.0 + 0.5 * torch.randn(256, 1)
-
-    def discriminator_loss(disc, batch, step):
-        (real,) = batch
-        with torch.no_grad():
-            fake = generator(torch.randn(len(real), 2))
-        scores = disc(torch.cat([real, fake]))  # (2 * batch, 1)
-        labels = torch.cat([torch.ones(len(real), 1), torch.zeros(len(fake), 1)])
-        return F.binary_cross_entropy_with_logits(scores, labels), {"real_score": scores[:8].mean()}
-
-    def generator_loss(gen, batch, step):
-        scores = discriminator(gen(torch.randn(len(batch[0]), 2)))
-        return F.binary_cross_entropy_with_logits(scores, torch.ones_like(scores)), {}
-
-    before = {name: p.detach().clone() for name, p in gan.named_parameters()}
-    phases = [
-        Phase("discriminator", discriminator, discriminator_loss, lr=1e-2, warmup_steps=2),
-        Phase("generator", generator, generator_loss, lr=5e-3, schedule="constant", every=2),
-    ]
-    trainer = Trainer(gan, phases, sample_rows(real_data, batch_size=32), quiet(max_steps=10))
+    trainer = gan_trainer(10)
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
     history = trainer.fit()
 
-    for name, p in gan.named_parameters():
+    for name, p in trainer.model.named_parameters():
         assert not torch.equal(p, before[name]), f"{name} did not change"
     disc_state, gen_state = trainer._states
     assert disc_state.updates == 10 and disc_state.scheduler.last_epoch == 10

@@ -199,10 +199,15 @@ def test_torchrun_two_processes_match_one_process_with_the_same_global_batch(tmp
     assert record["world_size"] == 2
     single = lm_trainer(None, 8, batch_size=8, dropout=0.0, noisy=False)
     torch.testing.assert_close(record["losses"], losses(single.fit()), rtol=1e-4, atol=1e-5)
-    # Each rank trained on its own half of every global batch (not the whole batch twice).
     seen = [json.loads(Path(f"{out}.rank{rank}.json").read_text()) for rank in (0, 1)]
-    assert all(step["rows"] == 4 for rank in seen for step in rank)
-    assert all(a["first_window"] != b["first_window"] for a, b in zip(*seen, strict=True))
+    # Each rank trained on its own half of every global batch (not the whole batch twice).
+    assert all(step["rows"] == 4 for rank in seen for step in rank["batches"])
+    pairs = zip(seen[0]["batches"], seen[1]["batches"], strict=True)
+    assert all(a["first_window"] != b["first_window"] for a, b in pairs)
+    # Every rank received rank 0's evaluation numbers, so early stopping cannot diverge.
+    assert seen[0]["val_rank"] == seen[1]["val_rank"] == [0.0, 0.0]
+    # A GAN, two DDP-wrapped phases with different noise per rank, keeps its replicas equal.
+    assert seen[0]["gan_checksums"] == seen[1]["gan_checksums"]
     # rank 0 alone wrote the final checkpoint, and it loads into a single-process run
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step_0000008"]
     assert len(torch.load(tmp_path / "run" / "step_0000008" / "state.pt")["rng"]) == 2

@@ -26,6 +26,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sslm_lab.batches import sample_rows  # noqa: E402
 from sslm_lab.hardware import cleanup_distributed  # noqa: E402
 from sslm_lab.trainer import Phase, Trainer, TrainerConfig  # noqa: E402
 
@@ -118,6 +119,48 @@ def lm_trainer(
     return Trainer(model, phase, block_sampler(make_tokens(), batch_size), config, eval_fn)
 
 
+class Generator(nn.Module):
+    """noise (batch, 2) -> a sample (batch, 1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
+
+    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+        return self.net(noise)
+
+
+def gan_trainer(steps: int, **config_overrides) -> Trainer:
+    """A 1-D GAN: the discriminator every step (warmup, cosine), the generator every 2nd."""
+    torch.manual_seed(0)
+    generator = Generator()
+    discriminator = nn.Sequential(nn.Linear(1, 8), nn.ReLU(), nn.Linear(8, 1))
+    gan = nn.ModuleDict({"generator": generator, "discriminator": discriminator})
+    real_data = 3.0 + 0.5 * torch.randn(256, 1)
+
+    def discriminator_loss(disc: nn.Module, batch, step: int):
+        (real,) = batch
+        with torch.no_grad():
+            fake = generator(torch.randn(len(real), 2))
+        scores = disc(torch.cat([real, fake]))  # (2 * batch, 1)
+        labels = torch.cat([torch.ones(len(real), 1), torch.zeros(len(fake), 1)])
+        loss = F.binary_cross_entropy_with_logits(scores, labels)
+        return loss, {"real_score": scores[: len(real)].mean()}
+
+    def generator_loss(gen: nn.Module, batch, step: int):
+        scores = discriminator(gen(torch.randn(len(batch[0]), 2)))
+        return F.binary_cross_entropy_with_logits(scores, torch.ones_like(scores)), {}
+
+    phases = [
+        Phase("discriminator", discriminator, discriminator_loss, lr=1e-2, warmup_steps=2),
+        Phase("generator", generator, generator_loss, lr=5e-3, schedule="constant", every=2),
+    ]
+    settings = {"device": "cpu", "progress": False, **config_overrides}
+    return Trainer(
+        gan, phases, sample_rows(real_data, batch_size=32), TrainerConfig(steps, **settings)
+    )
+
+
 def losses(history: list[dict[str, float]], phase: str = "lm") -> list[float]:
     return [row[f"{phase}/loss"] for row in history]
 
@@ -136,12 +179,12 @@ def _kill(args: argparse.Namespace) -> None:
 
 
 def _ddp(args: argparse.Namespace) -> None:
-    """Train under torchrun with the global batch split over the processes.
+    """Under torchrun: a causal LM with the global batch split over the processes, then a GAN.
 
-    Every rank writes what it saw (`<out>.rank<r>.json`), so the test can check that the
-    ranks trained on different halves of each batch; rank 0 also writes the losses.
+    Every rank writes what it saw to `<out>.rank<r>.json`: the batches it trained on,
+    the evaluation numbers it received, and a checksum of the GAN's weights. Rank 0
+    also writes the LM losses to `<out>`.
     """
-    trainer = lm_trainer(args.dir, args.steps, batch_size=args.batch_size, dropout=0.0, noisy=False)
     seen = []
 
     def recording_loss(model, batch, step):
@@ -149,10 +192,30 @@ def _ddp(args: argparse.Namespace) -> None:
         seen.append({"rows": len(inputs), "first_window": inputs[0].tolist()})
         return clean_lm_loss(model, batch, step)
 
+    def eval_fn(step: int) -> dict[str, float]:
+        return {"val/rank": float(torch.distributed.get_rank())}  # rank 0's value must win
+
+    trainer = lm_trainer(
+        args.dir,
+        args.steps,
+        batch_size=args.batch_size,
+        dropout=0.0,
+        noisy=False,
+        eval_fn=eval_fn,
+        eval_every=4,
+    )
     trainer.phases[0].loss_fn = recording_loss
     history = trainer.fit()
-    rank = trainer.dist.rank
-    Path(f"{args.out}.rank{rank}.json").write_text(json.dumps(seen))
+
+    gan = gan_trainer(4)
+    gan.fit()
+    checksums = {name: float(p.double().sum()) for name, p in gan.model.named_parameters()}
+    record = {
+        "batches": seen,
+        "val_rank": [row["val/rank"] for row in history if "val/rank" in row],
+        "gan_checksums": checksums,
+    }
+    Path(f"{args.out}.rank{trainer.dist.rank}.json").write_text(json.dumps(record))
     if trainer.dist.is_main:
         record = {"world_size": trainer.dist.world_size, "losses": losses(history)}
         Path(args.out).write_text(json.dumps(record))
