@@ -34,9 +34,11 @@ class AttentionSizes:
 
     head_dims: tuple[int, ...]  # d_k values in the "why divide by sqrt(d_k)" plot
     saturation_samples: int  # random query/key draws per d_k
+    saturation_keys: int  # keys each query's softmax chooses among
     shakespeare_lines: int  # lines run through MiniLM for parity and the explorer
     bench_seq_lens: tuple[int, ...]  # sequence lengths of the explicit-vs-fast timing
     bench_repeats: int  # timed steps per sequence length
+    bench_batch: int  # sequences per timed step
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,11 @@ PROFILES: dict[str, Profile] = {
         attention=AttentionSizes(
             head_dims=(4, 64, 1024),
             saturation_samples=64,
+            saturation_keys=16,
             shakespeare_lines=4,
             bench_seq_lens=(32, 64),
             bench_repeats=2,
+            bench_batch=2,
         ),
     ),
     "laptop": Profile(
@@ -67,9 +71,11 @@ PROFILES: dict[str, Profile] = {
         attention=AttentionSizes(
             head_dims=(4, 16, 64, 256, 1024),
             saturation_samples=1000,
+            saturation_keys=16,
             shakespeare_lines=16,
             bench_seq_lens=(64, 128, 256, 512),
             bench_repeats=5,
+            bench_batch=8,
         ),
     ),
     "gpu": Profile(
@@ -79,9 +85,11 @@ PROFILES: dict[str, Profile] = {
         attention=AttentionSizes(
             head_dims=(4, 16, 64, 256, 1024),
             saturation_samples=4000,
+            saturation_keys=16,
             shakespeare_lines=64,
             bench_seq_lens=(128, 512, 1024, 2048),
             bench_repeats=20,
+            bench_batch=32,
         ),
     ),
 }
