@@ -29,12 +29,35 @@ def check_tour(metrics: dict, params: dict) -> None:
     assert metrics["seed"] == params.get("seed", 0)
 
 
+def check_attention(metrics: dict, params: dict) -> None:
+    assert metrics["seed"] == params.get("seed", 0)
+    assert metrics["head_dim"] == 8 // params.get("n_head", 2)  # the notebook's n_embd = 8
+    assert metrics["saturation_samples"] == (params.get("saturation_samples") or 64)  # smoke: 64
+    for name in ("hand_vs_package", "explicit_vs_fast", "torch_mha"):
+        assert metrics[f"{name}_max_abs_error"] < 1e-5, name
+    assert metrics["minilm_hidden_max_abs_error"] < 1e-4
+    assert metrics["minilm_attention_max_abs_error"] < 1e-4
+    assert metrics["permutation_error_without_positions"] < 1e-5
+    assert metrics["permutation_error_with_positions"] > 1e-2
+    assert metrics["max_weight_unscaled_largest_dk"] > 0.9, "no saturation without √d_k"
+    assert metrics["max_weight_scaled_largest_dk"] < 0.5, "saturation despite √d_k"
+    assert (metrics["previous_token_layer"], metrics["previous_token_head"]) == (0, 2)
+    assert metrics["previous_token_weight"] > 0.9
+
+
 # For every notebook: two different parameter sets, and a check of what it records.
 # A notebook missing here fails test_every_notebook_has_papermill_cases.
 PAPERMILL_CASES: dict[str, tuple[list[dict], Callable[[dict, dict], None]]] = {
     "00_tour": (
         [{"profile": "smoke"}, {"profile": "smoke", "seed": 1, "bpe_vocab_size": 300}],
         check_tour,
+    ),
+    "01_attention": (
+        [
+            {"profile": "smoke"},
+            {"profile": "smoke", "seed": 1, "n_head": 4, "saturation_samples": 32},
+        ],
+        check_attention,
     ),
 }
 
