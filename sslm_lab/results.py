@@ -24,6 +24,27 @@ from typing import Any
 
 RESULTS_FILE = "results.json"
 ENV_VAR = "SSLM_RESULTS_DIR"
+RUNS_ENV_VAR = "SSLM_RUNS_DIR"
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+
+
+def run_dir(notebook: str, profile: str) -> Path:
+    """The folder where `notebook` keeps what later notebooks load (checkpoints, tokenizers).
+
+    $SSLM_RUNS_DIR/<notebook>/<profile> if that variable is set, else `runs/` in the
+    checkout (git-ignored), else ~/.cache/sslm_lab/runs. One folder per profile, so a
+    quick smoke run never overwrites a laptop or gpu checkpoint. Created on demand.
+    """
+    root = os.environ.get(RUNS_ENV_VAR)
+    if root:
+        base = Path(root).expanduser()
+    elif (PACKAGE_PARENT / "pyproject.toml").is_file():
+        base = PACKAGE_PARENT / "runs"
+    else:
+        base = Path.home() / ".cache" / "sslm_lab" / "runs"
+    directory = base / notebook / profile
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 def results_path(directory: str | os.PathLike | None = None) -> Path:

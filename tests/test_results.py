@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sslm_lab.results import read_results, record_results
+from sslm_lab.results import read_results, record_results, run_dir
 
 
 def test_record_merges_notebooks_and_converts_scalars(tmp_path) -> None:
@@ -52,3 +52,11 @@ def test_bad_metric_is_refused_and_keeps_earlier_records(tmp_path, value, error,
 def test_missing_results_file_says_what_to_do(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="has the notebook run to the end"):
         read_results(tmp_path)
+
+
+def test_run_dir_is_per_notebook_and_profile(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SSLM_RUNS_DIR", str(tmp_path))
+    smoke = run_dir("02_masked_lm", "smoke")
+    laptop = run_dir("02_masked_lm", "laptop")
+    assert smoke == tmp_path / "02_masked_lm" / "smoke" and smoke.is_dir()
+    assert smoke != laptop
