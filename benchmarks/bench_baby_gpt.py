@@ -222,6 +222,7 @@ def run(preset: Preset, name: str) -> dict:
         "ms_per_step_median": statistics.median(steady),
         "first_step_ms": step_ms[0],  # includes compilation when compile=True
         "tokens_per_s": tokens_per_step / (ms_per_step / 1000),
+        "tokens_per_s_median": tokens_per_step / (statistics.median(steady) / 1000),
         "mfu": statistics.fmean(mfus) if mfus else "unknown",
         "peak_memory_gb": memory,
         "peak_memory_kind": memory_kind,
@@ -248,8 +249,11 @@ def print_report(result: dict) -> None:
             "ms / step (mean, median)",
             f"{result['ms_per_step']:.2f}, {result['ms_per_step_median']:.2f}",
         ),
-        ("first step ms (compile)", f"{result['first_step_ms']:.0f}"),
-        ("training tokens / s", f"{result['tokens_per_s']:,.0f}"),
+        ("first step ms (compile, warm-up)", f"{result['first_step_ms']:.0f}"),
+        (
+            "training tokens / s (mean, median)",
+            f"{result['tokens_per_s']:,.0f}, {result['tokens_per_s_median']:,.0f}",
+        ),
         ("MFU", mfu if isinstance(mfu, str) else f"{100 * mfu:.1f} %"),
         ("peak memory GB", f"{result['peak_memory_gb']:.2f} ({result['peak_memory_kind']})"),
         ("final val loss", f"{result['final_val_loss']:.4f}"),
@@ -257,7 +261,7 @@ def print_report(result: dict) -> None:
         ("total wall s", f"{result['total_seconds']:.1f} (setup {result['setup_seconds']:.1f})"),
     ]
     for label, value in lines:
-        print(f"{label:>26}  {value}")
+        print(f"{label:>34}  {value}")
 
 
 def main() -> None:
