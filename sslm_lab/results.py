@@ -22,10 +22,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sslm_lab.data.cache import project_folder
+
 RESULTS_FILE = "results.json"
 ENV_VAR = "SSLM_RESULTS_DIR"
 RUNS_ENV_VAR = "SSLM_RUNS_DIR"
-PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 
 
 def run_dir(notebook: str, profile: str) -> Path:
@@ -35,14 +36,7 @@ def run_dir(notebook: str, profile: str) -> Path:
     checkout (git-ignored), else ~/.cache/sslm_lab/runs. One folder per profile, so a
     quick smoke run never overwrites a laptop or gpu checkpoint. Created on demand.
     """
-    root = os.environ.get(RUNS_ENV_VAR)
-    if root:
-        base = Path(root).expanduser()
-    elif (PACKAGE_PARENT / "pyproject.toml").is_file():
-        base = PACKAGE_PARENT / "runs"
-    else:
-        base = Path.home() / ".cache" / "sslm_lab" / "runs"
-    directory = base / notebook / profile
+    directory = project_folder(RUNS_ENV_VAR, "runs") / notebook / profile
     directory.mkdir(parents=True, exist_ok=True)
     return directory
 

@@ -34,7 +34,7 @@ def test_data_dir_falls_back_to_the_user_cache_outside_a_checkout(
     monkeypatch.delenv(cache.DATA_DIR_ENV_VAR, raising=False)
     monkeypatch.setattr(cache, "_PACKAGE_PARENT", tmp_path / "site-packages")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert cache.data_dir() == tmp_path / "home" / ".cache" / "sslm_lab"
+    assert cache.data_dir() == tmp_path / "home" / ".cache" / "sslm_lab" / "data"
 
 
 def test_sha256_helpers_agree_with_hashlib(tmp_path: Path) -> None:

@@ -19,22 +19,25 @@ DATA_DIR_ENV_VAR = "SSLM_DATA_DIR"
 _PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 
 
-def data_dir() -> Path:
-    """The folder for cached data, created on demand.
-
-    `$SSLM_DATA_DIR` if set; else the checkout's `data/` folder when the package sits
-    in a source checkout (the package's parent folder holds pyproject.toml); else
-    `~/.cache/sslm_lab` for an installed package.
-    """
-    override = os.environ.get(DATA_DIR_ENV_VAR)
+def project_folder(env_var: str, name: str) -> Path:
+    """A folder of the lab's own, created on demand: `$env_var` if set; else `name/` in the
+    source checkout (the package's parent folder holds pyproject.toml); else
+    `~/.cache/sslm_lab/name` for an installed package."""
+    override = os.environ.get(env_var)
     if override:
         directory = Path(override).expanduser()
     elif (_PACKAGE_PARENT / "pyproject.toml").is_file():
-        directory = _PACKAGE_PARENT / "data"
+        directory = _PACKAGE_PARENT / name
     else:
-        directory = Path.home() / ".cache" / "sslm_lab"
+        directory = Path.home() / ".cache" / "sslm_lab" / name
     directory.mkdir(parents=True, exist_ok=True)
     return directory
+
+
+def data_dir() -> Path:
+    """The folder for cached data: `$SSLM_DATA_DIR`, else the checkout's `data/`, else
+    `~/.cache/sslm_lab/data` (see `project_folder`)."""
+    return project_folder(DATA_DIR_ENV_VAR, "data")
 
 
 def sha256_bytes(data: bytes) -> str:
