@@ -26,6 +26,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -135,15 +136,15 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"Python >= 3.10 is needed; this is {platform.python_version()}")
 
     torch_choice = resolve_torch_choice(args.torch)
+    started = time.monotonic()
     python = ensure_venv()
     extras = "test" if args.command == "test" else ""
     if STAMP.exists() and "extras=test" in STAMP.read_text():
         extras = "test"  # never downgrade an environment that already has the test tools
     install_package(python, extras, torch_choice)
     prepare_data(python)
-
+    say(f"setup done in {time.monotonic() - started:.0f} s")
     if args.command == "setup":
-        say("setup done")
         return 0
     if args.command == "lab":
         command = [str(python), "-m", "sslm_lab.cli", "lab"]
@@ -152,7 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         command = [str(python), "-m", "pytest"]
         # Notebooks execute in the small `smoke` profile under tests.
         run_env = {**os.environ, "SSLM_PROFILE": "smoke"}
-    return run([*command, *args.rest], cwd=ROOT, env=run_env).returncode
+    try:
+        return run([*command, *args.rest], cwd=ROOT, env=run_env).returncode
+    except KeyboardInterrupt:  # Ctrl-C reaches the child too; it shuts down on its own
+        return 130
 
 
 if __name__ == "__main__":
