@@ -2,11 +2,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_ruff_check_is_clean() -> None:
+@pytest.mark.parametrize("command", [["check", "."], ["format", "--check", "."]], ids=" ".join)
+def test_ruff_is_clean(command: list[str]) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "."], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "ruff", *command], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
