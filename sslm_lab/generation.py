@@ -2,15 +2,33 @@
 
 The loop is always the same: run the model on the tokens so far, take the logits of the
 last position, let a *strategy* pick the next token, append it, repeat. Strategies are
-plain functions from logits (batch, vocab) to token ids (batch,); `greedy` is the first.
+plain functions from logits (batch, vocab) to token ids (batch,):
+
+    greedy                          the most likely token, every time
+    sampling(temperature, top_k, top_p, generator)
+                                    draw from softmax(logits / temperature), after
+                                    keeping only the k most likely tokens (top-k) and/or
+                                    the smallest set holding probability p (top-p, nucleus)
+
+Temperature reshapes the distribution: below 1 it sharpens it toward greedy, above 1 it
+flattens it toward uniform. Top-k and top-p cut off the long tail of unlikely tokens,
+where most of a sample's nonsense comes from (Fan et al. 2018; Holtzman et al. 2020).
+
+`generate` keeps a `KVCache` so each step runs only the newest token through the model;
+the tokens it produces are the same as without the cache.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
+
+from sslm_lab.data.tokenizers import TextTokenizer
+from sslm_lab.transformer import CausalLM, KVCache
 
 Strategy = Callable[[Tensor], Tensor]  # logits (batch, vocab) -> next token ids (batch,)
 
@@ -18,6 +36,122 @@ Strategy = Callable[[Tensor], Tensor]  # logits (batch, vocab) -> next token ids
 def greedy(logits: Tensor) -> Tensor:
     """The single most likely next token. (batch, vocab) -> (batch,)."""
     return logits.argmax(dim=-1)
+
+
+# ---------------------------------------------------------------------------- checks
+
+
+def check_temperature(temperature: float) -> float:
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, numbers.Real)
+        or not math.isfinite(temperature)
+        or temperature <= 0
+    ):
+        raise ValueError(
+            f"temperature={temperature!r} is not allowed; it must be a finite number > 0 "
+            "(1 samples from the model's own distribution; for temperature -> 0 use greedy)"
+        )
+    return float(temperature)
+
+
+def check_top_k(top_k: int) -> int:
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
+        raise ValueError(
+            f"top_k={top_k!r} is not allowed; it must be an integer >= 1 "
+            "(the number of most likely tokens kept), or None to keep all"
+        )
+    return int(top_k)
+
+
+def check_top_p(top_p: float) -> float:
+    if isinstance(top_p, bool) or not isinstance(top_p, numbers.Real) or not 0 < top_p <= 1:
+        raise ValueError(
+            f"top_p={top_p!r} is not allowed; it must lie in (0, 1] "
+            "(the probability mass kept; 1 keeps every token), or None"
+        )
+    return float(top_p)
+
+
+# ---------------------------------------------------------------------------- filters
+
+
+def top_k_filter(logits: Tensor, top_k: int) -> Tensor:
+    """Keep the `top_k` largest logits of each row, set the rest to -inf. (batch, vocab).
+
+    Ties with the k-th largest are kept, so a row may keep a few more than k.
+    """
+    top_k = min(check_top_k(top_k), logits.size(-1))
+    kth_largest = logits.topk(top_k, dim=-1).values[..., -1:]  # (batch, 1)
+    return logits.masked_fill(logits < kth_largest, -math.inf)
+
+
+def top_p_filter(logits: Tensor, top_p: float) -> Tensor:
+    """Keep the smallest set of most likely tokens whose probability adds up to >= `top_p`.
+
+    Nucleus sampling (Holtzman et al. 2020). A token is kept when the tokens more likely
+    than it hold less than `top_p` together, so the most likely token is always kept and
+    top_p=1 keeps every token. logits (batch, vocab) -> (batch, vocab), dropped ones -inf.
+    """
+    top_p = check_top_p(top_p)
+    if top_p == 1:
+        return logits
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    probabilities = sorted_logits.float().softmax(dim=-1)
+    mass_before = probabilities.cumsum(dim=-1) - probabilities  # of the more likely tokens
+    drop_sorted = mass_before >= top_p  # the set was already complete without this token
+    drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
+    return logits.masked_fill(drop, -math.inf)
+
+
+def sample(logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Draw one token per row from softmax(logits). (batch, vocab) -> (batch,).
+
+    The draw happens on the generator's device, so a CPU generator gives the same tokens
+    whether the model runs on a CPU or a GPU.
+    """
+    probabilities = logits.float().softmax(dim=-1)
+    if generator is not None:
+        probabilities = probabilities.to(generator.device)
+    drawn = torch.multinomial(probabilities, num_samples=1, generator=generator)
+    return drawn.squeeze(-1).to(logits.device)
+
+
+def sampling(
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> Strategy:
+    """A strategy that samples: logits / temperature, then top-k, then top-p, then a draw.
+
+    The same order as `transformers`. A seeded `generator` makes the draws repeatable.
+    """
+    temperature = check_temperature(temperature)
+    top_k = None if top_k is None else check_top_k(top_k)
+    top_p = None if top_p is None else check_top_p(top_p)
+
+    def strategy(logits: Tensor) -> Tensor:
+        logits = logits.float() / temperature
+        if top_k is not None:
+            logits = top_k_filter(logits, top_k)
+        if top_p is not None:
+            logits = top_p_filter(logits, top_p)
+        return sample(logits, generator)
+
+    return strategy
+
+
+def entropy_bits(logits: Tensor) -> Tensor:
+    """Entropy of softmax(logits) in bits, over the last dimension. (..., vocab) -> (...)."""
+    log_probabilities = logits.float().log_softmax(dim=-1)
+    probabilities = log_probabilities.exp()
+    # 0 · log 0 counts as 0: tokens a filter removed (-inf) contribute nothing.
+    terms = torch.where(probabilities > 0, probabilities * log_probabilities, 0.0)
+    return -terms.sum(dim=-1) / math.log(2)
+
+
+# ---------------------------------------------------------------------------- the loop
 
 
 def check_generation_inputs(model: nn.Module, input_ids: Tensor, max_new_tokens: int) -> None:
@@ -37,33 +171,82 @@ def check_generation_inputs(model: nn.Module, input_ids: Tensor, max_new_tokens:
         raise ValueError(f"max_new_tokens must be a non-negative integer; got {max_new_tokens!r}")
 
 
+def choose_strategy(
+    strategy: Strategy | None,
+    temperature: float | None,
+    top_k: int | None,
+    top_p: float | None,
+    generator: torch.Generator | None,
+) -> Strategy:
+    """`strategy` if given; else sampling when any sampling setting is given; else greedy."""
+    settings = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "generator": generator}
+    given = [name for name, value in settings.items() if value is not None]
+    if strategy is not None:
+        if given:
+            raise ValueError(
+                f"pass either strategy= or the sampling settings, not both; got a strategy and "
+                f"{', '.join(given)}"
+            )
+        return strategy
+    if not given or given == ["generator"]:
+        return greedy  # a generator alone changes nothing: greedy draws no random numbers
+    return sampling(1.0 if temperature is None else temperature, top_k, top_p, generator)
+
+
 @torch.no_grad()
 def generate(
     model: nn.Module,
     input_ids: Tensor,
     max_new_tokens: int,
-    strategy: Strategy = greedy,
+    strategy: Strategy | None = None,
+    *,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
     eos_token_id: int | None = None,
     pad_token_id: int | None = None,
+    use_cache: bool = True,
 ) -> Tensor:
-    """Extend each prompt by up to `max_new_tokens` tokens chosen by `strategy`.
+    """Extend each prompt by up to `max_new_tokens` tokens.
 
     input_ids: (batch, seq) prompts of equal length (no padding). Returns
-    (batch, seq + generated): the prompts followed by the new tokens. Once a row emits
-    `eos_token_id` it is filled with `pad_token_id` (default: the eos id, as `transformers`
-    does), and the loop stops early when every row has finished. The model sees at most its
-    last `config.block_size` tokens, so generation can run past the context length.
+    (batch, seq + generated): the prompts followed by the new tokens.
+
+    The next token is chosen by `strategy`; or, when any of temperature, top_k, top_p is
+    given, by `sampling(...)` with them (temperature defaults to 1); else greedily.
+    `generator` (a seeded `torch.Generator`) makes sampling repeatable.
+
+    Once a row emits `eos_token_id` it is filled with `pad_token_id` (default: the eos id,
+    as `transformers` does), and the loop stops early when every row has finished. The
+    model sees at most its last `config.block_size` tokens, so generation can run past
+    the context length.
+
+    use_cache=True keeps a `KVCache`: each step runs only the newest token. Past
+    block_size the window slides, and since positions are learned per index every
+    token's position changes, so nothing cached stays valid: from there each step
+    recomputes the window, exactly as use_cache=False does.
     """
     check_generation_inputs(model, input_ids, max_new_tokens)
+    strategy = choose_strategy(strategy, temperature, top_k, top_p, generator)
+    if use_cache and not isinstance(model, CausalLM):
+        raise ValueError(
+            f"use_cache=True needs an sslm_lab CausalLM (its forward takes cache=); got "
+            f"{type(model).__name__}: pass use_cache=False"
+        )
     block_size = model.config.block_size
     pad_token_id = eos_token_id if pad_token_id is None else pad_token_id
     finished = torch.zeros(input_ids.size(0), dtype=torch.bool, device=input_ids.device)
+    cache = KVCache(model.config.n_layer) if use_cache else None
     was_training = model.training
     model.eval()  # no dropout while generating
     try:
         for _ in range(max_new_tokens):
-            context = input_ids[:, -block_size:]
-            logits = model(context)[:, -1, :]  # (batch, vocab): the next-token prediction
+            if cache is not None and input_ids.size(1) <= block_size:
+                new = input_ids[:, cache.length :]  # the whole prompt first, then one token
+                logits = model(new, cache=cache)[:, -1, :]  # (batch, vocab)
+            else:
+                logits = model(input_ids[:, -block_size:])[:, -1, :]  # (batch, vocab)
             next_token = strategy(logits)  # (batch,)
             if eos_token_id is not None:
                 next_token = next_token.masked_fill(finished, pad_token_id)
@@ -74,3 +257,50 @@ def generate(
     finally:
         model.train(was_training)
     return input_ids
+
+
+def encode_prompt(tokenizer: TextTokenizer, prompt: str) -> list[int]:
+    """The prompt's token ids, or a ValueError naming what the tokenizer cannot encode."""
+    if not isinstance(prompt, str) or not prompt:
+        raise ValueError(f"prompt must be a non-empty string; got {prompt!r}")
+    try:
+        return tokenizer.encode(prompt)
+    except ValueError as error:  # the character tokenizer names the unknown character
+        raise ValueError(
+            f"the prompt {prompt!r} cannot be encoded: {error}. Allowed are the characters of "
+            "the Shakespeare corpus (tokenizer.characters)"
+        ) from None
+
+
+def generate_text(
+    model: nn.Module,
+    tokenizer: TextTokenizer,
+    prompt: str,
+    max_new_tokens: int,
+    *,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    use_cache: bool = True,
+) -> str:
+    """Continue `prompt` by `max_new_tokens` tokens; return the continuation (prompt excluded).
+
+    Greedy unless a sampling setting is given (see `generate`); `seed` seeds the draws, so
+    the same seed and settings give the same text.
+    """
+    ids = encode_prompt(tokenizer, prompt)
+    device = next(model.parameters()).device
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    sampled = any(value is not None for value in (temperature, top_k, top_p))
+    output = generate(
+        model,
+        torch.tensor([ids], device=device),
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        generator=generator if sampled else None,
+        use_cache=use_cache,
+    )
+    return tokenizer.decode(output[0, len(ids) :].tolist())

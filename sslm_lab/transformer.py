@@ -7,9 +7,10 @@ One config builds both kinds of model this course trains:
 
 Pieces, top to bottom: `TransformerConfig`; masks; attention as two interchangeable
 functions (`attention_explicit`, which can hand back the attention weights, and
-`attention_fast`, through `F.scaled_dot_product_attention`); `MultiHeadAttention`;
-`FeedForward`; `Block`; `Transformer` (embeddings + blocks); and three heads on top of
-it: `CausalLM`, `MaskedLM`, `SequenceClassifier`.
+`attention_fast`, through `F.scaled_dot_product_attention`); `KVCache`, the keys and values
+a decoder keeps while it generates; `MultiHeadAttention`; `FeedForward`; `Block`;
+`Transformer` (embeddings + blocks); and three heads on top of it: `CausalLM`, `MaskedLM`,
+`SequenceClassifier`.
 
 Masks follow the `transformers` convention: `attention_mask` has shape (batch, seq) with
 1 for a real token and 0 for padding. Padding hides keys; the causal mask hides the future.
@@ -122,19 +123,22 @@ def validate_attention_mask(attention_mask: Tensor, batch: int, seq: int) -> Ten
 
 
 def allowed_keys(
-    key_mask: Tensor | None, causal: bool, seq: int, device: torch.device
+    key_mask: Tensor | None, causal: bool, seq: int, device: torch.device, past: int = 0
 ) -> Tensor | None:
-    """Combine padding and causal masks: bool (batch or 1, 1, seq, seq), True = may attend.
+    """Combine padding and causal masks: bool (batch or 1, 1, seq, past + seq), True = may attend.
 
-    Returns None when nothing is masked, so the caller can take the fastest route.
+    `past` counts keys cached before these `seq` queries (see `KVCache`): query i then sits at
+    position past + i and, under the causal mask, sees keys 0 .. past + i. key_mask, if given,
+    covers all past + seq keys. Returns None when nothing is masked, so the caller can take
+    the fastest route.
     """
     if key_mask is None and not causal:
         return None
-    allowed = torch.ones(1, 1, seq, seq, dtype=torch.bool, device=device)
+    allowed = torch.ones(1, 1, seq, past + seq, dtype=torch.bool, device=device)
     if causal:
-        allowed = allowed & causal_mask(seq, device)
+        allowed = allowed & causal_mask(past + seq, device)[past:]  # the last seq rows
     if key_mask is not None:
-        allowed = allowed & key_mask[:, None, None, :]  # (batch, 1, 1, seq): hide padded keys
+        allowed = allowed & key_mask[:, None, None, :]  # (batch, 1, 1, keys): hide padded keys
     return allowed
 
 
@@ -193,6 +197,50 @@ def attention_fast(
     )
 
 
+class LayerCache:
+    """One layer's keys and values for the positions a decoder has already read."""
+
+    def __init__(self) -> None:
+        self.key: Tensor | None = None  # (batch, heads, cached, head_dim)
+        self.value: Tensor | None = None  # (batch, heads, cached, head_dim)
+
+    @property
+    def length(self) -> int:
+        return 0 if self.key is None else self.key.size(2)
+
+    def extend(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        """Append the new positions' keys and values; return all of them, cached ones first."""
+        if self.key is not None and self.value is not None:
+            key = torch.cat([self.key, key], dim=2)
+            value = torch.cat([self.value, value], dim=2)
+        self.key, self.value = key, value
+        return key, value
+
+
+class KVCache:
+    """The keys and values of every layer for the tokens a decoder has already read.
+
+    Under a causal mask a token's key and value never change once computed: later tokens
+    cannot influence earlier ones. So while generating, each step only has to run the one
+    new token through the model and attend over the stored keys and values, instead of
+    recomputing the whole sequence. Pass one cache to successive calls of `CausalLM`:
+
+        cache = KVCache(model.config.n_layer)
+        logits = model(prompt_ids, cache=cache)        # fills the cache
+        logits = model(next_ids[:, None], cache=cache)  # one new position, sees the prompt
+
+    `length` is the number of positions cached, which is also the position of the next
+    token. Positions are absolute, so cache + new tokens must fit in `block_size`.
+    """
+
+    def __init__(self, n_layer: int) -> None:
+        self.layers = [LayerCache() for _ in range(n_layer)]
+
+    @property
+    def length(self) -> int:
+        return self.layers[0].length
+
+
 class MultiHeadAttention(nn.Module):
     """Self-attention with `n_head` heads: project, split into heads, attend, merge, project.
 
@@ -200,6 +248,8 @@ class MultiHeadAttention(nn.Module):
     `forward` returns (output (batch, seq, n_embd), weights or None); weights have shape
     (batch, heads, seq, seq) and are computed only when `need_weights=True`, which switches
     to the explicit path for that call. Otherwise `config.attention_path` decides.
+    With a `cache` (a `LayerCache`) the new keys and values are appended to it and the
+    queries attend over every cached position as well as the new ones.
     """
 
     def __init__(self, config: TransformerConfig) -> None:
@@ -226,25 +276,32 @@ class MultiHeadAttention(nn.Module):
         return x.transpose(1, 2).reshape(batch, seq, self.n_head * self.head_dim)
 
     def forward(
-        self, x: Tensor, attention_mask: Tensor | None = None, need_weights: bool = False
+        self,
+        x: Tensor,
+        attention_mask: Tensor | None = None,
+        need_weights: bool = False,
+        cache: LayerCache | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         batch, seq, _ = x.shape
+        past = 0 if cache is None else cache.length
         key_mask = None
         if attention_mask is not None:
-            key_mask = validate_attention_mask(attention_mask, batch, seq)
+            key_mask = validate_attention_mask(attention_mask, batch, past + seq)
         query = self.split_heads(self.query(x))  # (batch, heads, seq, head_dim)
         key = self.split_heads(self.key(x))  # (batch, heads, seq, head_dim)
         value = self.split_heads(self.value(x))  # (batch, heads, seq, head_dim)
+        if cache is not None:
+            key, value = cache.extend(key, value)  # (batch, heads, past + seq, head_dim)
         dropout_p = self.attention_dropout if self.training else 0.0
 
         weights = None
         if need_weights or self.path == "explicit":
-            allowed = allowed_keys(key_mask, self.causal, seq, x.device)
+            allowed = allowed_keys(key_mask, self.causal, seq, x.device, past)
             attended, weights = attention_explicit(query, key, value, allowed, dropout_p)
-        elif key_mask is None:
+        elif key_mask is None and past == 0:
             attended = attention_fast(query, key, value, None, dropout_p, causal_only=self.causal)
         else:
-            allowed = allowed_keys(key_mask, self.causal, seq, x.device)
+            allowed = allowed_keys(key_mask, self.causal, seq, x.device, past)
             attended = attention_fast(query, key, value, allowed, dropout_p)
         output = self.output_dropout(self.output(self.merge_heads(attended)))
         return output, (weights if need_weights else None)
@@ -286,15 +343,20 @@ class Block(nn.Module):
         self.feed_forward_norm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
 
     def forward(
-        self, x: Tensor, attention_mask: Tensor | None = None, need_weights: bool = False
+        self,
+        x: Tensor,
+        attention_mask: Tensor | None = None,
+        need_weights: bool = False,
+        cache: LayerCache | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """x: (batch, seq, n_embd) -> ((batch, seq, n_embd), weights or None)."""
         if self.norm_position == "pre":
-            attended, weights = self.attention(self.attention_norm(x), attention_mask, need_weights)
+            normed = self.attention_norm(x)
+            attended, weights = self.attention(normed, attention_mask, need_weights, cache)
             x = x + attended
             x = x + self.feed_forward(self.feed_forward_norm(x))
         else:
-            attended, weights = self.attention(x, attention_mask, need_weights)
+            attended, weights = self.attention(x, attention_mask, need_weights, cache)
             x = self.attention_norm(x + attended)
             x = self.feed_forward_norm(x + self.feed_forward(x))
         return x, weights
@@ -397,7 +459,9 @@ class Transformer(TransformerModel):
             tables.append(self.token_type_embedding)
         return tables
 
-    def check_inputs(self, input_ids: Tensor, token_type_ids: Tensor | None) -> None:
+    def check_inputs(
+        self, input_ids: Tensor, token_type_ids: Tensor | None, cache: KVCache | None = None
+    ) -> None:
         """Fail early, naming what was expected, on inputs the model cannot take."""
         if input_ids.ndim != 2 or input_ids.is_floating_point() or input_ids.dtype == torch.bool:
             raise ValueError(
@@ -405,6 +469,8 @@ class Transformer(TransformerModel):
                 f"got shape {tuple(input_ids.shape)}, dtype {input_ids.dtype}"
             )
         seq = input_ids.size(1)
+        if cache is not None:
+            self.check_cache(cache, seq)
         if seq > self.config.block_size:
             raise ValueError(
                 f"sequence length {seq} is longer than the context, block_size="
@@ -423,21 +489,47 @@ class Transformer(TransformerModel):
                     f"got {tuple(token_type_ids.shape)}"
                 )
 
+    def check_cache(self, cache: KVCache, seq: int) -> None:
+        """A cache belongs to a decoder with as many layers, and its positions must fit."""
+        if not self.config.causal:
+            raise ValueError(
+                "a KVCache needs a causal model: in an encoder (causal=False) every token sees "
+                "the later ones too, so earlier keys and values change as text is added"
+            )
+        if len(cache.layers) != self.config.n_layer:
+            raise ValueError(
+                f"the KVCache has {len(cache.layers)} layers but the model has "
+                f"n_layer={self.config.n_layer}; build it with KVCache(model.config.n_layer)"
+            )
+        if cache.length + seq > self.config.block_size:
+            raise ValueError(
+                f"the KVCache holds {cache.length} positions and {seq} new tokens were given: "
+                f"{cache.length + seq} is more than block_size={self.config.block_size}; "
+                "start a new cache on the last block_size tokens (or run without a cache)"
+            )
+
     def run(
         self,
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         token_type_ids: Tensor | None = None,
         need_weights: bool = False,
+        cache: KVCache | None = None,
     ) -> tuple[Tensor, list[Tensor]]:
-        """Hidden states (batch, seq, n_embd) and, if need_weights, one (batch, heads, seq, seq)
-        attention map per layer (else an empty list)."""
-        self.check_inputs(input_ids, token_type_ids)
+        """Hidden states (batch, seq, n_embd) and, if need_weights, one attention map per layer
+        (else an empty list), each (batch, heads, seq, past + seq).
+
+        With a `cache` holding `past` positions, input_ids are the *next* tokens: they get
+        positions past .. past + seq - 1, attend over the cached keys too, and are added to
+        the cache. attention_mask, if given, then covers all past + seq positions.
+        """
+        self.check_inputs(input_ids, token_type_ids, cache)
         batch, seq = input_ids.shape
+        past = 0 if cache is None else cache.length
         if attention_mask is not None:
             # Validate and convert once here, so every layer receives a ready bool mask.
-            attention_mask = validate_attention_mask(attention_mask, batch, seq)
-        positions = torch.arange(seq, device=input_ids.device)
+            attention_mask = validate_attention_mask(attention_mask, batch, past + seq)
+        positions = torch.arange(past, past + seq, device=input_ids.device)
         x = self.token_embedding(input_ids) + self.position_embedding(positions)
         if self.token_type_embedding is not None:
             if token_type_ids is None:
@@ -447,8 +539,9 @@ class Transformer(TransformerModel):
             x = self.embedding_norm(x)
         x = self.dropout(x)  # (batch, seq, n_embd)
         maps = []
-        for block in self.blocks:
-            x, weights = block(x, attention_mask, need_weights)
+        layer_caches = [None] * len(self.blocks) if cache is None else cache.layers
+        for block, layer_cache in zip(self.blocks, layer_caches, strict=True):
+            x, weights = block(x, attention_mask, need_weights, layer_cache)
             if weights is not None:
                 maps.append(weights)
         if self.final_norm is not None:
@@ -460,9 +553,10 @@ class Transformer(TransformerModel):
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         token_type_ids: Tensor | None = None,
+        cache: KVCache | None = None,
     ) -> Tensor:
         """input_ids (batch, seq) -> last hidden states (batch, seq, n_embd)."""
-        return self.run(input_ids, attention_mask, token_type_ids)[0]
+        return self.run(input_ids, attention_mask, token_type_ids, cache=cache)[0]
 
 
 class CausalLM(TransformerModel):
@@ -484,8 +578,14 @@ class CausalLM(TransformerModel):
     def output_matmul_is_tied(self) -> bool:
         return self.config.tie_weights
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        return self.lm_head(self.transformer(input_ids, attention_mask))
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> Tensor:
+        """With a `cache`, input_ids are the tokens after the cached ones (see `KVCache`)."""
+        return self.lm_head(self.transformer(input_ids, attention_mask, cache=cache))
 
 
 class MaskedLM(TransformerModel):
