@@ -23,7 +23,7 @@ original id at selected positions and `IGNORE_INDEX` everywhere else, the value
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -148,6 +148,36 @@ def mask_tokens(
     masked = torch.where(to_mask, torch.full_like(input_ids, mask_id), input_ids)
     masked = torch.where(to_random, ordinary_ids[picks], masked)
     return masked, labels
+
+
+def word_ids_from_pieces(
+    input_ids: torch.Tensor, pieces: Sequence[str], special_ids: Iterable[int] = ()
+) -> torch.Tensor:
+    """(batch, seq) int64 word index of each token, for `strategy="whole_word"`.
+
+    pieces: the readable text of every id in the vocabulary (`tokenizer.id_to_token`).
+    A word is a run of tokens with no whitespace between them, so a token starts a new
+    word when its text begins with whitespace, when the token before it ends with
+    whitespace, or when it opens the row. Byte-level BPE keeps the space in front of a
+    word inside the word's first piece (" Rosencrantz" → " Ros" "enc" "rantz"), which
+    is why the first rule is enough for most words. Special tokens are words of their
+    own and end the word before them. Indices count from 0 in each row.
+    """
+    if input_ids.dim() != 2:
+        raise ValueError(f"input_ids must be (batch, seq); got shape {tuple(input_ids.shape)}")
+    if len(pieces) <= int(input_ids.max()):
+        raise ValueError(
+            f"pieces has {len(pieces)} entries but input_ids holds id {int(input_ids.max())}; "
+            "pass the text of every id in the vocabulary"
+        )
+    starts_with_space = torch.tensor([p[:1].isspace() for p in pieces], device=input_ids.device)
+    ends_with_space = torch.tensor([p[-1:].isspace() for p in pieces], device=input_ids.device)
+    special = special_tokens_mask(input_ids, special_ids)
+    breaks_after = ends_with_space[input_ids] | special  # (batch, seq)
+    starts = starts_with_space[input_ids] | special
+    starts[:, 1:] |= breaks_after[:, :-1]
+    starts[:, 0] = True
+    return starts.long().cumsum(dim=1) - 1
 
 
 def causal_mask(seq_len: int, device: torch.device | str | None = None) -> torch.Tensor:

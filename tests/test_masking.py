@@ -9,6 +9,7 @@ from sslm_lab.masking import (
     mask_tokens,
     padding_mask,
     select_tokens,
+    word_ids_from_pieces,
 )
 
 VOCAB, MASK, PAD, CLS, SEP = 1000, 3, 0, 1, 2
@@ -162,3 +163,48 @@ def test_bad_settings_are_named(kwargs, message) -> None:
 def test_causal_and_padding_masks() -> None:
     assert torch.equal(causal_mask(3).long(), torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1]]))
     assert torch.equal(padding_mask(torch.tensor([2, 3]), 3), torch.tensor([[1, 1, 0], [1, 1, 1]]))
+
+
+def test_word_ids_from_pieces_groups_the_pieces_of_each_word() -> None:
+    pieces = ["[CLS]", "[SEP]", "G", "uild", " and", " R", "os", ",", "\n", "To", " be"]
+    #          0        1        2    3       4       5     6     7    8     9     10
+    ids = torch.tensor([[0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1], [9, 6, 0, 9, 10, 8, 8, 1, 1, 1, 1]])
+    words = word_ids_from_pieces(ids, pieces, special_ids=[0, 1])
+    # [CLS] | Guild | and | Ros, | \n | To | be | [SEP]
+    assert words[0].tolist() == [0, 1, 1, 2, 3, 3, 3, 4, 5, 6, 7]
+    # Toos | [CLS] | To | be | \n | \n | [SEP] [SEP] [SEP] [SEP]: specials stand alone
+    assert words[1].tolist() == [0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    without_specials = word_ids_from_pieces(ids[:1, 1:], pieces)  # "G" now opens the row
+    assert without_specials[0].tolist() == [0, 0, 1, 2, 2, 2, 3, 4, 5, 5]
+
+
+def test_word_ids_from_a_real_bpe_tokenizer_give_whole_words() -> None:
+    from sslm_lab.data import bpe_tokenizer
+
+    tokenizer = bpe_tokenizer(512)
+    text = "Guildenstern and Rosencrantz, be gone!\nTo be, or not to be"
+    ids = torch.tensor([tokenizer.encode(text)])
+    pieces = [tokenizer.id_to_token(i) for i in range(tokenizer.vocab_size)]
+    words = word_ids_from_pieces(ids, pieces)[0]
+    assert len(ids[0]) > len(text.split()), "the test needs words cut into several pieces"
+    joined = [
+        "".join(pieces[t] for t, w in zip(ids[0].tolist(), words.tolist(), strict=True) if w == k)
+        for k in range(int(words.max()) + 1)
+    ]
+    assert [word.strip() for word in joined if word.strip()] == text.split()
+    selected = select_tokens(
+        ids,
+        0.5,
+        [],
+        strategy="whole_word",
+        word_ids=words[None],
+        generator=torch.Generator().manual_seed(0),
+    )
+    for k in range(int(words.max()) + 1):
+        chosen = selected[0][words == k]
+        assert chosen.all() or not chosen.any()
+
+
+def test_word_ids_from_pieces_refuses_a_short_vocabulary() -> None:
+    with pytest.raises(ValueError, match=r"pieces has 2 entries but input_ids holds id 5"):
+        word_ids_from_pieces(torch.tensor([[0, 5]]), ["a", "b"])
