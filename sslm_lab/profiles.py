@@ -42,11 +42,42 @@ class AttentionSizes:
 
 
 @dataclass(frozen=True)
+class CausalLMSizes:
+    """03_autoregressive_lm: the decoders, their training, the dropout comparison, sampling."""
+
+    n_layer: int
+    n_head: int
+    n_embd: int
+    block_size: int  # context in tokens (characters or BPE pieces)
+    batch_size: int  # sequences per training step
+    max_steps: int  # training steps of the character-level run
+    bpe_max_steps: int  # training steps of the BPE run
+    lr: float  # peak AdamW learning rate, reached after linear warmup
+    min_lr: float  # where the cosine schedule ends
+    beta2: float
+    warmup_steps: int
+    weight_decay: float
+    dropout: float  # in the character-level and BPE runs
+    precision: str  # autocast precision on CUDA; every other device trains in fp32
+    bpe_vocab_size: int
+    train_chars: int | None  # characters of the LM train split used; None: all of it
+    eval_every: int  # steps between evaluations
+    eval_blocks: int  # evenly spaced windows of val (and of train) text per evaluation
+    dropout_train_chars: int  # the small training text of the dropout comparison
+    dropout_steps: int
+    dropout_rate: float  # the comparison's run with dropout (the other has none)
+    sample_tokens: int  # length of each sample shown and measured
+    samples_per_temperature: int
+    temperatures: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
     tour: TourSizes
     attention: AttentionSizes
+    causal_lm: CausalLMSizes
 
 
 PROFILES: dict[str, Profile] = {
@@ -63,6 +94,32 @@ PROFILES: dict[str, Profile] = {
             bench_repeats=2,
             bench_batch=2,
         ),
+        causal_lm=CausalLMSizes(
+            n_layer=1,
+            n_head=2,
+            n_embd=32,
+            block_size=32,
+            batch_size=8,
+            max_steps=40,
+            bpe_max_steps=40,
+            lr=1e-2,
+            min_lr=1e-3,
+            beta2=0.99,
+            warmup_steps=5,
+            weight_decay=0.1,
+            dropout=0.0,
+            precision="fp32",
+            bpe_vocab_size=512,
+            train_chars=200_000,
+            eval_every=20,
+            eval_blocks=16,
+            dropout_train_chars=5_000,
+            dropout_steps=20,
+            dropout_rate=0.3,
+            sample_tokens=24,
+            samples_per_temperature=2,
+            temperatures=(0.5, 1.0, 1.5),
+        ),
     ),
     "laptop": Profile(
         name="laptop",
@@ -77,6 +134,32 @@ PROFILES: dict[str, Profile] = {
             bench_repeats=5,
             bench_batch=8,
         ),
+        causal_lm=CausalLMSizes(
+            n_layer=4,
+            n_head=4,
+            n_embd=128,
+            block_size=64,
+            batch_size=16,
+            max_steps=1200,
+            bpe_max_steps=800,
+            lr=4e-3,
+            min_lr=4e-4,
+            beta2=0.99,
+            warmup_steps=50,
+            weight_decay=0.1,
+            dropout=0.0,
+            precision="fp32",
+            bpe_vocab_size=2048,
+            train_chars=None,
+            eval_every=100,
+            eval_blocks=128,
+            dropout_train_chars=10_000,
+            dropout_steps=400,
+            dropout_rate=0.3,
+            sample_tokens=120,
+            samples_per_temperature=8,
+            temperatures=(0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0),
+        ),
     ),
     "gpu": Profile(
         name="gpu",
@@ -90,6 +173,32 @@ PROFILES: dict[str, Profile] = {
             bench_seq_lens=(128, 512, 1024, 2048),
             bench_repeats=20,
             bench_batch=32,
+        ),
+        causal_lm=CausalLMSizes(  # the char-level "baby GPT" settings
+            n_layer=6,
+            n_head=6,
+            n_embd=384,
+            block_size=256,
+            batch_size=64,
+            max_steps=5000,
+            bpe_max_steps=2000,
+            lr=1e-3,
+            min_lr=1e-4,
+            beta2=0.99,
+            warmup_steps=100,
+            weight_decay=0.1,
+            dropout=0.2,
+            precision="bf16",
+            bpe_vocab_size=2048,
+            train_chars=None,
+            eval_every=250,
+            eval_blocks=512,
+            dropout_train_chars=100_000,
+            dropout_steps=1000,
+            dropout_rate=0.2,
+            sample_tokens=300,
+            samples_per_temperature=32,
+            temperatures=(0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0),
         ),
     ),
 }
