@@ -287,20 +287,24 @@ def generate_text(
     """Continue `prompt` by `max_new_tokens` tokens; return the continuation (prompt excluded).
 
     Greedy unless a sampling setting is given (see `generate`); `seed` seeds the draws, so
-    the same seed and settings give the same text.
+    the same seed and settings give the same text. The tokenizer's special tokens ([PAD],
+    [MASK], ...) are never chosen: they are not text.
     """
     ids = encode_prompt(tokenizer, prompt)
     device = next(model.parameters()).device
-    generator = None if seed is None else torch.Generator().manual_seed(seed)
     sampled = any(value is not None for value in (temperature, top_k, top_p))
+    generator = torch.Generator().manual_seed(seed) if sampled and seed is not None else None
+    choose = choose_strategy(None, temperature, top_k, top_p, generator)
+    specials = torch.tensor(sorted(tokenizer.special_ids.values()), device=device)
+
+    def without_specials(logits: Tensor) -> Tensor:
+        return choose(logits.index_fill(-1, specials, -math.inf))
+
     output = generate(
         model,
         torch.tensor([ids], device=device),
         max_new_tokens,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        generator=generator if sampled else None,
+        without_specials,
         use_cache=use_cache,
     )
     return tokenizer.decode(output[0, len(ids) :].tolist())

@@ -300,6 +300,8 @@ def test_generate_text_returns_the_continuation(char_model) -> None:
     first = generate_text(model, tokenizer, "To be", 20, temperature=2.0, seed=1)
     assert first == generate_text(model, tokenizer, "To be", 20, temperature=2.0, seed=1)
     assert first != generate_text(model, tokenizer, "To be", 20, temperature=2.0, seed=2)
+    hot = generate_text(model, tokenizer, "To be", 200, temperature=5.0, seed=0)
+    assert len(hot) == 200 and "[" not in hot, "special tokens are never generated"
 
 
 def test_a_prompt_the_tokenizer_cannot_encode_names_the_character(char_model) -> None:
