@@ -94,10 +94,14 @@ def select_tokens(
         candidates = int((~special[row]).sum())
         budget = max(1, round(mask_rate * candidates)) if candidates else 0
         while int(selected[row].sum()) < budget:
-            uniform = torch.rand((), generator=generator).clamp_min(1e-12)
+            uniform = torch.rand((), generator=generator, device=device).clamp_min(1e-12)
             length = int(torch.ceil(torch.log(uniform) / torch.log1p(torch.tensor(-p))))
             length = max(1, min(length, max_span_length, budget - int(selected[row].sum())))
-            start = int(torch.randint(0, input_ids.shape[1] - length + 1, (), generator=generator))
+            start = int(
+                torch.randint(
+                    0, input_ids.shape[1] - length + 1, (), generator=generator, device=device
+                )
+            )
             selected[row, start : start + length] |= ~special[row, start : start + length]
     return selected
 
