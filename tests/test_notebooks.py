@@ -45,6 +45,19 @@ def check_attention(metrics: dict, params: dict) -> None:
     assert metrics["previous_token_weight"] > 0.9
 
 
+def check_autoregressive(metrics: dict, params: dict) -> None:
+    assert metrics["seed"] == params.get("seed", 0)
+    steps = params.get("max_steps") or 150  # the smoke profile's steps
+    assert metrics["char_steps"] == metrics["bpe_steps"] == steps
+    assert metrics["bpe_vocab_size"] == (params.get("bpe_vocab_size") or 512)
+    assert metrics["dropout_rate"] == (params.get("dropout_rate") or 0.3)
+    assert abs(metrics["trigram_bpc"] - 2.94) < 0.01, "not 00_tour's trigram baseline"
+    assert metrics["char_val_bpc"] < metrics["unigram_bpc"], "char model lost to the unigram"
+    assert metrics["bpe_val_bpc"] < metrics["unigram_bpc"], "BPE model lost to the unigram"
+    assert metrics["kv_cache_same_tokens"] is True
+    assert metrics["entropy_highest_temperature_bits"] > metrics["entropy_lowest_temperature_bits"]
+
+
 # For every notebook: two different parameter sets, and a check of what it records.
 # A notebook missing here fails test_every_notebook_has_papermill_cases.
 PAPERMILL_CASES: dict[str, tuple[list[dict], Callable[[dict, dict], None]]] = {
@@ -58,6 +71,20 @@ PAPERMILL_CASES: dict[str, tuple[list[dict], Callable[[dict, dict], None]]] = {
             {"profile": "smoke", "seed": 1, "n_head": 4, "saturation_samples": 32},
         ],
         check_attention,
+    ),
+    "03_autoregressive_lm": (
+        [
+            {"profile": "smoke"},
+            {
+                "profile": "smoke",
+                "seed": 1,
+                "bpe_vocab_size": 300,
+                "max_steps": 120,
+                "dropout_rate": 0.5,
+                "prompt": "ROMEO.",
+            },
+        ],
+        check_autoregressive,
     ),
 }
 
