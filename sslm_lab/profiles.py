@@ -72,12 +72,37 @@ class CausalLMSizes:
 
 
 @dataclass(frozen=True)
+class MaskedLMSizes:
+    """02_masked_lm: a small BERT pretrained by masked LM, its probes, the NSP ablation."""
+
+    bpe_vocab_size: int
+    n_layer: int
+    n_head: int
+    n_embd: int
+    block_size: int  # tokens per window, [CLS] included
+    batch_size: int  # windows (or line pairs) per training step
+    max_steps: int
+    lr: float  # peak AdamW learning rate, after linear warmup; cosine decay to lr / 10
+    warmup_steps: int
+    precision: str  # autocast precision on CUDA; every other device trains in fp32
+    train_chars: int | None  # characters of the training works used; None: all of them
+    eval_every: int  # steps between evaluations
+    val_windows: int  # validation windows, masked once, for every evaluation and probe
+    nsp_ablation: bool  # run the MLM alone vs MLM + next-sentence comparison
+    ablation_steps: int  # training steps of each run of that comparison
+    min_accuracy_ratio: float  # asserted: masked accuracy > this × the unigram guess's
+    min_loss_gain: float  # asserted: val MLM loss < unigram loss - this (nats)
+    min_probe_gain: float  # asserted: pronoun probe top-1 > the prior's + this
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
     tour: TourSizes
     attention: AttentionSizes
     causal_lm: CausalLMSizes
+    masked_lm: MaskedLMSizes
 
 
 PROFILES: dict[str, Profile] = {
@@ -120,6 +145,26 @@ PROFILES: dict[str, Profile] = {
             samples_per_temperature=2,
             temperatures=(0.5, 1.0, 1.5),
         ),
+        masked_lm=MaskedLMSizes(
+            bpe_vocab_size=512,
+            n_layer=1,
+            n_head=2,
+            n_embd=32,
+            block_size=32,
+            batch_size=16,
+            max_steps=60,
+            lr=3e-3,
+            warmup_steps=5,
+            precision="fp32",
+            train_chars=200_000,
+            eval_every=30,
+            val_windows=64,
+            nsp_ablation=True,
+            ablation_steps=4,
+            min_accuracy_ratio=0.5,
+            min_loss_gain=-0.5,
+            min_probe_gain=-1.0,
+        ),
     ),
     "laptop": Profile(
         name="laptop",
@@ -160,6 +205,26 @@ PROFILES: dict[str, Profile] = {
             samples_per_temperature=8,
             temperatures=(0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0),
         ),
+        masked_lm=MaskedLMSizes(
+            bpe_vocab_size=2048,
+            n_layer=2,
+            n_head=4,
+            n_embd=128,
+            block_size=32,
+            batch_size=64,
+            max_steps=2000,
+            lr=1e-3,
+            warmup_steps=100,
+            precision="fp32",
+            train_chars=None,
+            eval_every=200,
+            val_windows=1024,
+            nsp_ablation=False,
+            ablation_steps=0,
+            min_accuracy_ratio=2.0,
+            min_loss_gain=1.0,
+            min_probe_gain=0.05,
+        ),
     ),
     "gpu": Profile(
         name="gpu",
@@ -199,6 +264,26 @@ PROFILES: dict[str, Profile] = {
             sample_tokens=300,
             samples_per_temperature=32,
             temperatures=(0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0),
+        ),
+        masked_lm=MaskedLMSizes(
+            bpe_vocab_size=8192,
+            n_layer=6,
+            n_head=8,
+            n_embd=512,
+            block_size=128,
+            batch_size=128,
+            max_steps=5000,
+            lr=1e-3,
+            warmup_steps=200,
+            precision="bf16",
+            train_chars=None,
+            eval_every=250,
+            val_windows=2048,
+            nsp_ablation=True,
+            ablation_steps=2000,
+            min_accuracy_ratio=3.0,
+            min_loss_gain=1.5,
+            min_probe_gain=0.1,
         ),
     ),
 }
