@@ -304,3 +304,75 @@ def plot_temperature_effect(
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------------- masked language models
+
+
+def plot_masked_lm_history(
+    history: Sequence[dict[str, float]], unigram_loss: float, unigram_accuracy: float
+) -> Figure:
+    """Left: MLM loss per training step (train, faint) and at each evaluation (val), in
+    nats per hidden token. Right: val masked-token accuracy. The unigram guess, which
+    ignores the context, is the dotted line on both."""
+    train = [(row["step"], row["mlm/loss"]) for row in history if "mlm/loss" in row]
+    val = [
+        (row["step"], row["val/loss"], row["val/accuracy"]) for row in history if "val/loss" in row
+    ]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    left.plot(
+        *zip(*train, strict=True), color="C0", alpha=0.35, linewidth=0.8, label="train (batch)"
+    )
+    left.plot([s for s, _, _ in val], [v for _, v, _ in val], "o-", color="C0", label="val")
+    left.axhline(
+        unigram_loss, color="grey", linestyle=":", label=f"unigram guess {unigram_loss:.2f}"
+    )
+    left.set_ylabel("MLM loss (nats per hidden token)")
+    left.set_title("Loss at the hidden tokens", fontsize=10)
+    right.plot([s for s, _, _ in val], [100 * a for _, _, a in val], "o-", color="C1", label="val")
+    right.axhline(
+        100 * unigram_accuracy,
+        color="grey",
+        linestyle=":",
+        label=f"unigram guess {100 * unigram_accuracy:.1f} %",
+    )
+    right.set_ylabel("masked-token accuracy (%)")
+    right.set_ylim(bottom=0)
+    right.set_title("How often the top guess is the hidden token", fontsize=10)
+    for ax in (left, right):
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_bars(
+    values: dict[str, float],
+    *,
+    ylabel: str,
+    title: str = "",
+    reference: float | None = None,
+    reference_label: str = "",
+    percent: bool = True,
+) -> Figure:
+    """One bar per name, its value written on top; `reference` is a dashed line (a baseline).
+
+    percent=True shows fractions in [0, 1] as percentages."""
+    scale = 100 if percent else 1
+    fig, ax = plt.subplots(figsize=(1.3 * len(values) + 2.5, 3.6))
+    names = list(values)
+    heights = [scale * values[name] for name in names]
+    ax.bar(names, heights, color="#56b4e9")
+    for i, height in enumerate(heights):
+        ax.text(i, height, f"{height:.1f}" + (" %" if percent else ""), ha="center", va="bottom")
+    if reference is not None:
+        ax.axhline(scale * reference, color="grey", linestyle="--", label=reference_label or None)
+        if reference_label:
+            ax.legend(fontsize=8, loc="upper left")
+    ax.set_ylabel(ylabel + (" (%)" if percent else ""))
+    ax.set_ylim(0, max(heights + [scale * (reference or 0)]) * 1.15)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig

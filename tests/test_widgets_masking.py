@@ -202,3 +202,25 @@ def test_cloze_explorer_rerenders_and_explains_refusals(model, tokenizer) -> Non
     assert view.value == cloze_html(cloze_predictions(model, tokenizer, "To be or [MASK]", 6))
     text_box.value = "nothing hidden"
     assert "has no [MASK]" in view.value
+
+
+def test_masked_lm_figures() -> None:
+    import matplotlib.pyplot as plt
+
+    from sslm_lab.viz import plot_bars, plot_masked_lm_history
+
+    history = [{"step": s, "mlm/loss": 7.0 - s / 10} for s in range(1, 11)]
+    history[4].update({"val/loss": 6.6, "val/accuracy": 0.08})
+    history[9].update({"val/loss": 6.1, "val/accuracy": 0.12})
+    fig = plot_masked_lm_history(history, unigram_loss=6.4, unigram_accuracy=0.09)
+    left, right = fig.axes
+    assert [len(line.get_xdata()) for line in left.lines] == [10, 2, 2]
+    assert list(right.lines[0].get_ydata()) == pytest.approx([8.0, 12.0])
+    plt.close(fig)
+    fig = plot_bars(
+        {"[MASK]": 0.2, "kept": 0.9}, ylabel="accuracy", reference=0.1, reference_label="unigram"
+    )
+    texts = [text.get_text() for text in fig.axes[0].texts]
+    assert texts == ["20.0 %", "90.0 %"]
+    assert fig.axes[0].get_legend().get_texts()[0].get_text() == "unigram"
+    plt.close(fig)
