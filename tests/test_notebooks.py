@@ -58,6 +58,22 @@ def check_autoregressive(metrics: dict, params: dict) -> None:
     assert metrics["entropy_highest_temperature_bits"] > metrics["entropy_lowest_temperature_bits"]
 
 
+def check_masked_lm(metrics: dict, params: dict) -> None:
+    assert metrics["seed"] == params.get("seed", 0)
+    assert metrics["steps"] == (params.get("max_steps") or 60)  # the smoke profile's steps
+    assert metrics["strategy"] == params.get("strategy", "token")
+    assert metrics["mask_rate"] == params.get("mask_rate", 0.15)
+    assert metrics["bpe_vocab_size"] == 512
+    assert metrics["nsp_ablation"] is params.get("nsp_ablation", True)  # smoke runs a tiny one
+    assert abs(metrics["realised_mask_rate"] - metrics["mask_rate"]) < 0.05
+    assert abs(metrics["realised_mask_share"] - 0.8) < 0.1
+    assert 0.03 < metrics["unigram_accuracy"] < 0.15, "the most frequent token is about 7 %"
+    assert metrics["val_mlm_loss"] < 6.24 - 0.5, "not even the frequencies: ln 512 = 6.24"
+    assert metrics["copy_accuracy_finetuning_input"] >= 0
+    assert metrics["cloze_probes"] > 0
+    assert metrics["wall_seconds"] < 60
+
+
 # For every notebook: two different parameter sets, and a check of what it records.
 # A notebook missing here fails test_every_notebook_has_papermill_cases.
 PAPERMILL_CASES: dict[str, tuple[list[dict], Callable[[dict, dict], None]]] = {
@@ -71,6 +87,20 @@ PAPERMILL_CASES: dict[str, tuple[list[dict], Callable[[dict, dict], None]]] = {
             {"profile": "smoke", "seed": 1, "n_head": 4, "saturation_samples": 32},
         ],
         check_attention,
+    ),
+    "02_masked_lm": (
+        [
+            {"profile": "smoke"},
+            {
+                "profile": "smoke",
+                "seed": 1,
+                "mask_rate": 0.25,
+                "strategy": "whole_word",
+                "max_steps": 40,
+                "nsp_ablation": False,
+            },
+        ],
+        check_masked_lm,
     ),
     "03_autoregressive_lm": (
         [

@@ -1,0 +1,831 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Masked language modelling: hide tokens, predict them, learn the language
+#
+# Nobody labels Shakespeare. Yet every line can set its own exercise: hide a few of its
+# tokens and ask a model to fill them in from the tokens around them. To do that well the
+# model has to learn spelling, grammar, who speaks to whom and what words mean. This is
+# **masked language modelling** (MLM), the pretraining task of BERT (Devlin et al. 2019).
+# An encoder trained this way reads in both directions at once, which is why BERT-style
+# models are used to *understand* text (classify it, find things in it) rather than to
+# write it.
+#
+# This notebook:
+#
+# 1. masks a toy sentence **by hand**, the way BERT does, and checks the result against
+#    `sslm_lab.masking.mask_tokens`; then the MLM loss, checked against
+#    `sslm_lab.objectives.masked_lm_loss`;
+# 2. gives you a **masking playground** on real Shakespeare tokens;
+# 3. explains **why 80 / 10 / 10**: why some hidden tokens are not replaced by `[MASK]`;
+# 4. **pretrains** a small BERT on the training works and compares it with the best
+#    guess that ignores context (the unigram frequencies);
+# 5. looks at what the model predicts at each kind of position;
+# 6. gives you a **cloze widget**: type a line with `[MASK]`, see the model's guesses;
+# 7. **probes** the model without any training for the task: can it tell which pronoun
+#    belongs in a gap?
+# 8. compares MLM alone with MLM + **next-sentence prediction** (when the profile asks),
+#    and
+# 9. saves the encoder for the fine-tuning notebook.
+#
+# The cell below holds every knob. `profile` picks the run size from `sslm_lab.profiles`
+# (`None` reads `$SSLM_PROFILE`, else `laptop`). `mask_rate` and `strategy` (`"token"`,
+# `"whole_word"` or `"span"`) choose the masking used for pretraining; `max_steps = None`
+# takes the profile's number of training steps; `nsp_ablation = None` lets the profile
+# decide whether the MLM vs MLM + NSP comparison runs (`True` or `False` to force it).
+
+# %% tags=["parameters"]
+profile = None
+seed = 0
+mask_rate = 0.15
+strategy = "token"
+max_steps = None
+nsp_ablation = None
+
+# %%
+import math
+import time
+
+import torch
+from IPython.display import HTML, display
+from torch import nn
+from torch.testing import assert_close
+
+from sslm_lab import data, profiles
+from sslm_lab.batches import sample_rows
+from sslm_lab.hardware import resolve_device
+from sslm_lab.masking import IGNORE_INDEX, STRATEGIES, mask_tokens, word_ids_from_pieces
+from sslm_lab.objectives import masked_lm_loss, next_sentence_loss
+from sslm_lab.pretrained import load_pretrained, save_pretrained
+from sslm_lab.results import record_results, run_dir
+from sslm_lab.trainer import Phase, Trainer, TrainerConfig, plot_history
+from sslm_lab.transformer import MaskedLM, TransformerConfig
+from sslm_lab.viz import plot_bars, plot_masked_lm_history
+from sslm_lab.widgets import (
+    cloze_explorer,
+    cloze_predictions,
+    masking_example,
+    masking_html,
+    masking_playground,
+)
+
+started = time.perf_counter()
+P = profiles.get_profile(profile)
+M = P.masked_lm
+if strategy not in STRATEGIES:
+    raise ValueError(f"strategy={strategy!r} is not known; choose one of {', '.join(STRATEGIES)}")
+if not 0 < mask_rate < 1:
+    raise ValueError(f"mask_rate={mask_rate!r} is not allowed; it must lie in (0, 1)")
+if nsp_ablation not in (None, True, False):
+    raise ValueError(f"nsp_ablation={nsp_ablation!r} is not allowed; use None, True or False")
+steps = max_steps or M.max_steps
+run_ablation = M.nsp_ablation if nsp_ablation is None else nsp_ablation
+device = resolve_device("auto")
+precision = M.precision if device.type == "cuda" else "fp32"
+torch.manual_seed(seed)
+print(f"profile: {P.name} — {P.description}")
+print(f"device: {device}; masking: {strategy}, rate {mask_rate}; {steps} training steps")
+
+# %% [markdown]
+# ## 1 · BERT masking by hand
+#
+# The recipe, for every sequence:
+#
+# 1. **select** each ordinary token with probability 15 % (`mask_rate`); special tokens
+#    such as `[CLS]` and `[SEP]` are never selected;
+# 2. of the selected tokens, replace **80 %** by `[MASK]`, **10 %** by a random token, and
+#    leave **10 %** as they are;
+# 3. the **labels** hold the original token at every selected position and an "ignore"
+#    value (-100) everywhere else: the loss is computed at the selected positions only.
+#
+# A toy vocabulary of whole words keeps it readable: the five special tokens, then every
+# word of four lines of Hamlet. (The real model below uses BPE pieces, but the recipe does
+# not care what a token is.)
+
+# %%
+toy_lines = [
+    "to be or not to be that is the question",
+    "whether tis nobler in the mind to suffer",
+    "the slings and arrows of outrageous fortune",
+    "or to take arms against a sea of troubles",
+]
+toy_vocabulary = list(data.SPECIAL_TOKENS) + sorted({w for line in toy_lines for w in line.split()})
+toy_id = {word: i for i, word in enumerate(toy_vocabulary)}
+toy_specials = [toy_id[token] for token in data.SPECIAL_TOKENS]
+longest = max(len(line.split()) for line in toy_lines)
+toy_ids = torch.tensor(
+    [
+        [toy_id["[CLS]"], *(toy_id[w] for w in line.split()), toy_id["[SEP]"]]
+        + [toy_id["[PAD]"]] * (longest - len(line.split()))
+        for line in toy_lines
+    ]
+)  # (4, longest + 2): [CLS] words [SEP], padded
+print(f"toy vocabulary: {len(toy_vocabulary)} tokens; batch {tuple(toy_ids.shape)}")
+
+# %% [markdown]
+# Three random draws, in this order, from one seeded generator: a uniform number per
+# position to **select** it, a second one to decide its **fate** (below 0.8: `[MASK]`;
+# 0.8 to 0.9: random token; above: kept), and a random ordinary word per position for
+# the replacements.
+
+# %%
+generator = torch.Generator().manual_seed(seed)
+special = torch.isin(toy_ids, torch.tensor(toy_specials))  # [CLS], [SEP], [PAD], ...
+selected = (torch.rand(toy_ids.shape, generator=generator) < mask_rate) & ~special
+fate = torch.rand(toy_ids.shape, generator=generator)
+to_mask = selected & (fate < 0.8)
+to_random = selected & (fate >= 0.8) & (fate < 0.9)  # fate >= 0.9: the token is kept
+ordinary = torch.tensor([i for i in range(len(toy_vocabulary)) if i not in toy_specials])
+random_words = ordinary[torch.randint(len(ordinary), toy_ids.shape, generator=generator)]
+by_hand = torch.where(to_mask, toy_id["[MASK]"], toy_ids)
+by_hand = torch.where(to_random, random_words, by_hand)
+labels_by_hand = torch.where(selected, toy_ids, IGNORE_INDEX)
+
+# %% [markdown]
+# What the model reads, and below it what it must predict (`·` = nothing to predict):
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def show_toy(inputs: torch.Tensor, labels: torch.Tensor) -> None:
+    """Print each row's input tokens above its labels, column-aligned."""
+    for row_inputs, row_labels in zip(inputs.tolist(), labels.tolist(), strict=True):
+        shown = [toy_vocabulary[i] for i in row_inputs if i != toy_id["[PAD]"]]
+        wanted = [toy_vocabulary[i] if i != IGNORE_INDEX else "·" for i in row_labels]
+        widths = [max(len(a), len(b)) for a, b in zip(shown, wanted, strict=False)]
+        print("input: ", " ".join(a.ljust(w) for a, w in zip(shown, widths, strict=False)))
+        print("labels:", " ".join(b.ljust(w) for b, w in zip(wanted, widths, strict=False)))
+
+
+show_toy(by_hand, labels_by_hand)
+print(
+    f"selected {int(selected.sum())} of {int((~special).sum())} ordinary tokens: "
+    f"{int(to_mask.sum())} [MASK], {int(to_random.sum())} random, "
+    f"{int((selected & ~to_mask & ~to_random).sum())} kept"
+)
+
+# %% [markdown]
+# **Check against the package.** `mask_tokens` draws the same three things in the same
+# order, so with a generator seeded the same way it must give exactly our tensors:
+
+# %%
+package_inputs, package_labels = mask_tokens(
+    toy_ids,
+    mask_id=toy_id["[MASK]"],
+    vocab_size=len(toy_vocabulary),
+    special_ids=toy_specials,
+    mask_rate=mask_rate,
+    generator=torch.Generator().manual_seed(seed),
+)
+assert torch.equal(package_inputs, by_hand) and torch.equal(package_labels, labels_by_hand)
+print("mask_tokens == masking by hand: identical inputs and labels")
+
+# %% [markdown]
+# **The loss.** The model outputs a score (logit) for every vocabulary entry at every
+# position. The MLM loss is the cross-entropy at the selected positions only: minus the
+# log-probability the model gives the right token there, averaged. Checked against
+# `masked_lm_loss` on random logits:
+
+# %%
+logits = torch.randn(*toy_ids.shape, len(toy_vocabulary), generator=generator)  # (4, seq, V)
+log_probs = logits.log_softmax(dim=-1)
+targets = toy_ids[selected]  # (number selected,)
+loss_by_hand = -log_probs[selected].gather(1, targets[:, None]).mean()
+assert_close(masked_lm_loss(logits, labels_by_hand), loss_by_hand)
+print(
+    f"loss by hand {loss_by_hand:.4f} == masked_lm_loss {masked_lm_loss(logits, labels_by_hand):.4f}"
+)
+
+# %% [markdown]
+# ## 2 · The masking playground
+#
+# The real model reads byte-level BPE pieces (see `00_tour`): frequent words are one
+# piece, rarer ones several. Here is one masking of a passage, coloured by what happened
+# to each selected token; the label under it is what the model must predict.
+
+# %%
+tokenizer = data.bpe_tokenizer(M.bpe_vocab_size)
+special_ids = sorted(tokenizer.special_ids.values())
+vocab_pieces = [tokenizer.id_to_token(i) for i in range(tokenizer.vocab_size)]
+passage = (
+    "Now is the winter of our discontent\nMade glorious summer by this sun of York;\n"
+    "And all the clouds that lour'd upon our house\nIn the deep bosom of the ocean buried."
+)
+display(HTML(masking_html(masking_example(tokenizer, passage, 0.3, "token", seed))))
+
+# %% [markdown]
+# Now try it: raise the rate, change the seed, and switch the strategy.
+#
+# - `token`: every piece on its own, as BERT did at first;
+# - `whole_word`: all the pieces of a word together. Otherwise, when *Gloucester* is cut
+#   into *Glou* *cester*, the model could guess a hidden *cester* from the *Glou* it can
+#   still see, which teaches it spelling more than meaning;
+# - `span`: runs of consecutive tokens (SpanBERT), so the model must rebuild whole phrases.
+#
+# The playground is a view over `sslm_lab.widgets.masking_example(tokenizer, text,
+# mask_rate, strategy, seed)`, which you can call yourself.
+
+# %%
+masking_playground(tokenizer, passage, mask_rate=0.3, seed=seed)
+
+# %% [markdown]
+# ## 3 · Why 80 / 10 / 10?
+#
+# Pretraining is only the first half of a model's life. Afterwards it is **fine-tuned**
+# on a real task: the genre of a passage, say. Fine-tuning inputs are ordinary text, and
+# `[MASK]` never appears in them.
+#
+# Now imagine we replaced *every* selected token by `[MASK]`. The loss would only ever ask
+# about `[MASK]` positions, so the model would only need good vectors there; at every
+# other position it could carry anything, and nothing would make it keep a useful
+# description of the token it sees. During fine-tuning, *all* positions are such
+# positions. The model would be tested on inputs unlike any it trained on.
+#
+# BERT's fix: 10 % of the selected tokens are left unchanged and 10 % are swapped for a
+# random token. Now a visible token might be one the model will be quizzed on, and it
+# might be a fake. So the model must describe every token well and check each against its
+# context. The price is small: only 1.5 % of all tokens are left unchanged yet predicted.
+#
+# First the mismatch itself, counted on real training windows: a pretraining batch as the
+# model sees it, and the same text as a fine-tuning input.
+
+
+# %%
+def split_text(split: str, max_chars: int | None = None) -> str:
+    """The works of `split` joined into one text, cut to `max_chars` characters."""
+    return data.WORK_SEPARATOR.join(data.read_work(w) for w in data.works_in_split(split))[
+        :max_chars
+    ]
+
+
+def windows(ids: torch.Tensor, blocks: data.LMBlocks) -> torch.Tensor:
+    """(len(blocks), block_size) rows: [CLS], then the block's consecutive tokens."""
+    rows = torch.stack([blocks[i] for i in range(len(blocks))])
+    return torch.cat([torch.full((len(rows), 1), tokenizer.cls_id), rows], dim=1)
+
+
+def mask(rows: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT-mask (batch, block_size) rows with this run's rate and strategy."""
+    words = (
+        word_ids_from_pieces(rows, vocab_pieces, special_ids) if strategy == "whole_word" else None
+    )
+    return mask_tokens(
+        rows,
+        mask_id=tokenizer.mask_id,
+        vocab_size=tokenizer.vocab_size,
+        special_ids=special_ids,
+        mask_rate=mask_rate,
+        strategy=strategy,
+        word_ids=words,
+        generator=generator,
+    )
+
+
+train_text, val_text = split_text("train", M.train_chars), split_text("val")
+train_ids = torch.tensor(tokenizer.encode(train_text))
+val_ids = torch.tensor(tokenizer.encode(val_text))
+# An LMBlocks item holds block_size + 1 tokens; with [CLS] in front a row is M.block_size.
+train_rows = windows(
+    train_ids, data.LMBlocks(train_ids, M.block_size - 2, random_offsets=True, seed=seed)
+)
+val_blocks = data.LMBlocks(val_ids, M.block_size - 2, random_offsets=False)
+val_rows = windows(val_ids, val_blocks)[: M.val_windows]
+print(f"train: {len(train_ids):,} tokens in {len(train_rows):,} windows of {M.block_size}")
+print(f"val:   {len(val_ids):,} tokens; {len(val_rows):,} windows for evaluation")
+
+pretraining_inputs, pretraining_labels = mask(val_rows, torch.Generator().manual_seed(seed))
+finetuning_inputs = val_rows  # fine-tuning reads the text as it is
+is_selected = pretraining_labels != IGNORE_INDEX
+ordinary_tokens = ~torch.isin(val_rows, torch.tensor(special_ids))
+shares = {
+    "[MASK]": (pretraining_inputs == tokenizer.mask_id).sum() / ordinary_tokens.sum(),
+    "random": (
+        is_selected & (pretraining_inputs != val_rows) & (pretraining_inputs != tokenizer.mask_id)
+    ).sum()
+    / ordinary_tokens.sum(),
+    "kept": (is_selected & (pretraining_inputs == val_rows)).sum() / ordinary_tokens.sum(),
+}
+finetuning_mask_share = float((finetuning_inputs == tokenizer.mask_id).float().mean())
+print(
+    "share of the tokens, pretraining input:",
+    ", ".join(f"{k} {float(v):.1%}" for k, v in shares.items()),
+)
+print(f"share of [MASK] tokens, fine-tuning input: {finetuning_mask_share:.1%}")
+
+# %% [markdown]
+# The realised proportions must match the recipe within sampling error (four standard
+# errors):
+
+# %%
+selected_count = int(is_selected.sum())
+realised_rate = selected_count / int(ordinary_tokens.sum())
+realised = {kind: float(share) / realised_rate for kind, share in shares.items()}
+print(f"selected: {realised_rate:.2%} of the ordinary tokens (asked for {mask_rate:.0%})")
+print("of which:", ", ".join(f"{kind} {value:.1%}" for kind, value in realised.items()))
+if strategy == "token":  # the other strategies select words or spans, not single tokens
+    tolerance = 4 * (mask_rate * (1 - mask_rate) / int(ordinary_tokens.sum())) ** 0.5
+    assert abs(realised_rate - mask_rate) < tolerance
+for kind, expected in (("[MASK]", 0.8), ("random", 0.1), ("kept", 0.1)):
+    assert abs(realised[kind] - expected) < 4 * (expected * (1 - expected) / selected_count) ** 0.5
+assert finetuning_mask_share == 0
+
+# %% [markdown]
+# Section 5 measures what this buys, once the model is trained.
+#
+# ## 4 · Pretraining a small BERT
+#
+# **The baseline.** A model that ignores the context can do no better than the
+# **unigram** guess: always say the most frequent token of the training text (it is
+# right as often as that token is hidden), and, for the loss, give every token its
+# training frequency as probability. Whatever the encoder learns beyond that, it learned
+# from the context.
+
+# %%
+counts = torch.bincount(train_ids, minlength=tokenizer.vocab_size).double()
+counts[special_ids] = 0  # never a label
+most_frequent = int(counts.argmax())
+unigram = (counts + 1) / (counts + 1).sum()  # add-one: no token gets probability 0
+val_targets = pretraining_labels[is_selected]
+unigram_accuracy = float((val_targets == most_frequent).float().mean())
+unigram_loss = float(-unigram.log()[val_targets].mean())
+print(f"most frequent training token: {tokenizer.id_to_token(most_frequent)!r}")
+print(
+    f"unigram guess on {len(val_targets):,} hidden val tokens: accuracy {unigram_accuracy:.1%}, "
+    f"loss {unigram_loss:.3f} nats"
+)
+
+# %% [markdown]
+# **The model**: a BERT-style encoder (post-LN blocks, exact GELU, token-type
+# embeddings) with BERT's MLM head, whose output layer shares the token-embedding
+# matrix. Every step draws `batch_size` random windows and masks them afresh, so the
+# model never sees the same exercise twice. The validation windows keep one fixed
+# masking, so evaluations are comparable.
+
+# %%
+config = TransformerConfig(
+    vocab_size=tokenizer.vocab_size,
+    block_size=M.block_size,
+    n_layer=M.n_layer,
+    n_head=M.n_head,
+    n_embd=M.n_embd,
+    causal=False,
+    norm_position="post",
+    gelu="exact",
+    type_vocab_size=2,
+)
+torch.manual_seed(seed)
+model = MaskedLM(config)
+print(
+    f"{model.num_parameters():,} parameters, {M.n_layer} layers × {M.n_head} heads, "
+    f"n_embd {M.n_embd}, vocabulary {tokenizer.vocab_size}"
+)
+
+draw_rows = sample_rows(train_rows.to(device), batch_size=M.batch_size)
+
+
+def mlm_batch(step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fresh random windows, freshly masked: (inputs, labels), each (batch, block_size)."""
+    (rows,) = draw_rows(step, generator)
+    return mask(rows, generator)
+
+
+def mlm_loss(model: nn.Module, batch, step: int):
+    inputs, labels = batch
+    logits = model(inputs)  # (batch, block_size, vocab)
+    hidden = labels != IGNORE_INDEX
+    accuracy = (logits.argmax(-1)[hidden] == labels[hidden]).float().mean()
+    return masked_lm_loss(logits, labels), {"accuracy": accuracy}
+
+
+def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """The model's logits (n, seq, vocab) for `inputs`, in batches, on the CPU."""
+    device_of_model = next(model.parameters()).device
+    return torch.cat(
+        [
+            model(inputs[i : i + batch_size].to(device_of_model)).float().cpu()
+            for i in range(0, len(inputs), batch_size)
+        ]
+    )
+
+
+def mlm_metrics(model: nn.Module) -> dict[str, float]:
+    logits = predict(model, pretraining_inputs)
+    predicted = logits.argmax(-1)[is_selected]
+    return {
+        "val/loss": float(masked_lm_loss(logits, pretraining_labels)),
+        "val/accuracy": float((predicted == val_targets).float().mean()),
+    }
+
+
+trainer = Trainer(
+    model,
+    Phase("mlm", model, mlm_loss, lr=M.lr, warmup_steps=M.warmup_steps, min_lr=M.lr / 10),
+    mlm_batch,
+    TrainerConfig(max_steps=steps, eval_every=M.eval_every, seed=seed, precision=precision),
+    eval_fn=lambda step: mlm_metrics(model),
+)
+train_started = time.perf_counter()
+history = trainer.fit()
+train_seconds = time.perf_counter() - train_started
+final = {key: history[-1][key] for key in ("val/loss", "val/accuracy")}
+print(f"{steps} steps in {train_seconds:.0f} s ({1000 * train_seconds / steps:.0f} ms per step)")
+print(
+    f"val masked accuracy {final['val/accuracy']:.1%} (unigram guess {unigram_accuracy:.1%}); "
+    f"val loss {final['val/loss']:.3f} nats (unigram {unigram_loss:.3f})"
+)
+
+# %%
+fig = plot_masked_lm_history(history, unigram_loss, unigram_accuracy)
+
+# %% [markdown]
+# For a while the model sits on the unigram line: it has learned the frequencies (through
+# the output bias) but not yet how to use the context. Then attention starts to pick up
+# the neighbours and both curves leave the baseline behind.
+
+# %%
+mlm_accuracy, mlm_val_loss = final["val/accuracy"], final["val/loss"]
+uniform_loss = math.log(tokenizer.vocab_size)  # every token equally likely
+assert mlm_val_loss < uniform_loss - 0.5, "every run learns at least the token frequencies"
+if M.learns_context:  # laptop and gpu: the context helps, by a wide margin
+    assert mlm_accuracy > M.min_accuracy_ratio * unigram_accuracy, "beat the unigram guess"
+    assert mlm_val_loss < unigram_loss - M.min_loss_gain, "loss well below the unigram loss"
+
+# %% [markdown]
+# ## 5 · What the model predicts at each kind of position
+#
+# The loss only ever asked about selected tokens. Here is the model's accuracy on the
+# validation windows, split by what happened to the token it is predicting:
+
+# %%
+model.eval()
+with torch.no_grad():
+    predicted = predict(model, pretraining_inputs).argmax(-1)  # (windows, seq)
+    predicted_clean = predict(model, finetuning_inputs).argmax(-1)
+right = predicted == val_rows
+kinds = {
+    "[MASK]": is_selected & (pretraining_inputs == tokenizer.mask_id),
+    "random": is_selected
+    & (pretraining_inputs != val_rows)
+    & (pretraining_inputs != tokenizer.mask_id),
+    "kept": is_selected & (pretraining_inputs == val_rows),
+    "not selected": ordinary_tokens & ~is_selected,
+}
+accuracy_by_kind = {kind: float(right[where].float().mean()) for kind, where in kinds.items()}
+# Fine-tuning inputs: does the output at each position still name the token there?
+copy_accuracy = float((predicted_clean == val_rows)[ordinary_tokens].float().mean())
+accuracy_by_kind["fine-tuning input"] = copy_accuracy
+for kind, value in accuracy_by_kind.items():
+    print(f"{kind:>18}: {value:6.1%}")
+fig = plot_bars(
+    accuracy_by_kind,
+    ylabel="the model's top guess is the original token",
+    title="Accuracy by kind of position (val)",
+    reference=unigram_accuracy,
+    reference_label="unigram guess",
+)
+
+# %% [markdown]
+# Read the bars from the left. At `[MASK]` the model has only the context. At a random
+# replacement it must first notice that the token it sees is wrong, and it often does. At
+# kept and unselected positions it names the token it sees almost always: the output at
+# every position carries the identity of its token. That is the 10 % "kept" share at
+# work: it is the only reason the model was ever rewarded for that. And on a fine-tuning
+# input, with no `[MASK]` anywhere, it still does so: the vectors a classifier will read
+# during fine-tuning are vectors the model knows how to make.
+
+# %%
+if M.learns_context:
+    assert accuracy_by_kind["[MASK]"] > unigram_accuracy
+    assert accuracy_by_kind["kept"] > accuracy_by_kind["[MASK]"]
+    assert copy_accuracy > accuracy_by_kind["[MASK]"]
+
+# %% [markdown]
+# ## 6 · The cloze widget
+#
+# A *cloze test* is the school exercise: fill in the gap. Type a line with `[MASK]` in it
+# (each `[MASK]` stands for one BPE piece; a space before it belongs to the hidden piece)
+# and see the model's five best guesses. The widget is a view over
+# `sslm_lab.widgets.cloze_predictions(model, tokenizer, text, k)`.
+
+# %%
+cloze_lines = [
+    "To be, or not to [MASK], that is the question.",
+    "My lord, I [MASK] not know what you mean.",
+    "O Romeo, Romeo, wherefore art [MASK] Romeo?",
+]
+for line in cloze_lines:
+    fillers = cloze_predictions(model, tokenizer, line, k=5)[0]
+    print(f"{line:<48} → " + ", ".join(f"{piece!r} {p:.0%}" for piece, p in fillers[:3]))
+cloze_explorer(model, tokenizer, cloze_lines[1], k=5)
+
+# %% [markdown]
+# ## 7 · A zero-shot probe: which pronoun?
+#
+# The model was never trained for any task but filling gaps. Can that alone tell it
+# *which person* a line is about? In every validation window that contains one of the
+# pronouns below (as a single piece), we hide the first one and ask the model for its
+# top guess among all the tokens of the vocabulary.
+#
+# The fair baseline knows the answer is a pronoun, but not which: it always says the most
+# frequent pronoun of the training text (for top-5: the five most frequent).
+
+# %%
+pronoun_words = [
+    " I",
+    " you",
+    " he",
+    " she",
+    " it",
+    " we",
+    " they",
+    " me",
+    " him",
+    " her",
+    " us",
+    " them",
+    " thou",
+    " thee",
+]
+pronoun_ids = [i for i, piece in enumerate(vocab_pieces) if piece in pronoun_words]
+is_pronoun = torch.isin(val_rows, torch.tensor(pronoun_ids))
+is_pronoun[:, 0] = False
+has_pronoun = is_pronoun.any(dim=1)
+probe_rows = val_rows[has_pronoun]
+probe_position = is_pronoun[has_pronoun].float().argmax(dim=1)  # the first pronoun of each row
+probe_inputs = probe_rows.clone()
+probe_inputs[torch.arange(len(probe_rows)), probe_position] = tokenizer.mask_id
+probe_answers = probe_rows[torch.arange(len(probe_rows)), probe_position]
+with torch.no_grad():
+    probe_logits = predict(model, probe_inputs)[torch.arange(len(probe_rows)), probe_position]
+top5 = probe_logits.topk(5, dim=-1).indices  # (probes, 5)
+probe_top1 = float((top5[:, 0] == probe_answers).float().mean())
+probe_top5 = float((top5 == probe_answers[:, None]).any(dim=1).float().mean())
+by_frequency = sorted(pronoun_ids, key=lambda i: -counts[i])
+baseline_top1 = float((probe_answers == by_frequency[0]).float().mean())
+baseline_top5 = float(torch.isin(probe_answers, torch.tensor(by_frequency[:5])).float().mean())
+print(
+    f"{len(probe_rows)} probes, {len(pronoun_ids)} pronouns in the vocabulary; "
+    f"most frequent: {vocab_pieces[by_frequency[0]]!r}"
+)
+print(
+    f"top-1: model {probe_top1:.1%}   always {vocab_pieces[by_frequency[0]]!r} {baseline_top1:.1%}"
+)
+print(f"top-5: model {probe_top5:.1%}   five most frequent pronouns {baseline_top5:.1%}")
+
+# %% [markdown]
+# A few of the probes, with the line around the gap:
+
+# %%
+for row in range(min(6, len(probe_rows))):
+    position = int(probe_position[row])
+    before = tokenizer.decode(probe_rows[row, 1:position])[-45:]
+    after = tokenizer.decode(probe_rows[row, position + 1 :])[:25]
+    answer, guess = vocab_pieces[int(probe_answers[row])], vocab_pieces[int(top5[row, 0])]
+    print(
+        f"…{before} ⟦{answer.strip()} → {guess.strip() or repr(guess)}⟧ {after}…".replace(
+            "\n", " / "
+        )
+    )
+
+# %%
+if M.learns_context:
+    assert probe_top1 > baseline_top1 + M.min_probe_gain, "the probe should beat the prior"
+
+# %% [markdown]
+# ## 8 · MLM alone, or MLM + next-sentence prediction?
+#
+# BERT had a second pretraining task. Its inputs were *pairs* of sentences,
+# `[CLS] A [SEP] B [SEP]`, where B was the true next sentence half the time and a random
+# one otherwise; a small head on the `[CLS]` vector had to tell which (**NSP**). The hope
+# was that this teaches relations between sentences. RoBERTa (Liu et al. 2019) later found
+# that dropping NSP did not hurt, and often helped.
+#
+# We can test it at our scale: two encoders of the same size, the same pairs of lines
+# (`LinePairs` with NSP negatives), the same masking, steps and learning rate. One
+# minimises the MLM loss, the other MLM + NSP. This runs when the profile asks for it
+# (`gpu`), or with `nsp_ablation = True`.
+
+
+# %%
+class MaskedLMWithNSP(nn.Module):
+    """An MLM encoder with BERT's second head: is segment B the true next line?
+
+    The NSP head reads the final hidden vector of [CLS]. A forward hook catches the
+    encoder's output on its way to the MLM head, so one pass feeds both heads.
+    """
+
+    def __init__(self, mlm: MaskedLM) -> None:
+        super().__init__()
+        self.mlm = mlm
+        width = mlm.config.n_embd
+        self.next_sentence = nn.Sequential(nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 2))
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        caught = {}
+        hook = self.mlm.transformer.register_forward_hook(
+            lambda module, inputs, output: caught.update(hidden=output)
+        )
+        try:
+            mlm_logits = self.mlm(input_ids, attention_mask, token_type_ids)
+        finally:
+            hook.remove()
+        return mlm_logits, self.next_sentence(caught["hidden"][:, 0])  # (b, seq, V), (b, 2)
+
+
+def pair_batches(pairs: data.LinePairs, batch_size: int):
+    """A batch_fn: random line pairs, padded and masked, as a dict of tensors."""
+
+    def batch_fn(step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        where = generator.device  # the trainer's generator lives on the training device
+        index = torch.randint(len(pairs), (batch_size,), generator=generator, device=where)
+        batch = data.pad_batch([pairs[i] for i in index.tolist()], tokenizer.pad_id)
+        batch = {key: value.to(where) for key, value in batch.items()}
+        batch["input_ids"], batch["labels"] = mask(batch["input_ids"], generator)
+        return batch
+
+    return batch_fn
+
+
+def pair_loss(with_nsp: bool):
+    """The loss of one arm: MLM alone (module = the MaskedLM) or MLM + NSP (the pair model)."""
+
+    def loss_fn(module: nn.Module, batch, step: int):
+        inputs = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        if not with_nsp:
+            return masked_lm_loss(module(*inputs), batch["labels"]), {}
+        mlm_logits, nsp_logits = module(*inputs)
+        mlm = masked_lm_loss(mlm_logits, batch["labels"])
+        nsp = next_sentence_loss(nsp_logits, batch["is_next"])
+        return mlm + nsp, {"mlm": mlm.detach(), "nsp": nsp.detach()}
+
+    return loss_fn
+
+
+def pair_metrics(pair_model: MaskedLMWithNSP, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Val MLM loss and masked accuracy on a fixed batch of pairs, and NSP accuracy."""
+    batch = {key: value.to(device) for key, value in batch.items()}
+    mlm_logits, nsp_logits = pair_model(
+        batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
+    )
+    hidden = batch["labels"] != IGNORE_INDEX
+    right = mlm_logits.argmax(-1)[hidden] == batch["labels"][hidden]
+    return {
+        "val/loss": float(masked_lm_loss(mlm_logits, batch["labels"])),
+        "val/accuracy": float(right.float().mean()),
+        "val/nsp_accuracy": float((nsp_logits.argmax(-1) == batch["is_next"]).float().mean()),
+    }
+
+
+def pretrain_on_pairs(with_nsp: bool) -> list[dict[str, float]]:
+    """Pretrain a fresh encoder on line pairs; return the training history."""
+    torch.manual_seed(seed)  # both arms start from the same weights
+    pair_model = MaskedLMWithNSP(MaskedLM(config))
+    # MLM alone trains the encoder only; its NSP head stays untouched.
+    module = pair_model if with_nsp else pair_model.mlm
+    phase = Phase(
+        "pretrain",
+        module,
+        pair_loss(with_nsp),
+        lr=M.lr,
+        warmup_steps=M.warmup_steps,
+        min_lr=M.lr / 10,
+    )
+    settings = TrainerConfig(
+        max_steps=M.ablation_steps, eval_every=M.eval_every, seed=seed, precision=precision
+    )
+    trainer = Trainer(
+        pair_model,
+        phase,
+        pair_batches(train_pairs, M.batch_size),
+        settings,
+        eval_fn=lambda step: pair_metrics(pair_model, val_pair_batch),
+    )
+    return trainer.fit()
+
+
+ablation = {}
+if run_ablation:
+    train_pairs = data.LinePairs(
+        train_text, tokenizer, negatives=True, max_length=M.block_size, seed=seed
+    )
+    val_pairs = data.LinePairs(
+        val_text, tokenizer, negatives=True, max_length=M.block_size, seed=seed
+    )
+    val_pair_batch = pair_batches(val_pairs, M.val_windows)(0, torch.Generator().manual_seed(seed))
+    histories = {"MLM alone": pretrain_on_pairs(False), "MLM + NSP": pretrain_on_pairs(True)}
+    for name, rows in histories.items():
+        last = rows[-1]
+        ablation[name] = {"val_loss": last["val/loss"], "val_accuracy": last["val/accuracy"]}
+        line = f"{name:>10}: val MLM loss {last['val/loss']:.3f}, masked accuracy {last['val/accuracy']:.1%}"
+        if name == "MLM + NSP":
+            ablation[name]["nsp_accuracy"] = last["val/nsp_accuracy"]
+            line += f"; next-sentence accuracy {last['val/nsp_accuracy']:.1%} (chance: 50 %)"
+        print(line)
+    merged = [
+        {"step": row["step"], f"{name} · val MLM loss": row["val/loss"]}
+        for name, rows in histories.items()
+        for row in rows
+        if "val/loss" in row
+    ]
+    display(plot_history(merged, keys=[f"{name} · val MLM loss" for name in histories]))
+else:
+    print("skipped in this profile (set nsp_ablation = True to run it)")
+
+# %% [markdown]
+# ## 9 · Saving the encoder for fine-tuning
+#
+# The fine-tuning notebook starts from this encoder. `sslm_lab.pretrained` writes the
+# weights as safetensors, the config and the tokenizer beside them; loading it back must
+# give exactly the same outputs.
+
+# %%
+folder = run_dir("02_masked_lm", P.name) / "encoder"
+save_pretrained(
+    model,
+    tokenizer,
+    folder,
+    {
+        "notebook": "02_masked_lm",
+        "profile": P.name,
+        "steps": steps,
+        "mask_rate": mask_rate,
+        "strategy": strategy,
+        "val_masked_accuracy": mlm_accuracy,
+        "val_loss": mlm_val_loss,
+        "bpe_vocab_size": M.bpe_vocab_size,
+    },
+)
+loaded, loaded_tokenizer, metadata = load_pretrained(folder)
+model.eval()
+with torch.no_grad():
+    check = val_rows[:8]
+    assert torch.equal(loaded(check), model.cpu()(check))
+assert loaded_tokenizer.encode(passage) == tokenizer.encode(passage)
+print(
+    f"saved to {folder.name}/ in the run folder of 02_masked_lm/{P.name}: "
+    + ", ".join(sorted(p.name for p in folder.iterdir()))
+)
+print("reloaded: identical logits and tokenizer")
+
+# %% [markdown]
+# ## What this notebook established
+
+# %%
+wall_seconds = time.perf_counter() - started
+assert mlm_val_loss < uniform_loss - 0.5, "MLM learned at least the token frequencies"
+assert realised_rate > 0 and finetuning_mask_share == 0, "masking happened, fine-tuning has none"
+if M.learns_context:
+    assert mlm_accuracy > M.min_accuracy_ratio * unigram_accuracy, "MLM beats the unigram guess"
+    assert mlm_val_loss < unigram_loss - M.min_loss_gain, "MLM loss below the unigram loss"
+    assert copy_accuracy > accuracy_by_kind["[MASK]"], "visible tokens keep their identity"
+    assert probe_top1 > baseline_top1 + M.min_probe_gain, "the pronoun probe beats the prior"
+results_file = record_results(
+    "02_masked_lm",
+    {
+        "seed": seed,
+        "steps": steps,
+        "mask_rate": mask_rate,
+        "strategy": strategy,
+        "bpe_vocab_size": tokenizer.vocab_size,
+        "parameters": model.num_parameters(),
+        "masked_accuracy": mlm_accuracy,
+        "unigram_accuracy": unigram_accuracy,
+        "val_mlm_loss": mlm_val_loss,
+        "unigram_loss": unigram_loss,
+        "accuracy_at_mask": accuracy_by_kind["[MASK]"],
+        "accuracy_at_random": accuracy_by_kind["random"],
+        "accuracy_at_kept": accuracy_by_kind["kept"],
+        "copy_accuracy_finetuning_input": copy_accuracy,
+        "realised_mask_rate": realised_rate,
+        "realised_mask_share": realised["[MASK]"],
+        "cloze_probe_top1": probe_top1,
+        "cloze_probe_top5": probe_top5,
+        "cloze_probe_baseline_top1": baseline_top1,
+        "cloze_probe_baseline_top5": baseline_top5,
+        "cloze_probes": len(probe_rows),
+        "nsp_ablation": bool(ablation),
+        **{
+            f"ablation_{name.replace(' + ', '_plus_').replace(' ', '_')}_{key}": value
+            for name, metrics in ablation.items()
+            for key, value in metrics.items()
+        },
+        "train_seconds": train_seconds,
+        "wall_seconds": wall_seconds,
+        "device": str(device),
+    },
+    profile=P.name,
+)
+print(f"recorded in {results_file.name}; whole notebook {wall_seconds:.0f} s")
