@@ -226,8 +226,9 @@ PROFILES: dict[str, Profile] = {
             nsp_ablation=False,
             ablation_steps=0,
             learns_context=True,
-            min_accuracy_ratio=2.0,
-            min_loss_gain=1.0,
+            # measured at seed 0: accuracy 3.2 × the unigram guess's, loss 2.1 nats below
+            min_accuracy_ratio=2.5,
+            min_loss_gain=1.5,
             min_probe_gain=0.05,
         ),
     ),
