@@ -273,7 +273,7 @@ def plot_learning_curves(
     ax.set_xlabel("training step")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="best")
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
