@@ -79,6 +79,7 @@ class MaskedLMSizes:
     n_layer: int
     n_head: int
     n_embd: int
+    dropout: float  # on embeddings, residual branches and attention weights
     block_size: int  # tokens per window, [CLS] included
     batch_size: int  # windows (or line pairs) per training step
     max_steps: int
@@ -153,6 +154,7 @@ PROFILES: dict[str, Profile] = {
             n_layer=1,
             n_head=2,
             n_embd=32,
+            dropout=0.0,
             block_size=32,
             batch_size=16,
             max_steps=60,
@@ -214,6 +216,7 @@ PROFILES: dict[str, Profile] = {
             n_layer=2,
             n_head=4,
             n_embd=128,
+            dropout=0.0,  # 2000 steps see the training text about 3 times: no need
             block_size=32,
             batch_size=64,
             max_steps=2000,
@@ -273,12 +276,13 @@ PROFILES: dict[str, Profile] = {
         ),
         masked_lm=MaskedLMSizes(
             bpe_vocab_size=8192,
-            n_layer=6,
-            n_head=8,
-            n_embd=512,
-            block_size=128,
+            n_layer=4,
+            n_head=4,
+            n_embd=256,
+            dropout=0.1,  # ~30 passes over 1.1 M training tokens
+            block_size=64,
             batch_size=128,
-            max_steps=5000,
+            max_steps=4000,
             lr=1e-3,
             warmup_steps=200,
             precision="bf16",
