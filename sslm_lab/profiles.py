@@ -216,23 +216,24 @@ PROFILES: dict[str, Profile] = {
             n_layer=2,
             n_head=4,
             n_embd=128,
-            dropout=0.0,  # 2000 steps see the training text about 3 times: no need
+            dropout=0.0,  # 1600 steps see the training text 2.5 times: no need
             block_size=32,
             batch_size=64,
-            max_steps=2000,
+            max_steps=1600,
             lr=1e-3,
             warmup_steps=100,
             precision="fp32",
             train_chars=None,
             eval_every=200,
             val_windows=1024,
-            nsp_ablation=False,
+            nsp_ablation=False,  # two more trainings would not fit in 5 minutes
             ablation_steps=0,
             learns_context=True,
-            # measured at seed 0: accuracy 3.2 × the unigram guess's, loss 2.1 nats below
-            min_accuracy_ratio=2.5,
+            # measured at 2000 steps, seed 0: accuracy 2.9 × the unigram guess's, loss
+            # 2.1 nats below it, case probe 27 points above frequency
+            min_accuracy_ratio=2.3,
             min_loss_gain=1.5,
-            min_probe_gain=0.05,
+            min_probe_gain=0.15,
         ),
     ),
     "gpu": Profile(
