@@ -58,7 +58,7 @@ from torch.testing import assert_close
 
 from sslm_lab import data, profiles
 from sslm_lab.baselines import ngram_baselines
-from sslm_lab.generation import entropy_bits, generate, generate_text, sampling
+from sslm_lab.generation import encode_prompt, entropy_bits, generate, generate_text, sampling
 from sslm_lab.hardware import device_name, resolve_device
 from sslm_lab.objectives import bits_per_character, causal_lm_loss
 from sslm_lab.pretrained import load_pretrained, save_pretrained
@@ -71,11 +71,12 @@ from sslm_lab.widgets import sampling_explorer
 notebook_started = time.perf_counter()
 P = profiles.get_profile(profile)
 C = P.causal_lm
-if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+if max_steps is not None and (type(max_steps) is not int or max_steps < 1):
     raise ValueError(f"max_steps={max_steps!r} is not allowed; give an integer >= 1, or None")
 if dropout_rate is not None and not 0 < dropout_rate < 1:
     raise ValueError(f"dropout_rate={dropout_rate!r} is not allowed; it must lie in (0, 1)")
 vocab_size = data.check_bpe_vocab_size(bpe_vocab_size or C.bpe_vocab_size)
+encode_prompt(data.char_tokenizer(), prompt)  # a prompt the models can't read fails now
 char_steps = max_steps or C.max_steps
 bpe_steps = max_steps or C.bpe_max_steps
 with_dropout = dropout_rate or C.dropout_rate
@@ -112,10 +113,11 @@ fig = plot_teacher_forcing(list(line[:13]))
 # Now in code, on a small untrained decoder. The targets are the inputs moved one place
 # to the left; the loss is an ordinary cross-entropy over all positions.
 # `sslm_lab.objectives.causal_lm_loss` takes the logits of the *whole* line and does the
-# shift itself; dropping the last position's logits gives exactly the logits of the
-# shorter input, because of the mask. Both must agree.
+# shift itself, dropping the last position's logits. Because of the mask those are
+# exactly the logits of the shorter input, so both must agree.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 torch.manual_seed(seed)
 tiny = CausalLM(
     TransformerConfig(vocab_size=chars.vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=32)
@@ -139,6 +141,7 @@ print(
 # predictions at positions $0 \dots t$ must not move at all, while later ones do.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 t = 5
 future_changed = ids.clone()
 future_changed[0, t + 1 :] = chars.encode("!")[0]  # overwrite everything after position t
@@ -160,8 +163,8 @@ assert past_shift == 0.0 and future_shift > 1e-3
 # for validation), with the same k.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 full_train, val_text = data.lm_text("train"), data.lm_text("val")
-train_text = full_train[: C.train_chars] if C.train_chars else full_train
 alphabet = chars.characters
 orders = ngram_baselines(full_train, val_text, alphabet, (1, 2, 3), k=P.tour.ngram_smoothing)
 baselines = {"unigram": orders[1], "bigram": orders[2], "trigram": orders[3]}
@@ -169,7 +172,6 @@ uniform_bpc = math.log2(len(alphabet))
 for name, value in baselines.items():
     print(f"{name:>8}: {value:.3f} bits per character")
 print(f"{'uniform':>8}: {uniform_bpc:.3f} (a guess among the {len(alphabet)} characters)")
-print(f"the model trains on {len(train_text):,} characters and is scored on {len(val_text):,}")
 
 # %% [markdown]
 # ## 3 · Pretraining: characters and BPE, in bits per character
@@ -187,6 +189,7 @@ print(f"the model trains on {len(train_text):,} characters and is scored on {len
 # comes from the validation text itself:
 
 # %%
+train_text = full_train[: C.train_chars] if C.train_chars else full_train
 bpe = data.bpe_tokenizer(vocab_size)
 tokenizers = {"char": chars, "BPE": bpe}
 train_ids, val_ids, tokens_per_char = {}, {}, {}
@@ -204,42 +207,52 @@ assert math.isclose(by_hand, bits_per_character(example_loss, len(val_ids["BPE"]
 print(f"a BPE loss of {example_loss} nats per token = {by_hand:.3f} bits per character")
 
 # %% [markdown]
-# Training draws random windows of `block_size` tokens; evaluation uses the same
-# evenly spaced windows every time, from the validation text and (to measure the gap
-# in section 4) from the training text, with dropout off. The loss is `causal_lm_loss`,
-# and everything else (AdamW, warmup then cosine decay, clipping, bf16 on a GPU) is the
-# trainer's job. The function below is all the training code of this notebook.
+# Training draws random windows of `block_size + 1` tokens: the model reads the first
+# `block_size` and is scored on the last `block_size`, the by-hand form of section 1.
+# The extra token matters. Run on `block_size` tokens, `causal_lm_loss` would never
+# give the last position a target, and that untrained position is the one every token
+# is generated from once the context is full. Evaluation uses the same evenly spaced
+# windows every time, from the validation text and (to measure the gap in section 4)
+# from the training text, with dropout off. Everything else (AdamW, warmup then cosine
+# decay, clipping, bf16 on a GPU) is the trainer's job. The cell below is all the
+# training code of this notebook.
 
 
 # %%
-def random_windows(token_ids: torch.Tensor, batch_size: int, block_size: int):
-    """The trainer's batch_fn: `batch_size` windows of `block_size` tokens at random starts."""
-    offsets = torch.arange(block_size, device=token_ids.device)
+def random_windows(token_ids: torch.Tensor, batch_size: int, length: int):
+    """The trainer's batch_fn: `batch_size` windows of `length` tokens at random starts."""
+    offsets = torch.arange(length, device=token_ids.device)
 
     def batch_fn(step: int, generator: torch.Generator) -> torch.Tensor:
-        high = len(token_ids) - block_size + 1
+        high = len(token_ids) - length + 1
         starts = torch.randint(high, (batch_size,), generator=generator, device=generator.device)
-        return token_ids[starts[:, None] + offsets]  # (batch, block)
+        return token_ids[starts[:, None] + offsets]  # (batch, length)
 
     return batch_fn
 
 
-def evenly_spaced_windows(token_ids: torch.Tensor, count: int, block_size: int) -> torch.Tensor:
-    """`count` windows spread over the whole text: (count, block_size)."""
-    starts = torch.linspace(0, len(token_ids) - block_size, count).long().to(token_ids.device)
-    return token_ids[starts[:, None] + torch.arange(block_size, device=token_ids.device)]
+def evenly_spaced_windows(token_ids: torch.Tensor, count: int, length: int) -> torch.Tensor:
+    """`count` windows of `length` tokens spread over the whole text: (count, length)."""
+    starts = torch.linspace(0, len(token_ids) - length, count).long().to(token_ids.device)
+    return token_ids[starts[:, None] + torch.arange(length, device=token_ids.device)]
+
+
+def next_token_loss(model: CausalLM, windows: torch.Tensor, temperature: float = 1.0):
+    """Teacher forcing on (batch, block_size + 1) windows: mean nats per predicted token."""
+    logits = model(windows[:, :-1]).float() / temperature  # (batch, block_size, vocab)
+    return F.cross_entropy(logits.flatten(0, 1), windows[:, 1:].flatten())
 
 
 def mean_loss(model: CausalLM, windows: torch.Tensor, temperature: float = 1.0) -> float:
-    """Mean next-token cross-entropy over the windows, in nats per predicted token."""
+    """`next_token_loss` over many windows, a batch at a time."""
     total = 0.0
     for chunk in windows.split(C.batch_size):
-        total += causal_lm_loss(model(chunk).float() / temperature, chunk).item() * len(chunk)
+        total += next_token_loss(model, chunk, temperature).item() * len(chunk)
     return total / len(windows)
 
 
 def lm_loss(model: CausalLM, batch: torch.Tensor, step: int):
-    return causal_lm_loss(model(batch), batch), {}
+    return next_token_loss(model, batch), {}
 
 
 def train_decoder(train_tokens, val_tokens, vocab, steps, dropout, eval_every):
@@ -254,8 +267,8 @@ def train_decoder(train_tokens, val_tokens, vocab, steps, dropout, eval_every):
         dropout=dropout,
     )
     model = CausalLM(config)
-    train_windows = evenly_spaced_windows(train_tokens, C.eval_blocks, C.block_size)
-    val_windows = evenly_spaced_windows(val_tokens, C.eval_blocks, C.block_size)
+    train_windows = evenly_spaced_windows(train_tokens, C.eval_blocks, C.block_size + 1)
+    val_windows = evenly_spaced_windows(val_tokens, C.eval_blocks, C.block_size + 1)
 
     def evaluate(step: int) -> dict[str, float]:
         return {"train": mean_loss(model, train_windows), "val": mean_loss(model, val_windows)}
@@ -277,7 +290,7 @@ def train_decoder(train_tokens, val_tokens, vocab, steps, dropout, eval_every):
         eval_every=min(eval_every, steps),
         seed=seed,
     )
-    batches = random_windows(train_tokens, C.batch_size, C.block_size)
+    batches = random_windows(train_tokens, C.batch_size, C.block_size + 1)
     trainer = Trainer(model, phase, batches, trainer_config, eval_fn=evaluate)
     started = time.perf_counter()
     trainer.fit()
@@ -345,18 +358,18 @@ fig = plot_learning_curves(
 )
 
 # %% [markdown]
-# Both decoders pass the trigram, which had two characters of context; the decoders
-# have `block_size` tokens of it and learn which parts matter. Per step the BPE model
-# reads several times more text than the character model, which is why it usually gets
-# ahead in a short run. Its price is a vocabulary of thousands of tokens, many of them
-# rare, each needing its own embedding to be learned.
+# At the `laptop` size and above, both decoders pass the trigram within minutes. The
+# trigram sees two characters of context; a decoder sees `block_size` tokens and learns
+# which of them matter. Per step the BPE model reads almost three times as much text as
+# the character model, which is why it gets ahead in a short run. Its price is a
+# vocabulary of thousands of tokens, many of them rare, each needing its own embedding.
 #
 # ## 4 · The gap between training and validation loss
 #
-# The dashed lines above (loss on training text) and the solid ones (on unseen text) lie
-# on top of each other. With millions of characters and a short run, the model never
-# sees the same window twice, so it has nothing to memorise: every training batch is as
-# good as new data. A gap opens when the data is small next to the model. To see it,
+# The dashed lines above (loss on training text) and the solid ones (on unseen text)
+# stay close. With millions of characters and a short run the model hardly ever sees
+# the same window twice, so there is little to memorise: every training batch is almost
+# as good as new data. A gap opens when the data is small next to the model. To see it,
 # train the same decoder on only a few thousand characters, twice: without dropout, and
 # with dropout, which zeroes a random fraction of the activations at every training
 # step. A network that cannot count on any single unit being there cannot store a
@@ -364,7 +377,7 @@ fig = plot_learning_curves(
 
 # %%
 small_ids = train_ids["char"][: C.dropout_train_chars]
-dropout_eval_every = max(1, C.dropout_steps // 8)
+dropout_eval_every = max(1, C.dropout_steps // 6)
 dropout_runs = {}
 for rate in (0.0, with_dropout):
     model, trainer, seconds = train_decoder(
@@ -381,11 +394,12 @@ fig = plot_learning_curves(
 )
 
 # %% [markdown]
-# Without dropout the training loss keeps falling while the validation loss stalls and
-# then rises: the model is memorising its small text. Dropout holds the training loss
-# up and keeps the two curves closer. It is not free: on the big corpus, where nothing
-# overfits in a short run, it only slows learning down, which is why the small
-# profiles train without it and the `gpu` profile, with a model ten times larger and
+# Without dropout the training loss plunges while the validation loss turns and climbs:
+# the model is memorising its few thousand characters, and what it memorises is useless
+# on other text. Dropout holds the training loss up, keeps the two curves much closer,
+# and ends with the better validation loss. It is not free: on the big corpus, where
+# nothing overfits in a short run, it only slows learning down. That is why the small
+# profiles train without it, and the `gpu` profile, with a model ten times larger and
 # many passes over the data, uses 0.2.
 #
 # ## 5 · Generation
@@ -478,7 +492,7 @@ sampling_explorer(char_model, chars, prompt, temperature=0.8, length=C.sample_to
 
 # %%
 snippets = evenly_spaced_windows(val_ids["char"], C.samples_per_temperature, 16)
-val_windows = evenly_spaced_windows(val_ids["char"], C.eval_blocks, C.block_size)
+val_windows = evenly_spaced_windows(val_ids["char"], C.eval_blocks, C.block_size + 1)
 sample_entropy, val_bits_at = [], []
 with torch.no_grad():
     for temperature in C.temperatures:
@@ -524,7 +538,8 @@ for name, model, tokenizer, val_bpc in (
     saved[name] = save_pretrained(model, tokenizer, folder / f"{name}_decoder", metadata)
 loaded, loaded_chars, loaded_metadata = load_pretrained(saved["char"], device=str(device))
 with torch.no_grad():
-    reload_identical = torch.equal(loaded(val_windows[:4]), char_model(val_windows[:4]))
+    check_ids = val_windows[:4, :-1]  # (4, block_size)
+    reload_identical = torch.equal(loaded(check_ids), char_model(check_ids))
 print(f"saved in {folder.name}/: {', '.join(sorted(path.name for path in saved.values()))}")
 print(f"reloaded char decoder gives identical logits: {reload_identical}")
 assert reload_identical and loaded_chars.characters == chars.characters
@@ -546,7 +561,10 @@ if P.name == "smoke":
 else:
     assert char_val_bpc < baselines["trigram"], "the character model did not beat the trigram"
     assert bpe_val_bpc < baselines["trigram"], "the BPE model did not beat the trigram"
-    assert gaps[f"dropout {with_dropout:g}"] < gaps["dropout 0"], "dropout did not shrink the gap"
+    with_name = f"dropout {with_dropout:g}"
+    assert gaps[with_name] < gaps["dropout 0"], "dropout did not shrink the gap"
+    final_val = {name: curve[2][-1] for name, curve in dropout_runs.items()}
+    assert final_val[with_name] < final_val["dropout 0"], "dropout did not help val on small data"
     assert sample_entropy == sorted(sample_entropy), "entropy rises with temperature"
     best = C.temperatures[min(range(len(val_bits_at)), key=val_bits_at.__getitem__)]
     assert 0.75 <= best <= 1.25, f"val bits/char lowest at T = {best}, not near 1"
