@@ -90,7 +90,7 @@ class MaskedLMSizes:
     eval_every: int  # steps between evaluations
     val_windows: int  # validation windows, masked once, for every evaluation and probe
     nsp_ablation: bool  # run the MLM alone vs MLM + next-sentence comparison
-    ablation_steps: int  # training steps of each run of that comparison
+    ablation_steps: int  # training steps of each run of that comparison; 0: as in the main run
     # Long enough to assert that the model uses the context (laptop, gpu)? A smoke run
     # only proves the code paths and that the model learned the token frequencies.
     learns_context: bool
@@ -229,8 +229,8 @@ PROFILES: dict[str, Profile] = {
             nsp_ablation=False,  # two more trainings would not fit in 5 minutes
             ablation_steps=0,
             learns_context=True,
-            # measured at 2000 steps, seed 0: accuracy 2.9 × the unigram guess's, loss
-            # 2.1 nats below it, case probe 27 points above frequency
+            # measured, seed 0: accuracy 2.7 × the unigram guess's (24.4 % vs 9.1 %), loss
+            # 1.86 nats below it, case probe 22 points above frequency (85 % vs 63 %)
             min_accuracy_ratio=2.3,
             min_loss_gain=1.5,
             min_probe_gain=0.15,
