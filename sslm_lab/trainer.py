@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import random
 import time
 import warnings
@@ -365,7 +366,9 @@ class Trainer:
                 seed_everything(config.seed + self.dist.rank)
         self.model.train()
         # Pass disable= only to silence: an explicit disable=False would override TQDM_DISABLE.
-        quiet = {} if config.progress and self.dist.is_main else {"disable": True}
+        # tqdm.notebook (what tqdm.auto picks in Jupyter) ignores TQDM_DISABLE: check it here.
+        silent = not (config.progress and self.dist.is_main) or bool(os.environ.get("TQDM_DISABLE"))
+        quiet = {"disable": True} if silent else {}
         bar = tqdm(total=config.max_steps, initial=self.step, desc="training", **quiet)
         writer = self._open_tensorboard()
         try:

@@ -89,12 +89,32 @@ def test_single_phase_training_learns_and_records_history(capsys):
 
 def test_progress_bar_shows_loss_and_throughput(capsys, monkeypatch):
     # tqdm reads TQDM_DISABLE once, at import (the root conftest sets it): force the bar on.
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
     monkeypatch.setattr(
         trainer_module, "tqdm", functools.partial(trainer_module.tqdm, disable=False)
     )
     lm_trainer(None, 3, progress=True).fit()
     err = capsys.readouterr().err
     assert "training" in err and "lm=" in err and "tokens/s=" in err
+
+
+def test_tqdm_disable_silences_the_notebook_bar_too(monkeypatch):
+    # tqdm.notebook, which tqdm.auto picks inside Jupyter, ignores TQDM_DISABLE by itself.
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    disabled = []  # each bar's state when the trainer creates it (close() disables any bar)
+
+    def recording_bar(*args, **kwargs):
+        bar = notebook_tqdm(*args, **kwargs)
+        disabled.append(bar.disable)
+        return bar
+
+    monkeypatch.setattr(trainer_module, "tqdm", recording_bar)
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    lm_trainer(None, 2, progress=True).fit()
+    monkeypatch.delenv("TQDM_DISABLE")
+    lm_trainer(None, 2, progress=True).fit()
+    assert disabled == [True, False]
 
 
 def test_mfu_is_reported_when_the_model_counts_its_flops_and_the_peak_is_known(monkeypatch):
