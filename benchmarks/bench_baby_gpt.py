@@ -9,14 +9,20 @@ decoder on the contiguous 90/10 split of the corpus, trained through
 
 It reports ms per training step, training tokens/s, MFU (where the GPU's peak is
 known), peak memory, validation loss every 250 steps on a fixed set of validation
-blocks, and the total wall time with compilation and evaluation included. It prints a
-table and writes benchmarks/results/baby_gpt_<preset>.json.
+blocks, and the total wall time with compilation and evaluation included. It also times
+a 1024 x 1024 matmul on the same device and precision: the run's FLOP/s as a fraction
+of that stands in for MFU on a CPU, and the training FLOPs divided by it give a floor
+under the training time no implementation can beat on that machine. It prints a table
+and writes benchmarks/results/baby_gpt_<preset>.json.
+
+    python benchmarks/bench_baby_gpt.py --preset cpu --precision bf16   # other precision
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import resource
 import statistics
@@ -135,6 +141,31 @@ def validation_loss_fn(model: nn.Module, tokens: Tensor, preset: Preset):
     return eval_fn
 
 
+def measured_matmul_flops(device: torch.device, precision: str) -> float:
+    """Best FLOP/s of a 1024 x 1024 matmul at the run's precision on `device`.
+
+    A roofline measured on the spot: no model can train faster than its matmuls run, so
+    (training FLOPs) / (this) is a floor under the training time. On a CPU, where no
+    published peak applies, the run's FLOP/s as a fraction of it stands in for MFU.
+    """
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    a = torch.randn(1024, 1024, device=device, dtype=dtype)
+    b = torch.randn(1024, 1024, device=device, dtype=dtype)
+    best = math.inf
+    for _ in range(5):
+        for _ in range(3):  # warm-up, then the timed repeat
+            a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        tick = time.perf_counter()
+        for _ in range(10):
+            a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, (time.perf_counter() - tick) / 10)
+    return 2 * 1024**3 / best
+
+
 def peak_memory_gb(device: torch.device) -> tuple[float, str]:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 1e9, "torch.cuda.max_memory_allocated"
@@ -202,6 +233,9 @@ def run(preset: Preset, name: str) -> dict:
     tokens_per_step = preset.batch_size * preset.block_size
     mfus = [row["mfu"] for row in history[10:] if "mfu" in row]
     memory, memory_kind = peak_memory_gb(trainer.device)
+    matmul_flops = measured_matmul_flops(trainer.device, preset.precision)
+    flops_per_token = model.flops_per_token()
+    training_flops = flops_per_token * tokens_per_step * trainer.step
     evaluations = [
         {"step": row["step"], "train_loss": row["lm/loss"], "val_loss": row["val/loss"]}
         for row in history
@@ -216,7 +250,7 @@ def run(preset: Preset, name: str) -> dict:
         "python": platform.python_version(),
         "cpu_threads": torch.get_num_threads(),
         "parameters": model.num_parameters(),
-        "flops_per_token": model.flops_per_token(),
+        "flops_per_token": flops_per_token,
         "steps": trainer.step,
         "ms_per_step": ms_per_step,
         "ms_per_step_median": statistics.median(steady),
@@ -224,6 +258,14 @@ def run(preset: Preset, name: str) -> dict:
         "tokens_per_s": tokens_per_step / (ms_per_step / 1000),
         "tokens_per_s_median": tokens_per_step / (statistics.median(steady) / 1000),
         "mfu": statistics.fmean(mfus) if mfus else "unknown",
+        "achieved_tflops": flops_per_token * tokens_per_step / (ms_per_step / 1000) / 1e12,
+        "measured_matmul_tflops": matmul_flops / 1e12,
+        "fraction_of_measured_matmul": flops_per_token
+        * tokens_per_step
+        / (ms_per_step / 1000)
+        / matmul_flops,
+        "training_tflop": training_flops / 1e12,
+        "matmul_floor_seconds": training_flops / matmul_flops,
         "peak_memory_gb": memory,
         "peak_memory_kind": memory_kind,
         "evaluations": evaluations,
@@ -255,6 +297,15 @@ def print_report(result: dict) -> None:
             f"{result['tokens_per_s']:,.0f}, {result['tokens_per_s_median']:,.0f}",
         ),
         ("MFU", mfu if isinstance(mfu, str) else f"{100 * mfu:.1f} %"),
+        (
+            "TFLOP/s: run, 1024² matmul here",
+            f"{result['achieved_tflops']:.3g}, {result['measured_matmul_tflops']:.3g} "
+            f"({100 * result['fraction_of_measured_matmul']:.0f} %)",
+        ),
+        (
+            "floor: training FLOPs / matmul s",
+            f"{result['matmul_floor_seconds']:.1f} ({result['training_tflop']:.1f} TFLOP)",
+        ),
         ("peak memory GB", f"{result['peak_memory_gb']:.2f} ({result['peak_memory_kind']})"),
         ("final val loss", f"{result['final_val_loss']:.4f}"),
         ("evaluation s", f"{result['eval_seconds']:.1f}"),
@@ -271,8 +322,13 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, help="JSON path; default results/baby_gpt_<preset>.json"
     )
+    parser.add_argument(
+        "--precision", choices=("fp32", "bf16", "fp16"), help="override the preset's precision"
+    )
     args = parser.parse_args()
     preset = PRESETS[args.preset]
+    if args.precision:
+        preset = replace(preset, precision=args.precision)
     if args.steps:
         preset = replace(
             preset, max_steps=args.steps, eval_every=min(preset.eval_every, args.steps)
