@@ -568,8 +568,9 @@ else:
     assert sample_entropy == sorted(sample_entropy), "entropy rises with temperature"
     best = C.temperatures[min(range(len(val_bits_at)), key=val_bits_at.__getitem__)]
     assert 0.75 <= best <= 1.25, f"val bits/char lowest at T = {best}, not near 1"
-if P.name == "gpu":
-    assert char_val_loss <= 1.32, "baby GPT settings: val loss <= 1.32 nats/char (issue 6)"
+if P.name == "gpu" and char_steps == C.max_steps:
+    # the headline number of the full-length gpu run (a shortened run is not held to it)
+    assert char_val_loss <= 1.32, "baby GPT settings: val loss <= 1.32 nats/char"
 notebook_seconds = time.perf_counter() - notebook_started
 results_file = record_results(
     "03_autoregressive_lm",
