@@ -371,12 +371,26 @@ class TransformerModel(nn.Module):
     config: TransformerConfig
 
     def embedding_tables(self) -> list[nn.Embedding]:
-        """The lookup tables (token, position, token type): parameters that cost no FLOPs."""
-        raise NotImplementedError
+        """The lookup tables (token, position, token type): parameters that cost no FLOPs.
+
+        A model with a head keeps its Transformer body in `self.transformer`.
+        """
+        return self.transformer.embedding_tables()
 
     def output_matmul_is_tied(self) -> bool:
         """True when an output layer multiplies by the (tied) token embedding matrix."""
         return False
+
+    def _vocab_output_layer(self) -> nn.Linear:
+        """n_embd -> vocab_size, without bias: the token embedding matrix itself when
+        `config.tie_weights` (one matrix reads tokens in and writes them out), else new."""
+        config = self.config
+        layer = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_weights:
+            layer.weight = self.transformer.token_embedding.weight
+        else:
+            nn.init.normal_(layer.weight, mean=0.0, std=0.02)
+        return layer
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         """Number of parameters, tied ones counted once.
@@ -566,14 +580,7 @@ class CausalLM(TransformerModel):
         super().__init__()
         self.config = config
         self.transformer = Transformer(config)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        if config.tie_weights:
-            self.lm_head.weight = self.transformer.token_embedding.weight
-        else:
-            nn.init.normal_(self.lm_head.weight, mean=0.0, std=0.02)
-
-    def embedding_tables(self) -> list[nn.Embedding]:
-        return self.transformer.embedding_tables()
+        self.lm_head = self._vocab_output_layer()
 
     def output_matmul_is_tied(self) -> bool:
         return self.config.tie_weights
@@ -602,17 +609,10 @@ class MaskedLM(TransformerModel):
         self.transform = nn.Linear(config.n_embd, config.n_embd)
         self.transform_activation = nn.GELU(approximate="tanh" if config.gelu == "tanh" else "none")
         self.transform_norm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
-        self.decoder = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.decoder = self._vocab_output_layer()
         self.decoder_bias = nn.Parameter(torch.zeros(config.vocab_size))
         nn.init.normal_(self.transform.weight, mean=0.0, std=0.02)
         nn.init.zeros_(self.transform.bias)
-        if config.tie_weights:
-            self.decoder.weight = self.transformer.token_embedding.weight
-        else:
-            nn.init.normal_(self.decoder.weight, mean=0.0, std=0.02)
-
-    def embedding_tables(self) -> list[nn.Embedding]:
-        return self.transformer.embedding_tables()
 
     def output_matmul_is_tied(self) -> bool:
         return self.config.tie_weights
@@ -656,9 +656,6 @@ class SequenceClassifier(TransformerModel):
         self.classifier = nn.Linear(config.n_embd, num_labels)
         nn.init.normal_(self.classifier.weight, mean=0.0, std=0.02)
         nn.init.zeros_(self.classifier.bias)
-
-    def embedding_tables(self) -> list[nn.Embedding]:
-        return self.transformer.embedding_tables()
 
     def forward(
         self,
