@@ -3,6 +3,8 @@
 
     python3 bootstrap.py lab     # set up, then open JupyterLab on notebooks/
     python3 bootstrap.py test    # set up, then run the whole test suite
+    python3 bootstrap.py reproduce --profile gpu   # set up, then run every notebook
+                                                   # and write a results table
 
 Needs only Python >= 3.10 with pip and venv. Safe to run again: every step checks
 whether it is already done and says what it does.
@@ -128,9 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("command", choices=("lab", "test", "setup"))
+    parser.add_argument("command", choices=("lab", "test", "reproduce", "setup"))
     parser.add_argument("--torch", default=os.environ.get("SSLM_TORCH", "auto"))
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help="passed on to jupyter lab / pytest")
+    parser.add_argument(
+        "rest",
+        nargs=argparse.REMAINDER,
+        help="passed on to jupyter lab / pytest / sslm-lab reproduce",
+    )
     args = parser.parse_args(argv)
     if sys.version_info < (3, 10):  # noqa: UP036 - this script may be started by an older Python
         sys.exit(f"Python >= 3.10 is needed; this is {platform.python_version()}")
@@ -146,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     say(f"setup done in {time.monotonic() - started:.0f} s")
     if args.command == "setup":
         return 0
-    if args.command == "lab":
-        command = [str(python), "-m", "sslm_lab.cli", "lab"]
+    if args.command in ("lab", "reproduce"):
+        command = [str(python), "-m", "sslm_lab.cli", args.command]
         run_env = os.environ
     else:
         command = [str(python), "-m", "pytest"]

@@ -3,6 +3,7 @@
 sslm-lab lab [JUPYTER ARGS]   open JupyterLab on the notebooks
 sslm-lab data                 fetch and verify the corpus, build the default tokenizers
 sslm-lab doctor               versions, device and data caches; non-zero exit with the fix
+sslm-lab reproduce [NB ...]   run the notebooks with papermill, write a results table
 """
 
 from __future__ import annotations
@@ -79,12 +80,59 @@ def command_doctor() -> int:
     return 0
 
 
+def command_reproduce(args: argparse.Namespace) -> int:
+    from sslm_lab.reproduce import parse_parameter, reproduce
+
+    try:
+        parameters = dict(parse_parameter(text) for text in args.parameter)
+        runs = reproduce(
+            args.notebooks,
+            profile=args.profile,
+            parameters=parameters,
+            out=args.out,
+            stop_on_failure=args.stop_on_failure,
+            timeout=args.timeout,
+        )
+    except (ValueError, FileExistsError) as error:
+        print(f"sslm-lab reproduce: {error}", file=sys.stderr)
+        return 2
+    failed = [run.name for run in runs if run.status != "ok"]
+    if failed:
+        print(f"not ok: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sslm-lab", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("lab", help="open JupyterLab on the notebooks (other arguments go to it)")
     commands.add_parser("data", help="fetch and verify data, build the default tokenizers")
     commands.add_parser("doctor", help="check versions, device and data caches")
+    rerun = commands.add_parser(
+        "reproduce",
+        help="run the notebooks with papermill and write a results table",
+        description="Run notebooks in order with papermill at one profile; write the executed "
+        "notebooks, results.json, results.md and summary.json to one folder.",
+    )
+    rerun.add_argument(
+        "notebooks", nargs="*", help="names or numbers (00, 02_masked_lm); default all"
+    )
+    rerun.add_argument(
+        "--profile", help="smoke, laptop or gpu (default: $SSLM_PROFILE, else laptop)"
+    )
+    rerun.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a notebook parameter, given to each notebook that declares it (repeatable)",
+    )
+    rerun.add_argument("--out", help="output folder (default runs/reproduce/<profile>-<time>)")
+    rerun.add_argument(
+        "--stop-on-failure", action="store_true", help="stop at the first failed notebook"
+    )
+    rerun.add_argument("--timeout", type=int, help="seconds one cell may run (default: no limit)")
     # Unknown arguments are JupyterLab's (e.g. --port 8899); other commands take none.
     args, extra = parser.parse_known_args(argv)
     if args.command == "lab":
@@ -93,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments for {args.command}: {' '.join(extra)}")
     if args.command == "data":
         return command_data()
+    if args.command == "reproduce":
+        return command_reproduce(args)
     return command_doctor()
 
 

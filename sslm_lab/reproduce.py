@@ -1,0 +1,304 @@
+"""Run the notebooks with papermill at one profile and gather what they recorded.
+
+    sslm-lab reproduce                         # every notebook, in order, laptop profile
+    sslm-lab reproduce --profile gpu           # the headline numbers, on one GPU
+    sslm-lab reproduce 02 03 --profile smoke   # some notebooks, by number or by name
+    sslm-lab reproduce -p seed=1               # a parameter, for each notebook that has it
+
+Everything goes to one folder, `runs/reproduce/<profile>-<date>-<time>/` unless `--out`
+names another:
+
+    NN_name.ipynb   each notebook as executed, outputs and all
+    results.json    what each notebook recorded (`sslm_lab.results.record_results`)
+    results.md      the same as tables, with status and wall time per notebook
+    summary.json    status, wall time, error and metrics per notebook, and the machine
+
+The notebooks run in order because later ones load what earlier ones saved (under
+`runs/<notebook>/<profile>/`). A notebook that fails (an error, or an assertion about
+what it should have learned) is reported with its error and the rest still run, unless
+`--stop-on-failure`; the exit code is 1 when any failed. The two reports are rewritten
+after every notebook, so an interrupted run keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sslm_lab.profiles import resolve_profile_name
+from sslm_lab.results import ENV_VAR as RESULTS_ENV_VAR
+from sslm_lab.results import RESULTS_FILE, RUNS_ENV_VAR, results_path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO_ROOT / "notebooks"
+
+
+@dataclass
+class NotebookRun:
+    """One notebook's execution: how it ended, how long it took, what it recorded."""
+
+    name: str
+    status: str = "not run"  # "ok", "failed" or "not run"
+    seconds: float | None = None
+    error: str | None = None  # "ValueError: ..." for a failed notebook
+    failed_cell: int | None = None  # execution count of the failing cell
+    parameters: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def available_notebooks(folder: Path = NOTEBOOKS) -> list[str]:
+    """The notebooks in `folder`, by name (`00_tour`, ...), in their running order."""
+    return sorted(path.stem for path in Path(folder).glob("*.ipynb"))
+
+
+def select_notebooks(requested: Sequence[str], available: Sequence[str]) -> list[str]:
+    """Resolve names or number prefixes ("02", "02_masked_lm") to notebooks, in running order.
+
+    Nothing requested means all of them.
+    """
+    if not requested:
+        return list(available)
+    chosen = set()
+    for request in requested:
+        matches = [name for name in available if name == request or name.split("_")[0] == request]
+        if len(matches) != 1:
+            raise ValueError(
+                f"notebook {request!r} is not one of the notebooks; give a name or its number: "
+                + ", ".join(available)
+            )
+        chosen.add(matches[0])
+    return [name for name in available if name in chosen]
+
+
+def parse_parameter(text: str) -> tuple[str, Any]:
+    """ "name=value" -> (name, value); the value is read as a Python or JSON literal if it
+    is one (1, 0.5, True, true, None, "text"), else kept as the string typed."""
+    name, equals, raw = text.partition("=")
+    name = name.strip()
+    if not equals or not name.isidentifier():
+        raise ValueError(f"parameter {text!r} is not allowed; write NAME=VALUE, e.g. seed=1")
+    for parse in (ast.literal_eval, json.loads):
+        try:
+            return name, parse(raw)
+        except (ValueError, SyntaxError):
+            continue
+    return name, raw
+
+
+def declared_parameters(notebook: Path) -> set[str]:
+    """The names in a notebook's cell tagged `parameters`."""
+    import papermill
+
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def parameters_for(
+    names: Sequence[str], folder: Path, parameters: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Give each notebook the parameters its own parameters cell declares.
+
+    A parameter that none of the chosen notebooks declares is a typo: refuse it before
+    anything runs, naming the parameters they do have.
+    """
+    declared = {name: declared_parameters(folder / f"{name}.ipynb") for name in names}
+    known = set().union(*declared.values()) if declared else set()
+    for key in parameters:
+        if key == "profile":
+            raise ValueError("give the profile with --profile, not as -p profile=...")
+        if key not in known:
+            raise ValueError(
+                f"parameter {key!r} is not declared by any of {', '.join(names)}; "
+                f"their parameters are: {', '.join(sorted(known - {'profile'}))}"
+            )
+    return {
+        name: {key: value for key, value in parameters.items() if key in declared[name]}
+        for name in names
+    }
+
+
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the kernels papermill starts, then restore them."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def execute(
+    run: NotebookRun, source: Path, out: Path, profile: str, timeout: int | None
+) -> NotebookRun:
+    """Execute one notebook into `out`; fill in `run` with how it went."""
+    import papermill
+
+    started = time.perf_counter()
+    try:
+        with _environment(**{RESULTS_ENV_VAR: str(out), "SSLM_PROFILE": profile}):
+            papermill.execute_notebook(
+                str(source),
+                str(out / source.name),
+                parameters={"profile": profile, **run.parameters},
+                kernel_name="python3",
+                cwd=str(out),
+                progress_bar=False,
+                execution_timeout=timeout,
+            )
+        run.status = "ok"
+    except papermill.PapermillExecutionError as error:
+        run.status = "failed"
+        run.error = f"{error.ename}: {error.evalue}"
+        run.failed_cell = error.exec_count
+    except Exception as error:  # the kernel died, a cell timed out, the file is broken
+        run.status = "failed"
+        run.error = f"{type(error).__name__}: {error}"
+    run.seconds = time.perf_counter() - started
+    records = _read_records(out)
+    if run.name in records:
+        run.metrics = records[run.name]["metrics"]
+    return run
+
+
+def _read_records(out: Path) -> dict[str, Any]:
+    path = results_path(out)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def machine() -> dict[str, str]:
+    """What the numbers were measured on: device, versions, and the checkout's commit."""
+    import torch
+
+    from sslm_lab.hardware import device_name, resolve_device
+
+    info = {
+        "device": device_name(resolve_device("auto")),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_threads": str(torch.get_num_threads()),
+    }
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    info["commit"] = commit or "unknown (not a git checkout)"
+    return info
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.4g}"
+
+
+def _seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def markdown_report(runs: Sequence[NotebookRun], profile: str, context: dict[str, str]) -> str:
+    """The results as Markdown: one line per notebook, then each notebook's metrics."""
+    lines = [
+        f"# sslm_lab results, profile `{profile}`",
+        "",
+        ", ".join(f"{key} {value}" for key, value in context.items()),
+        "",
+        "| notebook | status | wall time | parameters | error |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for run in runs:
+        parameters = ", ".join(f"{k}={v!r}" for k, v in run.parameters.items()) or "–"
+        error = (run.error or "–").replace("|", "\\|").replace("\n", " ")
+        if run.failed_cell is not None:
+            error += f" (cell [{run.failed_cell}])"
+        lines.append(
+            f"| {run.name} | {run.status} | {_seconds(run.seconds)} | {parameters} | {error} |"
+        )
+    for run in runs:
+        if not run.metrics:
+            continue
+        lines += ["", f"## {run.name}", "", "| metric | value |", "| --- | --- |"]
+        lines += [f"| {key} | {_value(value)} |" for key, value in sorted(run.metrics.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _write_reports(out: Path, runs: Sequence[NotebookRun], profile: str, context: dict) -> None:
+    (out / "results.md").write_text(markdown_report(runs, profile, context))
+    summary = {"profile": profile, **context, "notebooks": [asdict(run) for run in runs]}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def default_out(profile: str) -> Path:
+    from sslm_lab.data.cache import project_folder
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return project_folder(RUNS_ENV_VAR, "runs") / "reproduce" / f"{profile}-{stamp}"
+
+
+def reproduce(
+    notebooks: Sequence[str] = (),
+    *,
+    profile: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    out: str | os.PathLike | None = None,
+    folder: str | os.PathLike = NOTEBOOKS,
+    stop_on_failure: bool = False,
+    timeout: int | None = None,
+    say: Any = print,
+) -> list[NotebookRun]:
+    """Execute `notebooks` (all by default) at `profile`; write the reports; return the runs.
+
+    Every check that can fail (names, parameters, the output folder) runs before the
+    first notebook starts.
+    """
+    folder = Path(folder)
+    profile = resolve_profile_name(profile)
+    names = select_notebooks(notebooks, available_notebooks(folder))
+    if not names:
+        raise ValueError(f"no notebooks (*.ipynb) in {folder}")
+    if timeout is not None and (not isinstance(timeout, int) or timeout < 1):
+        raise ValueError(f"timeout={timeout!r} is not allowed; give seconds >= 1, or None")
+    given = parameters_for(names, folder, dict(parameters or {}))
+    out = Path(out) if out is not None else default_out(profile)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(
+            f"{out} is not empty: name a new folder with --out, so no earlier results are lost"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    context = {**machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    runs = [NotebookRun(name, parameters=given[name]) for name in names]
+    say(f"profile {profile} on {context['device']}: {len(names)} notebooks -> {out}")
+    started = time.perf_counter()
+    for run in runs:
+        say(f"  {run.name} ...", end="", flush=True)
+        execute(run, folder / f"{run.name}.ipynb", out, profile, timeout)
+        say(f" {run.status} ({_seconds(run.seconds)})" + (f": {run.error}" if run.error else ""))
+        context["wall time"] = _seconds(time.perf_counter() - started)
+        _write_reports(out, runs, profile, context)
+        if run.status == "failed" and stop_on_failure:
+            break
+    say(f"tables: {out / 'results.md'}; records: {out / RESULTS_FILE}")
+    return runs

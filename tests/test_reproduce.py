@@ -1,0 +1,177 @@
+"""Tests for sslm_lab.reproduce and `sslm-lab reproduce`: choosing notebooks and
+parameters, running them in order, and the reports a failed notebook leaves behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from sslm_lab import cli
+from sslm_lab.reproduce import (
+    available_notebooks,
+    markdown_report,
+    parameters_for,
+    parse_parameter,
+    reproduce,
+    select_notebooks,
+)
+
+NAMES = ["00_tour", "01_attention", "02_masked_lm"]
+
+
+def test_notebooks_are_chosen_by_name_or_number_in_running_order():
+    assert select_notebooks([], NAMES) == NAMES
+    assert select_notebooks(["02", "00_tour", "00"], NAMES) == ["00_tour", "02_masked_lm"]
+    with pytest.raises(ValueError, match=r"'7' is not one of .*00_tour, 01_attention"):
+        select_notebooks(["7"], NAMES)
+    assert available_notebooks()[:2] == ["00_tour", "01_attention"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("seed=1", ("seed", 1)),
+        ("mask_rate=0.25", ("mask_rate", 0.25)),
+        ("nsp_ablation=True", ("nsp_ablation", True)),
+        ("nsp_ablation=false", ("nsp_ablation", False)),
+        ("max_steps=None", ("max_steps", None)),
+        ("prompt=ROMEO.", ("prompt", "ROMEO.")),
+        ("prompt=a=b", ("prompt", "a=b")),
+    ],
+)
+def test_parameters_are_read_as_literals_or_kept_as_text(text, expected):
+    assert parse_parameter(text) == expected
+
+
+@pytest.mark.parametrize("text", ["seed", "=1", "two words=1"])
+def test_a_malformed_parameter_names_itself_and_the_form(text):
+    with pytest.raises(ValueError, match=r"parameter .* is not allowed; write NAME=VALUE"):
+        parse_parameter(text)
+
+
+def write_notebook(folder: Path, name: str, parameters: str, body: str) -> None:
+    notebook = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(parameters)
+    cell.metadata["tags"] = ["parameters"]
+    notebook.cells = [cell, nbformat.v4.new_code_cell(body)]
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(notebook, folder / f"{name}.ipynb")
+
+
+@pytest.fixture
+def tiny_notebooks(tmp_path: Path) -> Path:
+    """Three notebooks that take a second each: one records, one fails, one records."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    record = (
+        "from sslm_lab.results import record_results\n"
+        "record_results({name!r}, {{'seed': seed, 'loss': 1.2345678, 'tokens': 12345}}, "
+        "profile=profile)\n"
+    )
+    write_notebook(folder, "10_first", "profile = None\nseed = 0", record.format(name="10_first"))
+    write_notebook(
+        folder, "11_fails", "profile = None\nrate = 0.5", "raise ValueError(f'rate={rate} is bad')"
+    )
+    write_notebook(folder, "12_last", "profile = None\nseed = 0", record.format(name="12_last"))
+    return folder
+
+
+def test_parameters_go_only_to_notebooks_that_declare_them(tiny_notebooks):
+    names = ["10_first", "11_fails", "12_last"]
+    given = parameters_for(names, tiny_notebooks, {"seed": 3, "rate": 0.1})
+    assert given == {"10_first": {"seed": 3}, "11_fails": {"rate": 0.1}, "12_last": {"seed": 3}}
+    with pytest.raises(ValueError, match=r"'sede' is not declared .* parameters are: rate, seed"):
+        parameters_for(names, tiny_notebooks, {"sede": 3})
+    with pytest.raises(ValueError, match="--profile"):
+        parameters_for(names, tiny_notebooks, {"profile": "gpu"})
+
+
+@pytest.mark.slow
+def test_a_failed_notebook_is_reported_and_the_rest_still_run(tiny_notebooks, tmp_path):
+    out = tmp_path / "out"
+    runs = reproduce(
+        profile="smoke",
+        parameters={"seed": 7},
+        out=out,
+        folder=tiny_notebooks,
+        say=lambda *args, **kwargs: None,
+    )
+    assert [(run.name, run.status) for run in runs] == [
+        ("10_first", "ok"),
+        ("11_fails", "failed"),
+        ("12_last", "ok"),
+    ]
+    assert runs[1].error == "ValueError: rate=0.5 is bad"
+    assert runs[0].metrics == {"seed": 7, "loss": 1.2345678, "tokens": 12345}
+    assert sorted(path.name for path in out.iterdir()) == [
+        "10_first.ipynb",
+        "11_fails.ipynb",
+        "12_last.ipynb",
+        "results.json",
+        "results.md",
+        "summary.json",
+    ]
+    records = json.loads((out / "results.json").read_text())
+    assert sorted(records) == ["10_first", "12_last"]
+    assert records["12_last"]["profile"] == "smoke"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["profile"] == "smoke" and summary["device"] == "cpu"
+    assert [entry["status"] for entry in summary["notebooks"]] == ["ok", "failed", "ok"]
+    table = (out / "results.md").read_text()
+    assert "| 11_fails | failed |" in table and "ValueError: rate=0.5 is bad" in table
+    assert "| loss | 1.235 |" in table and "| tokens | 12,345 |" in table
+
+    with pytest.raises(FileExistsError, match="not empty"):  # never overwrite a finished run
+        reproduce(profile="smoke", out=out, folder=tiny_notebooks)
+
+
+@pytest.mark.slow
+def test_stop_on_failure_leaves_the_rest_not_run(tiny_notebooks, tmp_path):
+    runs = reproduce(
+        ["11", "12"],
+        profile="smoke",
+        out=tmp_path / "out",
+        folder=tiny_notebooks,
+        stop_on_failure=True,
+        say=lambda *args, **kwargs: None,
+    )
+    assert [(run.name, run.status) for run in runs] == [
+        ("11_fails", "failed"),
+        ("12_last", "not run"),
+    ]
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "| 12_last | not run | – |" in table
+
+
+def test_markdown_report_escapes_table_breaking_errors():
+    from sslm_lab.reproduce import NotebookRun
+
+    run = NotebookRun("03_x", "failed", 3.0, "AssertionError: a | b\nsecond line", 12)
+    text = markdown_report([run], "laptop", {"device": "cpu"})
+    assert "| 03_x | failed | 3 s | – | AssertionError: a \\| b second line (cell [12]) |" in text
+
+
+@pytest.mark.slow
+def test_cli_runs_a_real_notebook_and_exits_by_its_status(tmp_path, capsys):
+    out = tmp_path / "tour"
+    assert (
+        cli.main(["reproduce", "00", "--profile", "smoke", "--out", str(out), "-p", "seed=2"]) == 0
+    )
+    records = json.loads((out / "results.json").read_text())
+    assert records["00_tour"]["metrics"]["seed"] == 2
+    assert (
+        f"| trigram_bpc | {records['00_tour']['metrics']['trigram_bpc']:.4g} |"
+        in (out / "results.md").read_text()
+    )
+
+    assert cli.main(["reproduce", "00", "--profile", "huge", "--out", str(tmp_path / "x")]) == 2
+    assert "profile='huge' is not a known profile" in capsys.readouterr().err
+    assert cli.main(["reproduce", "00", "-p", "sede=1", "--out", str(tmp_path / "y")]) == 2
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # nothing started
