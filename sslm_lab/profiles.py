@@ -294,8 +294,8 @@ PROFILES: dict[str, Profile] = {
             ablation_steps=2000,
             learns_context=True,
             # Not yet measured on a GPU: set from the laptop run (2.7x, 1.86 nats, +22
-            # points) for a model with 8x the weights trained on 10x the tokens. Replace with measured
-            # numbers, less a margin, after the first gpu run.
+            # points) for a model with 8x the weights trained on 10x the tokens. Replace
+            # them with measured numbers, less a margin, after the first gpu run.
             min_accuracy_ratio=3.0,
             min_loss_gain=1.5,
             min_probe_gain=0.1,
