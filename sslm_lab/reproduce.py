@@ -210,6 +210,8 @@ def _value(value: Any) -> str:
         return str(value)
     if isinstance(value, int):
         return f"{value:,}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
     return f"{value:.4g}"
 
 
@@ -293,9 +295,10 @@ def reproduce(
     say(f"profile {profile} on {context['device']}: {len(names)} notebooks -> {out}")
     started = time.perf_counter()
     for run in runs:
-        say(f"  {run.name} ...", end="", flush=True)
+        say(f"  {run.name}: running", flush=True)
         execute(run, folder / f"{run.name}.ipynb", out, profile, timeout)
-        say(f" {run.status} ({_seconds(run.seconds)})" + (f": {run.error}" if run.error else ""))
+        ending = f"{run.status} ({_seconds(run.seconds)})" + (f": {run.error}" if run.error else "")
+        say(f"  {run.name}: {ending}", flush=True)
         context["wall time"] = _seconds(time.perf_counter() - started)
         _write_reports(out, runs, profile, context)
         if run.status == "failed" and stop_on_failure:

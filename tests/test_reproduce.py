@@ -72,8 +72,8 @@ def tiny_notebooks(tmp_path: Path) -> Path:
     folder.mkdir()
     record = (
         "from sslm_lab.results import record_results\n"
-        "record_results({name!r}, {{'seed': seed, 'loss': 1.2345678, 'tokens': 12345}}, "
-        "profile=profile)\n"
+        "record_results({name!r}, {{'seed': seed, 'loss': 1.2345678, 'tokens': 12345, "
+        "'tokens_per_s': 16380.4}}, profile=profile)\n"
     )
     write_notebook(folder, "10_first", "profile = None\nseed = 0", record.format(name="10_first"))
     write_notebook(
@@ -109,7 +109,12 @@ def test_a_failed_notebook_is_reported_and_the_rest_still_run(tiny_notebooks, tm
         ("12_last", "ok"),
     ]
     assert runs[1].error == "ValueError: rate=0.5 is bad"
-    assert runs[0].metrics == {"seed": 7, "loss": 1.2345678, "tokens": 12345}
+    assert runs[0].metrics == {
+        "seed": 7,
+        "loss": 1.2345678,
+        "tokens": 12345,
+        "tokens_per_s": 16380.4,
+    }
     assert sorted(path.name for path in out.iterdir()) == [
         "10_first.ipynb",
         "11_fails.ipynb",
@@ -127,6 +132,7 @@ def test_a_failed_notebook_is_reported_and_the_rest_still_run(tiny_notebooks, tm
     table = (out / "results.md").read_text()
     assert "| 11_fails | failed |" in table and "ValueError: rate=0.5 is bad" in table
     assert "| loss | 1.235 |" in table and "| tokens | 12,345 |" in table
+    assert "| tokens_per_s | 16,380 |" in table
 
     with pytest.raises(FileExistsError, match="not empty"):  # never overwrite a finished run
         reproduce(profile="smoke", out=out, folder=tiny_notebooks)
