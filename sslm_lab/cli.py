@@ -81,8 +81,11 @@ def command_doctor() -> int:
 
 
 def command_reproduce(args: argparse.Namespace) -> int:
-    from sslm_lab.reproduce import parse_parameter, reproduce
+    from sslm_lab.reproduce import describe_notebooks, parse_parameter, reproduce
 
+    if args.list:
+        print(describe_notebooks())
+        return 0
     try:
         parameters = dict(parse_parameter(text) for text in args.parameter)
         runs = reproduce(
@@ -131,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     rerun.add_argument("--out", help="output folder (default runs/reproduce/<profile>-<time>)")
     rerun.add_argument(
         "--stop-on-failure", action="store_true", help="stop at the first failed notebook"
+    )
+    rerun.add_argument(
+        "--list", action="store_true", help="list the notebooks and their parameters, run nothing"
     )
     rerun.add_argument("--timeout", type=int, help="seconds one cell may run (default: no limit)")
     # Unknown arguments are JupyterLab's (e.g. --port 8899); other commands take none.

@@ -4,6 +4,7 @@
     sslm-lab reproduce --profile gpu           # the headline numbers, on one GPU
     sslm-lab reproduce 02 03 --profile smoke   # some notebooks, by number or by name
     sslm-lab reproduce -p seed=1               # a parameter, for each notebook that has it
+    sslm-lab reproduce --list                  # the notebooks and the parameters each has
 
 Everything goes to one folder, `runs/reproduce/<profile>-<date>-<time>/` unless `--out`
 names another:
@@ -94,11 +95,22 @@ def parse_parameter(text: str) -> tuple[str, Any]:
     return name, raw
 
 
-def declared_parameters(notebook: Path) -> set[str]:
-    """The names in a notebook's cell tagged `parameters`."""
+def declared_parameters(notebook: Path) -> dict[str, str]:
+    """The names in a notebook's cell tagged `parameters`, with their defaults as written."""
     import papermill
 
-    return set(papermill.inspect_notebook(str(notebook)))
+    found = papermill.inspect_notebook(str(notebook))
+    return {name: entry["default"] for name, entry in found.items()}
+
+
+def describe_notebooks(folder: Path = NOTEBOOKS) -> str:
+    """Each notebook with the parameters `-p` can set, and their defaults."""
+    lines = []
+    for name in available_notebooks(folder):
+        declared = declared_parameters(Path(folder) / f"{name}.ipynb")
+        given = ", ".join(f"{key}={value}" for key, value in declared.items() if key != "profile")
+        lines.append(f"{name}: {given or '(no parameters besides profile)'}")
+    return "\n".join(lines)
 
 
 def parameters_for(

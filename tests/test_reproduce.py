@@ -181,3 +181,11 @@ def test_cli_runs_a_real_notebook_and_exits_by_its_status(tmp_path, capsys):
     assert "profile='huge' is not a known profile" in capsys.readouterr().err
     assert cli.main(["reproduce", "00", "-p", "sede=1", "--out", str(tmp_path / "y")]) == 2
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # nothing started
+
+
+def test_list_shows_each_notebook_with_its_parameters_and_runs_nothing(capsys, tmp_path):
+    assert cli.main(["reproduce", "--list", "--out", str(tmp_path / "never")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == available_notebooks()
+    assert '02_masked_lm: seed=0, mask_rate=0.15, strategy="token"' in "\n".join(lines)
+    assert not (tmp_path / "never").exists()
