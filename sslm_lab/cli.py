@@ -4,17 +4,20 @@ sslm-lab lab [JUPYTER ARGS]   open JupyterLab on the notebooks
 sslm-lab data                 fetch and verify the corpus, build the default tokenizers
 sslm-lab doctor               versions, device and data caches; non-zero exit with the fix
 sslm-lab reproduce [NB ...]   run the notebooks with papermill, write a results table
+sslm-lab bench NAME [ARGS]    run benchmarks/bench_NAME.py (from a checkout)
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO_ROOT / "notebooks"
+BENCHMARKS = REPO_ROOT / "benchmarks"
 REQUIRED = (
     "torch",
     "transformers",
@@ -80,6 +83,20 @@ def command_doctor() -> int:
     return 0
 
 
+def command_bench(name: str, bench_args: list[str]) -> int:
+    names = sorted(path.stem.removeprefix("bench_") for path in BENCHMARKS.glob("bench_*.py"))
+    if name not in names:
+        print(
+            f"sslm-lab bench: no benchmark {name!r}; choose one of "
+            f"{', '.join(names) or '(none: benchmarks/ is in a source checkout only)'}",
+            file=sys.stderr,
+        )
+        return 2
+    command = [sys.executable, str(BENCHMARKS / f"bench_{name}.py"), *bench_args]
+    print("$ " + " ".join(command), flush=True)
+    return subprocess.run(command, cwd=REPO_ROOT).returncode
+
+
 def command_reproduce(args: argparse.Namespace) -> int:
     from sslm_lab.reproduce import describe_notebooks, parse_parameter, reproduce
 
@@ -139,10 +156,18 @@ def main(argv: list[str] | None = None) -> int:
         "--list", action="store_true", help="list the notebooks and their parameters, run nothing"
     )
     rerun.add_argument("--timeout", type=int, help="seconds one cell may run (default: no limit)")
-    # Unknown arguments are JupyterLab's (e.g. --port 8899); other commands take none.
+    bench = commands.add_parser(  # no -h of its own: `bench NAME --help` is the script's
+        "bench",
+        help="run a benchmark script (other arguments go to it; try NAME --help)",
+        add_help=False,
+    )
+    bench.add_argument("name", help="baby_gpt or attention: benchmarks/bench_NAME.py")
+    # Unknown arguments are JupyterLab's (e.g. --port 8899) or the benchmark's.
     args, extra = parser.parse_known_args(argv)
     if args.command == "lab":
         return command_lab(extra)
+    if args.command == "bench":
+        return command_bench(args.name, extra)
     if extra:
         parser.error(f"unrecognized arguments for {args.command}: {' '.join(extra)}")
     if args.command == "data":

@@ -106,3 +106,10 @@ def test_bootstrap_refuses_an_unknown_torch_choice() -> None:
     )
     assert result.returncode != 0
     assert "--torch='rocm'" in result.stderr and "auto, cpu, cuda, keep" in result.stderr
+
+
+def test_bench_runs_a_benchmark_script_with_its_own_arguments(capfd) -> None:
+    assert cli.main(["bench", "baby_gpt", "--help"]) == 0
+    assert "--preset {cpu,gpu}" in capfd.readouterr().out
+    assert cli.main(["bench", "bert"]) == 2
+    assert "no benchmark 'bert'; choose one of attention, baby_gpt" in capfd.readouterr().err
