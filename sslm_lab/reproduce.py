@@ -260,9 +260,16 @@ def markdown_report(runs: Sequence[NotebookRun], profile: str, context: dict[str
 
 
 def _write_reports(out: Path, runs: Sequence[NotebookRun], profile: str, context: dict) -> None:
-    (out / "results.md").write_text(markdown_report(runs, profile, context))
+    """Both reports, each written whole to a temporary file and renamed into place."""
     summary = {"profile": profile, **context, "notebooks": [asdict(run) for run in runs]}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    texts = {
+        "results.md": markdown_report(runs, profile, context),
+        "summary.json": json.dumps(summary, indent=2, default=str) + "\n",
+    }
+    for name, text in texts.items():
+        partial = out / f".{name}.partial"
+        partial.write_text(text)
+        os.replace(partial, out / name)
 
 
 def default_out(profile: str) -> Path:
