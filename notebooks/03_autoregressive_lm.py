@@ -397,8 +397,10 @@ fig = plot_learning_curves(
 # Without dropout the training loss plunges while the validation loss turns and climbs:
 # the model is memorising its few thousand characters, and what it memorises is useless
 # on other text. Dropout holds the training loss up, keeps the two curves much closer,
-# and ends with the better validation loss. It is not free: on the big corpus, where
-# nothing overfits in a short run, it only slows learning down. That is why the small
+# and ends with the better validation loss. Look at the level, though: both runs end far
+# above the bigram baseline. Dropout slows the memorising down; it cannot make a few
+# thousand characters teach what millions do. It is not free either: on the big corpus,
+# where nothing overfits in a short run, it only slows learning down. That is why the small
 # profiles train without it, and the `gpu` profile, with a model ten times larger and
 # many passes over the data, uses 0.2.
 #
@@ -551,12 +553,17 @@ assert reload_identical and loaded_chars.characters == chars.characters
 initial_loss = math.log(chars.vocab_size)  # nats: an untrained model's uniform guess
 assert past_shift == 0.0, "a prediction changed when only later tokens did"
 assert char_val_loss < initial_loss, "the character model learned nothing"
-assert char_val_bpc < uniform_bpc and bpe_val_bpc < uniform_bpc
+# The BPE model's own "learned nothing" line: a uniform guess over its pieces, which costs
+# log2(vocab) bits per piece, about 4 to 5 bits per character (not the 6.4 of characters).
+bpe_uniform_bpc = math.log2(bpe.vocab_size) * tokens_per_char["BPE"]
+assert char_val_bpc < uniform_bpc - 0.5, "the character model learned next to nothing"
+assert bpe_val_bpc < bpe_uniform_bpc - 0.5, "the BPE model learned next to nothing"
 assert all(cache_checks), "the KV cache changed the generated tokens"
+# A sanity check more than a finding: dividing logits by a larger T flattens them.
 assert sample_entropy[-1] > sample_entropy[0], "higher temperature, more random draws"
 assert reload_identical, "the saved decoder does not reload exactly"
 if P.name == "smoke":
-    # A few dozen steps of a tiny model: it must at least learn the character frequencies.
+    # 150 steps of a tiny model: it must at least learn the character frequencies.
     assert char_val_bpc < baselines["unigram"], "the character model lost to the unigram"
 else:
     assert char_val_bpc < baselines["trigram"], "the character model did not beat the trigram"
