@@ -35,9 +35,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sslm_lab.data.cache import atomic_write_text
 from sslm_lab.profiles import resolve_profile_name
 from sslm_lab.results import ENV_VAR as RESULTS_ENV_VAR
-from sslm_lab.results import RESULTS_FILE, RUNS_ENV_VAR, results_path
+from sslm_lab.results import RESULTS_FILE, RUNS_ENV_VAR, read_results, results_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -179,15 +180,10 @@ def execute(
         run.status = "failed"
         run.error = f"{type(error).__name__}: {error}"
     run.seconds = time.perf_counter() - started
-    records = _read_records(out)
+    records = read_results(out) if results_path(out).exists() else {}
     if run.name in records:
         run.metrics = records[run.name]["metrics"]
     return run
-
-
-def _read_records(out: Path) -> dict[str, Any]:
-    path = results_path(out)
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def machine() -> dict[str, str]:
@@ -267,9 +263,7 @@ def _write_reports(out: Path, runs: Sequence[NotebookRun], profile: str, context
         "summary.json": json.dumps(summary, indent=2, default=str) + "\n",
     }
     for name, text in texts.items():
-        partial = out / f".{name}.partial"
-        partial.write_text(text)
-        os.replace(partial, out / name)
+        atomic_write_text(out / name, text)
 
 
 def default_out(profile: str) -> Path:

@@ -17,12 +17,11 @@ import json
 import math
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from sslm_lab.data.cache import project_folder
+from sslm_lab.data.cache import atomic_write_text, project_folder
 
 RESULTS_FILE = "results.json"
 ENV_VAR = "SSLM_RESULTS_DIR"
@@ -85,12 +84,7 @@ def record_results(
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "python": platform.python_version(),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(records, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(records, indent=2, sort_keys=True) + "\n")
 
 
 def read_results(directory: str | os.PathLike | None = None) -> dict[str, dict]:
