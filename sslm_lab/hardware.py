@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from sslm_lab.env import best_device
+
 PRECISIONS = ("fp32", "bf16", "fp16")
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -49,12 +51,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     if not isinstance(name, str):
         raise invalid_setting("TrainerConfig.device", name, allowed)
     if name == "auto":
-        if torch.cuda.is_available():
-            name = "cuda"
-        elif torch.backends.mps.is_available():
-            name = "mps"
-        else:
-            name = "cpu"
+        name = best_device().type
     try:
         device = torch.device(name)
     except RuntimeError:
