@@ -555,7 +555,7 @@ assert past_shift == 0.0, "a prediction changed when only later tokens did"
 assert char_val_loss < initial_loss, "the character model learned nothing"
 # The BPE model's own "learned nothing" line: a uniform guess over its pieces, which costs
 # log2(vocab) bits per piece, about 4 to 5 bits per character (not the 6.4 of characters).
-bpe_uniform_bpc = math.log2(bpe.vocab_size) * tokens_per_char["BPE"]
+bpe_uniform_bpc = bits_per_character(math.log(bpe.vocab_size), len(val_ids["BPE"]), len(val_text))
 assert char_val_bpc < uniform_bpc - 0.5, "the character model learned next to nothing"
 assert bpe_val_bpc < bpe_uniform_bpc - 0.5, "the BPE model learned next to nothing"
 assert all(cache_checks), "the KV cache changed the generated tokens"
