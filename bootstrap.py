@@ -123,7 +123,7 @@ def install_package(python: Path, extras: str, torch_choice: str) -> None:
 
 def prepare_data(python: Path) -> None:
     say("preparing data caches under data/ (skipped when already there)")
-    run([str(python), "-m", "sslm_lab.cli", "data"], check=True, cwd=ROOT)
+    run([str(python), "-m", "sslm_lab.lab.cli", "data"], check=True, cwd=ROOT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "setup":
         return 0
     if args.command in ("lab", "reproduce"):
-        command = [str(python), "-m", "sslm_lab.cli", args.command]
+        command = [str(python), "-m", "sslm_lab.lab.cli", args.command]
         run_env = os.environ
     else:
         command = [str(python), "-m", "pytest"]

@@ -2,7 +2,7 @@
 
 The widely used "baby GPT" run (nanoGPT's shakespeare_char): a character-level
 decoder on the contiguous 90/10 split of the corpus, trained through
-`sslm_lab.trainer` exactly as a notebook would.
+`sslm_lab.training.trainer` exactly as a notebook would.
 
     python benchmarks/bench_baby_gpt.py --preset cpu   # 4 layers, 128 wide, 2000 steps
     python benchmarks/bench_baby_gpt.py --preset gpu   # 6 layers, 384 wide, 5000 steps, bf16
@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sslm_lab.data import char_tokenizer, lm_text
-from sslm_lab.hardware import device_name
-from sslm_lab.trainer import Phase, Trainer, TrainerConfig
+from sslm_lab.training.hardware import device_name
+from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig
 from sslm_lab.transformer import CausalLM, TransformerConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"

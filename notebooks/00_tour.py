@@ -28,7 +28,7 @@
 #    Every language model in this suite must beat them.
 #
 # The cell below holds every knob. `profile` picks the run size from
-# `sslm_lab.profiles` (`smoke`, `laptop`, `gpu`); left at `None` it reads the
+# `sslm_lab.lab.profiles` (`smoke`, `laptop`, `gpu`); left at `None` it reads the
 # environment variable `SSLM_PROFILE`, else uses `laptop`. `bpe_vocab_size = None`
 # takes the profile's size; set a number to try another vocabulary.
 
@@ -45,12 +45,13 @@ import numpy as np
 import torch
 from IPython.display import HTML, display
 
-from sslm_lab import data, profiles
-from sslm_lab.baselines import char_ids, ngram_baselines
-from sslm_lab.env import environment_report
-from sslm_lab.results import record_results
-from sslm_lab.viz import plot_baselines, plot_image_grid, plot_work_lengths
-from sslm_lab.widgets import side_by_side_html, tokenize_side_by_side, tokenizer_explorer
+from sslm_lab import data
+from sslm_lab.lab import profiles
+from sslm_lab.lab.env import environment_report
+from sslm_lab.lab.results import record_results
+from sslm_lab.lab.viz import plot_baselines, plot_image_grid, plot_work_lengths
+from sslm_lab.lab.widgets import side_by_side_html, tokenize_side_by_side, tokenizer_explorer
+from sslm_lab.ngrams import char_ids, ngram_baselines
 
 P = profiles.get_profile(profile)
 torch.manual_seed(seed)

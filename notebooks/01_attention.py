@@ -39,7 +39,7 @@
 #    head, and see where each token looks.
 #
 # The cell below holds every knob. `profile` picks the run size from
-# `sslm_lab.profiles` (`None` reads `$SSLM_PROFILE`, else `laptop`). `n_embd` and
+# `sslm_lab.lab.profiles` (`None` reads `$SSLM_PROFILE`, else `laptop`). `n_embd` and
 # `n_head` size the small hand-worked example; `saturation_samples = None` takes the
 # profile's number of random draws for the $\sqrt{d_k}$ experiment.
 
@@ -60,10 +60,19 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from sslm_lab import data, profiles
+from sslm_lab import data
 from sslm_lab.interop import bert_to_sslm, load_minilm
+from sslm_lab.lab import profiles
+from sslm_lab.lab.results import record_results
+from sslm_lab.lab.viz import (
+    plot_attention_heatmap,
+    plot_attention_timings,
+    plot_head_grid,
+    plot_softmax_saturation,
+    plot_token_matrices,
+)
+from sslm_lab.lab.widgets import attention_explorer, attention_heatmap_data, tokenizer_fn_for
 from sslm_lab.masking import causal_mask, padding_mask
-from sslm_lab.results import record_results
 from sslm_lab.transformer import (
     CausalLM,
     MultiHeadAttention,
@@ -74,14 +83,6 @@ from sslm_lab.transformer import (
     attention_fast,
     attention_maps,
 )
-from sslm_lab.viz import (
-    plot_attention_heatmap,
-    plot_attention_timings,
-    plot_head_grid,
-    plot_softmax_saturation,
-    plot_token_matrices,
-)
-from sslm_lab.widgets import attention_explorer, attention_heatmap_data, tokenizer_fn_for
 
 P = profiles.get_profile(profile)
 A = P.attention
@@ -623,7 +624,7 @@ fig = plot_attention_heatmap(tokens, head_weights, title)
 # in BERT).
 #
 # Now explore: pick a line, a layer and a head. The explorer is a view over
-# `sslm_lab.widgets.attention_heatmap_data(model, tokenizer_fn, text, layer, head)`, which
+# `sslm_lab.lab.widgets.attention_heatmap_data(model, tokenizer_fn, text, layer, head)`, which
 # you can call directly for any `sslm_lab` model.
 
 # %%

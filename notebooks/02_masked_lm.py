@@ -41,7 +41,7 @@
 #    and
 # 9. saves the encoder for the fine-tuning notebook.
 #
-# The cell below holds every knob. `profile` picks the run size from `sslm_lab.profiles`
+# The cell below holds every knob. `profile` picks the run size from `sslm_lab.lab.profiles`
 # (`None` reads `$SSLM_PROFILE`, else `laptop`). `mask_rate` and `strategy` (`"token"`,
 # `"whole_word"` or `"span"`) choose the masking used for pretraining; `max_steps = None`
 # takes the profile's number of training steps; `nsp_ablation = None` lets the profile
@@ -64,23 +64,24 @@ from IPython.display import HTML, display
 from torch import nn
 from torch.testing import assert_close
 
-from sslm_lab import data, profiles
-from sslm_lab.batches import sample_rows
-from sslm_lab.hardware import resolve_device
-from sslm_lab.masking import IGNORE_INDEX, STRATEGIES, mask_tokens, word_ids_from_pieces
-from sslm_lab.objectives import masked_lm_loss, next_sentence_loss
-from sslm_lab.pretrained import load_pretrained, save_pretrained
-from sslm_lab.results import record_results, run_dir
-from sslm_lab.trainer import Phase, Trainer, TrainerConfig, plot_history
-from sslm_lab.transformer import MaskedLM, TransformerConfig
-from sslm_lab.viz import plot_bars, plot_masked_lm_history
-from sslm_lab.widgets import (
+from sslm_lab import data
+from sslm_lab.lab import profiles
+from sslm_lab.lab.results import record_results, run_dir
+from sslm_lab.lab.viz import plot_bars, plot_masked_lm_history
+from sslm_lab.lab.widgets import (
     cloze_explorer,
     cloze_predictions,
     masking_example,
     masking_html,
     masking_playground,
 )
+from sslm_lab.masking import IGNORE_INDEX, STRATEGIES, mask_tokens, word_ids_from_pieces
+from sslm_lab.objectives import masked_lm_loss, next_sentence_loss
+from sslm_lab.pretrained import load_pretrained, save_pretrained
+from sslm_lab.training.batches import sample_rows
+from sslm_lab.training.hardware import resolve_device
+from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig, plot_history
+from sslm_lab.transformer import MaskedLM, TransformerConfig
 
 started = time.perf_counter()
 P = profiles.get_profile(profile)
@@ -240,7 +241,7 @@ display(HTML(masking_html(masking_example(tokenizer, passage, 0.3, "token", seed
 #   it can still see, which teaches spelling more than meaning;
 # - `span`: runs of consecutive tokens (SpanBERT), so the model must rebuild whole phrases.
 #
-# The playground is a view over `sslm_lab.widgets.masking_example(tokenizer, text,
+# The playground is a view over `sslm_lab.lab.widgets.masking_example(tokenizer, text,
 # mask_rate, strategy, seed)`, which you can call yourself.
 
 # %%
@@ -535,7 +536,7 @@ if M.learns_context:
 # A *cloze test* is the school exercise: fill in the gap. Type a line with `[MASK]` in it
 # (each `[MASK]` stands for one BPE piece; a space before it belongs to the hidden piece)
 # and see the model's five best guesses. The widget is a view over
-# `sslm_lab.widgets.cloze_predictions(model, tokenizer, text, k)`.
+# `sslm_lab.lab.widgets.cloze_predictions(model, tokenizer, text, k)`.
 #
 # Where the answer is a habit of the language (*good morrow, my lord*; *I thank you*),
 # this small model is often right, though rarely certain. The most famous line is beyond it:

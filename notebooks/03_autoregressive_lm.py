@@ -25,7 +25,7 @@
 # 1. shows **teacher forcing under the causal mask**: how one pass over a text trains
 #    every position at once, and why no position can peek at its answer;
 # 2. recalls the **n-gram baselines** from 00_tour, the numbers to beat;
-# 3. **pretrains a character-level decoder and a BPE decoder** with `sslm_lab.trainer`
+# 3. **pretrains a character-level decoder and a BPE decoder** with `sslm_lab.training.trainer`
 #    and compares them in **bits per character**, the one scale both share;
 # 4. looks at the **gap between training and validation loss**, and what **dropout**
 #    does to it;
@@ -35,7 +35,7 @@
 # 7. **saves the decoder** for the fine-tuning notebook.
 #
 # The cell below holds every knob. `profile` picks the run sizes from
-# `sslm_lab.profiles` (`None` reads `$SSLM_PROFILE`, else `laptop`). The other `None`s
+# `sslm_lab.lab.profiles` (`None` reads `$SSLM_PROFILE`, else `laptop`). The other `None`s
 # take the profile's value: `bpe_vocab_size` for the BPE model, `max_steps` for both
 # main training runs, `dropout_rate` for the run with dropout in section 4.
 # `prompt` starts the samples.
@@ -56,17 +56,18 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-from sslm_lab import data, profiles
-from sslm_lab.baselines import ngram_baselines
+from sslm_lab import data
 from sslm_lab.generation import encode_prompt, entropy_bits, generate, generate_text, sampling
-from sslm_lab.hardware import device_name, resolve_device
+from sslm_lab.lab import profiles
+from sslm_lab.lab.results import record_results, run_dir
+from sslm_lab.lab.viz import plot_learning_curves, plot_teacher_forcing, plot_temperature_effect
+from sslm_lab.lab.widgets import sampling_explorer
+from sslm_lab.ngrams import ngram_baselines
 from sslm_lab.objectives import bits_per_character, causal_lm_loss
 from sslm_lab.pretrained import load_pretrained, save_pretrained
-from sslm_lab.results import record_results, run_dir
-from sslm_lab.trainer import Phase, Trainer, TrainerConfig
+from sslm_lab.training.hardware import device_name, resolve_device
+from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig
 from sslm_lab.transformer import CausalLM, TransformerConfig
-from sslm_lab.viz import plot_learning_curves, plot_teacher_forcing, plot_temperature_effect
-from sslm_lab.widgets import sampling_explorer
 
 notebook_started = time.perf_counter()
 P = profiles.get_profile(profile)
@@ -475,7 +476,7 @@ assert all(cache_checks)
 #
 # ### Try it
 #
-# The widget is a view over `sslm_lab.widgets.sample_continuation(model, tokenizer,
+# The widget is a view over `sslm_lab.lab.widgets.sample_continuation(model, tokenizer,
 # prompt, temperature, top_k, top_p, length, seed)`: the same arguments always give the
 # same text. Try temperature 0.2 and 2.0, then top-p 0.5 at temperature 1.5.
 

@@ -6,7 +6,7 @@
                             and any metadata the saving notebook adds (e.g. val bits/char)
         tokenizer.json      the tokenizer, in CharTokenizer's or BPETokenizer's own format
 
-A training checkpoint (`sslm_lab.checkpoint`) also holds optimizer state for resuming;
+A training checkpoint (`sslm_lab.training.checkpoint`) also holds optimizer state for resuming;
 this is the smaller thing a fine-tuning notebook loads. Weights are safetensors, so
 loading never runs pickled code, and the folder is written beside its final place and
 renamed into it, so a crash never leaves half a model.
@@ -24,8 +24,8 @@ from typing import Any
 
 from safetensors.torch import load_model, save_model
 
-from sslm_lab.checkpoint import CheckpointError, weight_mismatches
 from sslm_lab.data.tokenizers import BPETokenizer, CharTokenizer, TextTokenizer
+from sslm_lab.training.checkpoint import CheckpointError, weight_mismatches
 from sslm_lab.transformer import CausalLM, MaskedLM, TransformerConfig, TransformerModel
 
 WEIGHTS_FILE = "model.safetensors"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sslm_lab import cli
+from sslm_lab.lab import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from sslm_lab.checkpoint import CheckpointError
 from sslm_lab.data import CharTokenizer, bpe_tokenizer
 from sslm_lab.pretrained import load_pretrained, save_pretrained
+from sslm_lab.training.checkpoint import CheckpointError
 from sslm_lab.transformer import CausalLM, MaskedLM, SequenceClassifier, TransformerConfig
 
 TEXT = "Now is the winter of our discontent"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from sslm_lab import profiles
+from sslm_lab.lab import profiles
 
 
 def test_three_profiles_exist_in_order_of_size() -> None:

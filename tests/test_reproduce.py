@@ -1,4 +1,4 @@
-"""Tests for sslm_lab.reproduce and `sslm-lab reproduce`: choosing notebooks and
+"""Tests for sslm_lab.lab.reproduce and `sslm-lab reproduce`: choosing notebooks and
 parameters, running them in order, and the reports a failed notebook leaves behind."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from sslm_lab import cli
-from sslm_lab.reproduce import (
+from sslm_lab.lab import cli
+from sslm_lab.lab.reproduce import (
     available_notebooks,
     markdown_report,
     parameters_for,
@@ -71,7 +71,7 @@ def tiny_notebooks(tmp_path: Path) -> Path:
     folder = tmp_path / "notebooks"
     folder.mkdir()
     record = (
-        "from sslm_lab.results import record_results\n"
+        "from sslm_lab.lab.results import record_results\n"
         "record_results({name!r}, {{'seed': seed, 'loss': 1.2345678, 'tokens': 12345, "
         "'tokens_per_s': 16380.4}}, profile=profile)\n"
     )
@@ -157,7 +157,7 @@ def test_stop_on_failure_leaves_the_rest_not_run(tiny_notebooks, tmp_path):
 
 
 def test_markdown_report_escapes_table_breaking_errors():
-    from sslm_lab.reproduce import NotebookRun
+    from sslm_lab.lab.reproduce import NotebookRun
 
     run = NotebookRun("03_x", "failed", 3.0, "AssertionError: a | b\nsecond line", 12)
     text = markdown_report([run], "laptop", {"device": "cpu"})

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sslm_lab.results import read_results, record_results, run_dir
+from sslm_lab.lab.results import read_results, record_results, run_dir
 
 
 def test_record_merges_notebooks_and_converts_scalars(tmp_path) -> None:

@@ -1,4 +1,4 @@
-"""Tests for sslm_lab.trainer: the loop, its speed features, and its guards.
+"""Tests for sslm_lab.training.trainer: the loop, its speed features, and its guards.
 
 Checkpoints, exact resume and torchrun are in test_trainer_resume.py.
 """
@@ -23,10 +23,10 @@ from trainer_worker import (
     make_tokens,
 )
 
-import sslm_lab.trainer as trainer_module
-from sslm_lab import hardware
-from sslm_lab.batches import count_items, sample_rows, shard_batch
-from sslm_lab.trainer import (
+import sslm_lab.training.trainer as trainer_module
+from sslm_lab.training import hardware
+from sslm_lab.training.batches import count_items, sample_rows, shard_batch
+from sslm_lab.training.trainer import (
     NonFiniteLossError,
     Phase,
     Trainer,

@@ -15,8 +15,8 @@ from safetensors import safe_open
 from torch.utils.data import DataLoader, TensorDataset
 from trainer_worker import TinyLM, block_sampler, clean_lm_loss, lm_trainer, losses, make_tokens
 
-from sslm_lab.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints
-from sslm_lab.trainer import Phase, Trainer, TrainerConfig
+from sslm_lab.training.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints
+from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig
 
 WORKER = Path(__file__).with_name("trainer_worker.py")
 REPO = Path(__file__).resolve().parents[1]

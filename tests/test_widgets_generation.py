@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from sslm_lab.data import CharTokenizer
+from sslm_lab.lab.viz import plot_learning_curves, plot_teacher_forcing, plot_temperature_effect
+from sslm_lab.lab.widgets import figure_png, sample_continuation, sampling_explorer, sampling_html
 from sslm_lab.transformer import CausalLM, TransformerConfig
-from sslm_lab.viz import plot_learning_curves, plot_teacher_forcing, plot_temperature_effect
-from sslm_lab.widgets import figure_png, sample_continuation, sampling_explorer, sampling_html
 
 TEXT = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind"
 

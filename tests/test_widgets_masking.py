@@ -7,9 +7,7 @@ import pytest
 import torch
 
 from sslm_lab.data import bpe_tokenizer
-from sslm_lab.masking import mask_tokens
-from sslm_lab.transformer import MaskedLM, TransformerConfig
-from sslm_lab.widgets import (
+from sslm_lab.lab.widgets import (
     MASKING_KINDS,
     cloze_explorer,
     cloze_html,
@@ -19,6 +17,8 @@ from sslm_lab.widgets import (
     masking_html,
     masking_playground,
 )
+from sslm_lab.masking import mask_tokens
+from sslm_lab.transformer import MaskedLM, TransformerConfig
 
 TEXT = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer"
 
@@ -207,7 +207,7 @@ def test_cloze_explorer_rerenders_and_explains_refusals(model, tokenizer) -> Non
 def test_masked_lm_figures() -> None:
     import matplotlib.pyplot as plt
 
-    from sslm_lab.viz import plot_bars, plot_masked_lm_history
+    from sslm_lab.lab.viz import plot_bars, plot_masked_lm_history
 
     history = [{"step": s, "mlm/loss": 7.0 - s / 10} for s in range(1, 11)]
     history[4].update({"val/loss": 6.6, "val/accuracy": 0.08})

@@ -26,9 +26,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sslm_lab.batches import sample_rows  # noqa: E402
-from sslm_lab.hardware import cleanup_distributed  # noqa: E402
-from sslm_lab.trainer import Phase, Trainer, TrainerConfig  # noqa: E402
+from sslm_lab.training.batches import sample_rows  # noqa: E402
+from sslm_lab.training.hardware import cleanup_distributed  # noqa: E402
+from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig  # noqa: E402
 
 VOCAB = 16
 

@@ -54,7 +54,7 @@ A GAN (the model passed first must contain both networks, so one checkpoint hold
 
 Data is either an iterable of batches (a DataLoader, a list) or a sampler
 `batch_fn(step, generator) -> batch` over tensors already on the device (see
-`sslm_lab.batches.sample_rows`), so the GPU never waits for the host. Either way a batch is the
+`sslm_lab.training.batches.sample_rows`), so the GPU never waits for the host. Either way a batch is the
 *global* batch: under torchrun each process keeps its 1/WORLD_SIZE slice of it.
 """
 
@@ -80,8 +80,8 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from sslm_lab.batches import BatchFn, BatchStream, count_items, map_tensors, shard_batch
-from sslm_lab.checkpoint import (
+from sslm_lab.training.batches import BatchFn, BatchStream, count_items, map_tensors, shard_batch
+from sslm_lab.training.checkpoint import (
     CheckpointError,
     capture_rng_state,
     latest_checkpoint,
@@ -90,7 +90,7 @@ from sslm_lab.checkpoint import (
     save_checkpoint,
     step_folder_name,
 )
-from sslm_lab.hardware import (
+from sslm_lab.training.hardware import (
     AUTOCAST_DTYPES,
     check_precision,
     configure_tf32,

@@ -19,9 +19,9 @@ import torch
 from matplotlib.figure import Figure
 
 from sslm_lab.generation import generate_text
+from sslm_lab.lab.viz import plot_attention_heatmap
 from sslm_lab.masking import IGNORE_INDEX, STRATEGIES, mask_tokens, word_ids_from_pieces
 from sslm_lab.transformer import TransformerModel, attention_maps
-from sslm_lab.viz import plot_attention_heatmap
 
 # Alternating pastel backgrounds make token boundaries visible without a legend.
 TOKEN_COLOURS = ("#fde2a7", "#c9e7f5", "#d8f0c8", "#f5cfe0")

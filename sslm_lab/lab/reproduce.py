@@ -10,7 +10,7 @@ Everything goes to one folder, `runs/reproduce/<profile>-<date>-<time>/` unless 
 names another:
 
     NN_name.ipynb   each notebook as executed, outputs and all
-    results.json    what each notebook recorded (`sslm_lab.results.record_results`)
+    results.json    what each notebook recorded (`sslm_lab.lab.results.record_results`)
     results.md      the same as tables, with status and wall time per notebook
     summary.json    status, wall time, error and metrics per notebook, and the machine
 
@@ -36,11 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from sslm_lab.data.cache import atomic_write_text
-from sslm_lab.profiles import resolve_profile_name
-from sslm_lab.results import ENV_VAR as RESULTS_ENV_VAR
-from sslm_lab.results import RESULTS_FILE, RUNS_ENV_VAR, read_results, results_path
+from sslm_lab.lab.profiles import resolve_profile_name
+from sslm_lab.lab.results import ENV_VAR as RESULTS_ENV_VAR
+from sslm_lab.lab.results import RESULTS_FILE, RUNS_ENV_VAR, read_results, results_path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO_ROOT / "notebooks"
 
 
@@ -190,7 +190,7 @@ def machine() -> dict[str, str]:
     """What the numbers were measured on: device, versions, and the checkout's commit."""
     import torch
 
-    from sslm_lab.hardware import device_name, resolve_device
+    from sslm_lab.training.hardware import device_name, resolve_device
 
     info = {
         "device": device_name(resolve_device("auto")),

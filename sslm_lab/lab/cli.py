@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO_ROOT / "notebooks"
 BENCHMARKS = REPO_ROOT / "benchmarks"
 REQUIRED = (
@@ -60,7 +60,7 @@ def _print_tree(tree: dict, indent: int = 0) -> None:
 
 def command_doctor() -> int:
     from sslm_lab.data import cache_status
-    from sslm_lab.env import environment_report
+    from sslm_lab.lab.env import environment_report
 
     problems = []
     print("environment")
@@ -98,7 +98,7 @@ def command_bench(name: str, bench_args: list[str]) -> int:
 
 
 def command_reproduce(args: argparse.Namespace) -> int:
-    from sslm_lab.reproduce import describe_notebooks, parse_parameter, reproduce
+    from sslm_lab.lab.reproduce import describe_notebooks, parse_parameter, reproduce
 
     if args.list:
         print(describe_notebooks())

@@ -4,7 +4,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from sslm_lab.baselines import char_ids, ngram_baselines, ngram_bits_per_char
+from sslm_lab.ngrams import char_ids, ngram_baselines, ngram_bits_per_char
 
 
 def brute_force_bpc(train: str, evaluation: str, order: int, alphabet: str, k: float, start: int):

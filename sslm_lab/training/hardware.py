@@ -19,8 +19,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from sslm_lab.env import best_device
-
 PRECISIONS = ("fp32", "bf16", "fp16")
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -34,6 +32,16 @@ PEAK_TFLOPS: dict[str, dict[str, float]] = {
     "H200 NVL": {"fp32": 60.0, "tf32": 417.5, "bf16": 835.5, "fp16": 835.5},
     "A100": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0},
 }
+
+
+def best_device() -> torch.device:
+    """CUDA if present, then Apple's MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
 
 
 def invalid_setting(setting: str, value: object, allowed: str) -> ValueError:

@@ -12,6 +12,8 @@ from importlib import metadata
 
 import torch
 
+from sslm_lab.training.hardware import best_device
+
 # The packages sslm_lab is built on, in the order a learner meets them.
 PACKAGES = (
     "torch",
@@ -40,16 +42,6 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
-
-
-def best_device() -> torch.device:
-    """CUDA if present, then Apple's MPS, then the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def device_description(device: torch.device | None = None) -> str:
