@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from typing import Any
 from safetensors.torch import load_model, save_model
 
 from sslm_lab.data.tokenizers import BPETokenizer, CharTokenizer, TextTokenizer
-from sslm_lab.training.checkpoint import CheckpointError, weight_mismatches
+from sslm_lab.files import CheckpointError, staged_folder, weight_mismatches
 from sslm_lab.transformer import CausalLM, MaskedLM, TransformerConfig, TransformerModel
 
 WEIGHTS_FILE = "model.safetensors"
@@ -64,20 +62,10 @@ def save_pretrained(
         "tokenizer": tokenizer_kind,
         "metadata": metadata or {},
     }
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    with staged_folder(folder) as staging:
         save_model(model, str(staging / WEIGHTS_FILE))
         tokenizer.save(staging / TOKENIZER_FILE)
         (staging / CONFIG_FILE).write_text(json.dumps(description, indent=2) + "\n")
-        if folder.exists():  # swap the old folder out, then delete it
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}-old-", dir=folder.parent))
-            os.replace(folder, old / folder.name)
-            os.replace(staging, folder)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 

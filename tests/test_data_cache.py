@@ -1,4 +1,4 @@
-"""data_dir() resolution and the sha256 / atomic-write helpers."""
+"""data_dir() resolution and the sha256 helpers."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sslm_lab import files
 from sslm_lab.data import cache
 
 
@@ -39,14 +40,7 @@ def test_data_dir_falls_back_to_the_user_cache_outside_a_checkout(
 
 def test_sha256_helpers_agree_with_hashlib(tmp_path: Path) -> None:
     data = b"To be, or not to be\n" * 100_000  # larger than one 1 MiB read
-    path = cache.atomic_write_bytes(tmp_path / "sub" / "file.bin", data)
+    path = files.atomic_write_bytes(tmp_path / "sub" / "file.bin", data)
     expected = hashlib.sha256(data).hexdigest()
     assert cache.sha256_file(path) == expected
     assert cache.sha256_bytes(data) == expected
-
-
-def test_atomic_write_leaves_no_temporary_files_and_keeps_newlines(tmp_path: Path) -> None:
-    path = cache.atomic_write_text(tmp_path / "text.txt", "a\r\nb\n")
-    cache.atomic_write_text(path, "line one\nline two\r\n")
-    assert path.read_bytes() == b"line one\nline two\r\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["text.txt"]

@@ -2,7 +2,7 @@
 
 Every file the lab downloads or derives (the Shakespeare texts, trained tokenizers)
 lands under `data_dir()`. Files are checked by sha256 before they are trusted, and
-written to a temporary file that is renamed into place, so a crash or two processes
+written through `sslm_lab.files.atomic_write_bytes`, so a crash or two processes
 writing at once never leave a half-written file behind.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 DATA_DIR_ENV_VAR = "SSLM_DATA_DIR"
@@ -52,25 +51,3 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` through a temporary file renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        # mkstemp creates owner-only files; a cache file is as readable as any other.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write UTF-8 `text` to `path` exactly as given (no newline translation)."""
-    return atomic_write_bytes(path, text.encode("utf-8"))

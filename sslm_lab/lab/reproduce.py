@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sslm_lab.data.cache import atomic_write_text
+from sslm_lab.files import atomic_write_text
 from sslm_lab.lab.profiles import resolve_profile_name
 from sslm_lab.lab.results import ENV_VAR as RESULTS_ENV_VAR
 from sslm_lab.lab.results import RESULTS_FILE, RUNS_ENV_VAR, read_results, results_path

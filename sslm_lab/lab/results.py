@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sslm_lab.data.cache import atomic_write_text, project_folder
+from sslm_lab.data.cache import project_folder
+from sslm_lab.files import atomic_write_text
 
 RESULTS_FILE = "results.json"
 ENV_VAR = "SSLM_RESULTS_DIR"

@@ -28,24 +28,26 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
+
+from sslm_lab.files import (
+    CheckpointError,
+    atomic_write_text,
+    fsync_file,
+    staged_folder,
+    weight_mismatches,
+)
 
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
 LATEST_FILE = "latest"
 STEP_PREFIX = "step_"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable, or does not fit the model."""
 
 
 def step_folder_name(step: int) -> str:
@@ -77,21 +79,6 @@ def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
     return folder
 
 
-def _write_text_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync(path: Path) -> None:
-    # The page cache survives a killed process, but not a power cut: flush to disk.
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
 def save_checkpoint(
     directory: str | os.PathLike,
     step: int,
@@ -106,54 +93,17 @@ def save_checkpoint(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / step_folder_name(step)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=directory))
-    # save_model (not save_file) copes with tied weights, e.g. a shared embedding and head.
-    save_model(model, str(staging / WEIGHTS_FILE))
-    torch.save(state, staging / STATE_FILE)
-    for name in (WEIGHTS_FILE, STATE_FILE):
-        _fsync(staging / name)
-    if final.exists():  # a rerun writing the same step again: swap the old folder out
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}-old-", dir=directory))
-        os.replace(final, old / final.name)
-        os.replace(staging, final)
-        shutil.rmtree(old)
-    else:
-        os.replace(staging, final)
-    _write_text_atomically(directory / LATEST_FILE, final.name + "\n")
+    with staged_folder(final) as staging:  # a rerun writing the same step again replaces it
+        # save_model (not save_file) copes with tied weights, e.g. a shared embedding and head.
+        save_model(model, str(staging / WEIGHTS_FILE))
+        torch.save(state, staging / STATE_FILE)
+        for name in (WEIGHTS_FILE, STATE_FILE):
+            fsync_file(staging / name)
+    atomic_write_text(directory / LATEST_FILE, final.name + "\n")
     if keep_last_n is not None:
         for stale in list_checkpoints(directory)[:-keep_last_n]:
             shutil.rmtree(stale)
     return final
-
-
-def weight_mismatches(path: str | os.PathLike, model: nn.Module) -> list[str]:
-    """Differences in names and shapes between a safetensors file and `model` (empty: fits).
-
-    Reads only the file's header, so a large checkpoint is checked without loading it.
-    """
-    model_state = model.state_dict()
-    expected = {name: tuple(tensor.shape) for name, tensor in model_state.items()}
-    with safe_open(str(path), framework="pt") as handle:
-        stored = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
-    problems = [
-        f"{name} has shape {stored[name]} in the checkpoint but {expected[name]} in the model"
-        for name in stored
-        if name in expected and stored[name] != expected[name]
-    ]
-    problems += [
-        f"{name} is in the checkpoint but not in the model"
-        for name in stored
-        if name not in expected
-    ]
-    # Tied weights are stored once, so a missing name is only a problem if no stored
-    # tensor shares its memory (e.g. a language-model head tied to the embedding).
-    stored_memory = {model_state[name].data_ptr() for name in stored if name in expected}
-    problems += [
-        f"{name} is in the model but not in the checkpoint"
-        for name, tensor in model_state.items()
-        if name not in stored and tensor.data_ptr() not in stored_memory
-    ]
-    return problems
 
 
 def load_checkpoint(folder: str | os.PathLike, model: nn.Module) -> dict[str, Any]:
