@@ -2,7 +2,10 @@
 
 The widely used "baby GPT" run (nanoGPT's shakespeare_char): a character-level
 decoder on the contiguous 90/10 split of the corpus, trained through
-`sslm_lab.training.trainer` exactly as a notebook would.
+`sslm_lab.training.trainer` exactly as a notebook would. The gpu preset is not a copy of
+anything: it is read from the gpu profile of 03_autoregressive_lm
+(`sslm_lab/lab/profiles/causal_lm.py`), so the notebook's headline run and this one are
+the same run.
 
     python benchmarks/bench_baby_gpt.py --preset cpu   # 4 layers, 128 wide, 2000 steps
     python benchmarks/bench_baby_gpt.py --preset gpu   # 6 layers, 384 wide, 5000 steps, bf16
@@ -32,13 +35,16 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sslm_lab.data import char_tokenizer, lm_text
+from sslm_lab.data.windows import evenly_spaced_windows, random_windows
+from sslm_lab.heads import CausalLM
+from sslm_lab.lab.profiles import get_profile
+from sslm_lab.objectives import causal_lm_objective
 from sslm_lab.training.hardware import device_name
 from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig
-from sslm_lab.transformer import CausalLM, TransformerConfig
+from sslm_lab.transformer import TransformerConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -57,6 +63,7 @@ class Preset:
     precision: str
     compile: bool
     device: str
+    bias: bool = False
     lr: float = 1e-3
     min_lr: float = 1e-4
     beta2: float = 0.99  # the batch is small (few tokens per step): a shorter memory helps
@@ -67,21 +74,34 @@ class Preset:
     eval_batch_size: int = 128
 
 
-PRESETS = {
-    "gpu": Preset(
-        n_layer=6,
-        n_head=6,
-        n_embd=384,
-        block_size=256,
-        batch_size=64,
-        dropout=0.2,
-        max_steps=5000,
-        precision="bf16",
-        compile=True,
+def gpu_preset() -> Preset:
+    """The gpu profile of 03_autoregressive_lm, as a benchmark preset."""
+    sizes = get_profile("gpu").causal_lm
+    return Preset(
+        n_layer=sizes.n_layer,
+        n_head=sizes.n_head,
+        n_embd=sizes.n_embd,
+        block_size=sizes.block_size,
+        batch_size=sizes.batch_size,
+        dropout=sizes.dropout,
+        max_steps=sizes.max_steps,
+        precision=sizes.precision,
+        compile=sizes.compile,
         device="cuda",
-        val_blocks=1024,
-        eval_batch_size=64,  # the training batch size: a new shape would make compile recompile
-    ),
+        bias=sizes.bias,
+        lr=sizes.lr,
+        min_lr=sizes.min_lr,
+        beta2=sizes.beta2,
+        warmup_steps=sizes.warmup_steps,
+        weight_decay=sizes.weight_decay,
+        eval_every=sizes.eval_every,
+        val_blocks=sizes.eval_blocks,
+        eval_batch_size=sizes.batch_size,  # a new shape would make compile recompile
+    )
+
+
+PRESETS = {
+    "gpu": gpu_preset(),
     "cpu": Preset(
         n_layer=4,
         n_head=4,
@@ -103,38 +123,14 @@ def encode(split: str, device: torch.device) -> Tensor:
     return torch.tensor(char_tokenizer().encode(lm_text(split)), dtype=torch.long, device=device)
 
 
-def random_windows(tokens: Tensor, batch_size: int, block_size: int):
-    """batch_fn: `batch_size` random windows (inputs, next-character targets), drawn on device."""
-    offsets = torch.arange(block_size + 1, device=tokens.device)
-
-    def batch_fn(step: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        high = len(tokens) - block_size - 1
-        starts = torch.randint(high, (batch_size,), generator=generator, device=generator.device)
-        windows = tokens[starts[:, None] + offsets]  # (batch, block + 1)
-        return windows[:, :-1], windows[:, 1:]
-
-    return batch_fn
-
-
-def next_character_loss(model: nn.Module, batch: tuple[Tensor, Tensor], step: int):
-    """Mean cross-entropy of the next character, in nats."""
-    inputs, targets = batch
-    logits = model(inputs)  # (batch, block, vocab)
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten()), {}
-
-
 def validation_loss_fn(model: nn.Module, tokens: Tensor, preset: Preset):
     """eval_fn: mean loss over the same evenly spaced validation windows every time."""
-    starts = torch.linspace(0, len(tokens) - preset.block_size - 1, preset.val_blocks)
-    windows = tokens[
-        starts.long().to(tokens.device)[:, None]
-        + torch.arange(preset.block_size + 1, device=tokens.device)
-    ]
+    windows = evenly_spaced_windows(tokens, preset.val_blocks, preset.block_size + 1)
 
     def eval_fn(step: int) -> dict[str, float]:
         total = torch.zeros((), device=tokens.device)
         for chunk in windows.split(preset.eval_batch_size):
-            loss, _ = next_character_loss(model, (chunk[:, :-1], chunk[:, 1:]), step)
+            loss, _ = causal_lm_objective(model, chunk, step)
             total += loss * len(chunk)
         return {"val/loss": (total / len(windows)).item()}
 
@@ -188,13 +184,13 @@ def run(preset: Preset, name: str) -> dict:
             n_head=preset.n_head,
             n_embd=preset.n_embd,
             dropout=preset.dropout,
-            bias=False,
+            bias=preset.bias,
         )
     )
     phase = Phase(
         "lm",
         model,
-        next_character_loss,
+        causal_lm_objective,
         lr=preset.lr,
         betas=(0.9, preset.beta2),
         weight_decay=preset.weight_decay,
@@ -219,7 +215,7 @@ def run(preset: Preset, name: str) -> dict:
         eval_seconds.append(time.perf_counter() - tick)
         return metrics
 
-    data = random_windows(train, preset.batch_size, preset.block_size)
+    data = random_windows(train, preset.batch_size, preset.block_size + 1)
     trainer = Trainer(model, phase, data, config, eval_fn=timed_eval)
     if trainer.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(trainer.device)

@@ -61,20 +61,24 @@ from torch import nn
 from torch.testing import assert_close
 
 from sslm_lab import data
+from sslm_lab.heads import CausalLM
 from sslm_lab.interop import bert_to_sslm, load_minilm
 from sslm_lab.lab import profiles
 from sslm_lab.lab.results import record_results
-from sslm_lab.lab.viz import (
+from sslm_lab.lab.viz.attention import (
     plot_attention_heatmap,
     plot_attention_timings,
     plot_head_grid,
     plot_softmax_saturation,
     plot_token_matrices,
 )
-from sslm_lab.lab.widgets import attention_explorer, attention_heatmap_data, tokenizer_fn_for
+from sslm_lab.lab.widgets.attention import (
+    attention_explorer,
+    attention_heatmap_data,
+    tokenizer_fn_for,
+)
 from sslm_lab.masking import causal_mask, padding_mask
 from sslm_lab.transformer import (
-    CausalLM,
     MultiHeadAttention,
     Transformer,
     TransformerConfig,
@@ -624,8 +628,8 @@ fig = plot_attention_heatmap(tokens, head_weights, title)
 # in BERT).
 #
 # Now explore: pick a line, a layer and a head. The explorer is a view over
-# `sslm_lab.lab.widgets.attention_heatmap_data(model, tokenizer_fn, text, layer, head)`, which
-# you can call directly for any `sslm_lab` model.
+# `sslm_lab.lab.widgets.attention.attention_heatmap_data(model, tokenizer_fn, text,
+# layer, head)`, which you can call directly for any `sslm_lab` model.
 
 # %%
 attention_explorer(minilm, minilm_tokens, lines, best_layer, best_head, name="MiniLM")

@@ -65,10 +65,12 @@ from torch import nn
 from torch.testing import assert_close
 
 from sslm_lab import data
+from sslm_lab.heads import MaskedLM
 from sslm_lab.lab import profiles
 from sslm_lab.lab.results import record_results, run_dir
-from sslm_lab.lab.viz import plot_bars, plot_masked_lm_history
-from sslm_lab.lab.widgets import (
+from sslm_lab.lab.viz.language_models import plot_masked_lm_history
+from sslm_lab.lab.viz.training import plot_bars, plot_history
+from sslm_lab.lab.widgets.masking import (
     cloze_explorer,
     cloze_predictions,
     masking_example,
@@ -76,12 +78,12 @@ from sslm_lab.lab.widgets import (
     masking_playground,
 )
 from sslm_lab.masking import IGNORE_INDEX, STRATEGIES, mask_tokens, word_ids_from_pieces
-from sslm_lab.objectives import masked_lm_loss, next_sentence_loss
+from sslm_lab.objectives import masked_lm_loss, masked_lm_objective, next_sentence_loss
 from sslm_lab.pretrained import load_pretrained, save_pretrained
 from sslm_lab.training.batches import sample_rows
 from sslm_lab.training.hardware import resolve_device
-from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig, plot_history
-from sslm_lab.transformer import MaskedLM, TransformerConfig
+from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig
+from sslm_lab.transformer import TransformerConfig
 
 started = time.perf_counter()
 P = profiles.get_profile(profile)
@@ -241,8 +243,8 @@ display(HTML(masking_html(masking_example(tokenizer, passage, 0.3, "token", seed
 #   it can still see, which teaches spelling more than meaning;
 # - `span`: runs of consecutive tokens (SpanBERT), so the model must rebuild whole phrases.
 #
-# The playground is a view over `sslm_lab.lab.widgets.masking_example(tokenizer, text,
-# mask_rate, strategy, seed)`, which you can call yourself.
+# The playground is a view over `sslm_lab.lab.widgets.masking.masking_example(tokenizer,
+# text, mask_rate, strategy, seed)`, which you can call yourself.
 
 # %%
 masking_playground(tokenizer, passage, mask_rate=0.3, seed=seed)
@@ -414,14 +416,6 @@ def mlm_batch(step: int, generator: torch.Generator) -> tuple[torch.Tensor, torc
     return mask(rows, generator)
 
 
-def mlm_loss(module: nn.Module, batch, step: int):
-    inputs, labels = batch
-    logits = module(inputs)  # (batch, block_size, vocab)
-    hidden = labels != IGNORE_INDEX
-    accuracy = (logits.argmax(-1)[hidden] == labels[hidden]).float().mean()
-    return masked_lm_loss(logits, labels), {"accuracy": accuracy}
-
-
 def logits_in_batches(model: nn.Module, inputs: torch.Tensor, batch_size: int = 128):
     """Yield (start row, logits (batch, seq, vocab)) for `inputs`, a batch at a time."""
     for start in range(0, len(inputs), batch_size):
@@ -450,7 +444,9 @@ def mlm_metrics(model: nn.Module) -> dict[str, float]:
 
 trainer = Trainer(
     model,
-    Phase("mlm", model, mlm_loss, lr=M.lr, warmup_steps=M.warmup_steps, min_lr=M.lr / 10),
+    Phase(
+        "mlm", model, masked_lm_objective, lr=M.lr, warmup_steps=M.warmup_steps, min_lr=M.lr / 10
+    ),
     mlm_batch,
     TrainerConfig(max_steps=steps, eval_every=M.eval_every, seed=seed, precision=precision),
     eval_fn=lambda step: mlm_metrics(model),
@@ -536,7 +532,7 @@ if M.learns_context:
 # A *cloze test* is the school exercise: fill in the gap. Type a line with `[MASK]` in it
 # (each `[MASK]` stands for one BPE piece; a space before it belongs to the hidden piece)
 # and see the model's five best guesses. The widget is a view over
-# `sslm_lab.lab.widgets.cloze_predictions(model, tokenizer, text, k)`.
+# `sslm_lab.lab.widgets.masking.cloze_predictions(model, tokenizer, text, k)`.
 #
 # Where the answer is a habit of the language (*good morrow, my lord*; *I thank you*),
 # this small model is often right, though rarely certain. The most famous line is beyond it:
@@ -671,8 +667,8 @@ if M.learns_context:
 class MaskedLMWithNSP(nn.Module):
     """An MLM encoder with BERT's second head: is segment B the true next line?
 
-    The NSP head reads the final hidden vector of [CLS]. A forward hook catches the
-    encoder's output on its way to the MLM head, so one pass feeds both heads.
+    The NSP head reads the final hidden vector of [CLS]. One pass through the encoder
+    feeds both heads: the MLM head and the NSP head each take its hidden states.
     """
 
     def __init__(self, mlm: MaskedLM) -> None:
@@ -682,15 +678,8 @@ class MaskedLMWithNSP(nn.Module):
         self.next_sentence = nn.Sequential(nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 2))
 
     def forward(self, input_ids, attention_mask, token_type_ids):
-        caught = {}
-        hook = self.mlm.transformer.register_forward_hook(
-            lambda module, inputs, output: caught.update(hidden=output)
-        )
-        try:
-            mlm_logits = self.mlm(input_ids, attention_mask, token_type_ids)
-        finally:
-            hook.remove()
-        return mlm_logits, self.next_sentence(caught["hidden"][:, 0])  # (b, seq, V), (b, 2)
+        hidden = self.mlm.hidden_states(input_ids, attention_mask, token_type_ids)
+        return self.mlm.head(hidden), self.next_sentence(hidden[:, 0])  # (b, seq, V), (b, 2)
 
 
 def pair_batches(pairs: data.LinePairs, batch_size: int):

@@ -28,7 +28,9 @@ import torch
 from torch import Tensor, nn
 
 from sslm_lab.data.tokenizers import TextTokenizer
-from sslm_lab.transformer import CausalLM, KVCache
+from sslm_lab.eval_mode import evaluating
+from sslm_lab.heads import CausalLM
+from sslm_lab.transformer import KVCache
 
 Strategy = Callable[[Tensor], Tensor]  # logits (batch, vocab) -> next token ids (batch,)
 
@@ -159,7 +161,7 @@ def check_generation_inputs(model: nn.Module, input_ids: Tensor, max_new_tokens:
     config = getattr(model, "config", None)
     if config is None or not getattr(config, "causal", False):
         raise ValueError(
-            "generation needs a causal (decoder) model such as sslm_lab.transformer.CausalLM; "
+            "generation needs a causal (decoder) model such as sslm_lab.heads.CausalLM; "
             f"got {type(model).__name__} with causal={getattr(config, 'causal', None)}"
         )
     if input_ids.ndim != 2 or input_ids.size(1) == 0 or input_ids.is_floating_point():
@@ -193,7 +195,6 @@ def choose_strategy(
     return sampling(1.0 if temperature is None else temperature, top_k, top_p, generator)
 
 
-@torch.no_grad()
 def generate(
     model: nn.Module,
     input_ids: Tensor,
@@ -238,9 +239,7 @@ def generate(
     pad_token_id = eos_token_id if pad_token_id is None else pad_token_id
     finished = torch.zeros(input_ids.size(0), dtype=torch.bool, device=input_ids.device)
     cache = KVCache(model.config.n_layer) if use_cache else None
-    was_training = model.training
-    model.eval()  # no dropout while generating
-    try:
+    with evaluating(model):  # no dropout while generating
         for _ in range(max_new_tokens):
             if cache is not None and input_ids.size(1) <= block_size:
                 new = input_ids[:, cache.length :]  # the whole prompt first, then one token
@@ -254,8 +253,6 @@ def generate(
             input_ids = torch.cat([input_ids, next_token[:, None]], dim=1)
             if bool(finished.all()):
                 break
-    finally:
-        model.train(was_training)
     return input_ids
 
 

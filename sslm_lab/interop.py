@@ -22,7 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sslm_lab.transformer import CausalLM, MaskedLM, Transformer, TransformerConfig
+from sslm_lab.heads import CausalLM, MaskedLM
+from sslm_lab.transformer import Transformer, TransformerConfig
 
 # ---------------------------------------------------------------------------- name tables
 
@@ -44,12 +45,14 @@ BERT_LAYER = [
     ("feed_forward.down", "output.dense"),
     ("feed_forward_norm", "output.LayerNorm"),
 ]
-# MaskedLM module  <-  BertForMaskedLM module (the decoder weight is tied to the embeddings).
+# MaskedLM module  <-  BertForMaskedLM module. BERT calls the vocabulary projection the
+# "decoder"; its weight is usually tied to the token embeddings.
 BERT_MLM_HEAD = [
-    ("transform", "cls.predictions.transform.dense"),
-    ("transform_norm", "cls.predictions.transform.LayerNorm"),
+    ("head.transform", "cls.predictions.transform.dense"),
+    ("head.transform_norm", "cls.predictions.transform.LayerNorm"),
 ]
-BERT_MLM_DECODER_BIAS = ("decoder_bias", "cls.predictions.bias")
+BERT_MLM_VOCAB_BIAS = ("head.vocab_bias", "cls.predictions.bias")
+BERT_MLM_VOCAB_PROJECTION = ("head.vocab_projection.weight", "cls.predictions.decoder.weight")
 # Two keys every BERT has, checked before anything else so a wrong model fails clearly.
 BERT_SIGNATURE = [
     "embeddings.word_embeddings.weight",
@@ -223,9 +226,9 @@ def bert_names(model: Transformer | MaskedLM) -> list[tuple[str, str]]:
     if isinstance(model, MaskedLM):
         for ours, theirs in BERT_MLM_HEAD:
             pairs += [(n, theirs + n.removeprefix(ours)) for n in parameter_names(model, ours)]
-        pairs.append(BERT_MLM_DECODER_BIAS)
+        pairs.append(BERT_MLM_VOCAB_BIAS)
         if not model.config.tie_weights:
-            pairs.append(("decoder.weight", "cls.predictions.decoder.weight"))
+            pairs.append(BERT_MLM_VOCAB_PROJECTION)
     return pairs
 
 
@@ -281,7 +284,8 @@ def sslm_to_bert_state_dict(model: Transformer | MaskedLM) -> dict[str, Tensor]:
     parameters = dict(model.named_parameters())
     state = {theirs: parameters[ours].detach().clone() for ours, theirs in bert_names(model)}
     if isinstance(model, MaskedLM):
-        state["cls.predictions.decoder.weight"] = model.decoder.weight.detach().clone()
+        projection = model.head.vocab_projection.weight
+        state["cls.predictions.decoder.weight"] = projection.detach().clone()
         state["cls.predictions.decoder.bias"] = state["cls.predictions.bias"]
     return state
 
@@ -352,7 +356,7 @@ def gpt2_rows(config: TransformerConfig) -> list[tuple[str, str, str]]:
             for ours, theirs, how in GPT2_LAYER
         ]
     if not config.tie_weights:
-        rows.append(("lm_head", "lm_head", "copy"))
+        rows.append(("head", "lm_head", "copy"))  # our head is the projection itself
     return rows
 
 

@@ -1,16 +1,21 @@
-"""Pretraining losses as plain functions of logits and targets.
+"""Pretraining losses: as plain functions of logits and targets, and in the trainer's shape.
 
 Every loss here is a mean cross-entropy in nats per predicted token. To compare a
 character model with a BPE model, convert to bits per *character*: a BPE token covers
 several characters, so its loss is spread over them (`bits_per_character`).
+
+The functions named `*_objective` take the trainer's arguments, `(model, batch, step)`,
+and return `(loss, metrics)` (see `sslm_lab.training.trainer`): pass one to a `Phase`.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
 
 from sslm_lab.masking import IGNORE_INDEX
 
@@ -59,3 +64,27 @@ def bits_per_character(loss_nats_per_token: float, tokens: int, characters: int)
     if tokens <= 0 or characters <= 0:
         raise ValueError(f"tokens={tokens} and characters={characters} must both be positive")
     return float(loss_nats_per_token) * tokens / characters / math.log(2)
+
+
+# ---------------------------------------------------------------------------- for the trainer
+
+
+def causal_lm_objective(model: nn.Module, windows: Tensor, step: int) -> tuple[Tensor, dict]:
+    """Teacher forcing on windows (batch, block_size + 1): the model reads the first
+    block_size tokens and is scored on each one's successor. Mean nats per predicted token;
+    the logits are cast to fp32 first, so a bf16 run computes its loss at full precision."""
+    logits = model(windows[:, :-1])  # (batch, block_size, vocab)
+    return F.cross_entropy(logits.flatten(0, 1).float(), windows[:, 1:].flatten()), {}
+
+
+def masked_lm_objective(
+    model: nn.Module, batch: tuple[Tensor, Tensor], step: int
+) -> tuple[Tensor, dict[str, Any]]:
+    """`masked_lm_loss` on a batch (masked input_ids, labels), each (batch, seq), as
+    `sslm_lab.masking.mask_tokens` returns it; also reports the top-1 accuracy at the
+    masked positions."""
+    inputs, labels = batch
+    logits = model(inputs)  # (batch, seq, vocab)
+    selected = labels != IGNORE_INDEX
+    accuracy = (logits.argmax(-1)[selected] == labels[selected]).float().mean()
+    return masked_lm_loss(logits, labels), {"accuracy": accuracy}

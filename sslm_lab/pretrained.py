@@ -24,7 +24,8 @@ from safetensors.torch import load_model, save_model
 
 from sslm_lab.data.tokenizers import BPETokenizer, CharTokenizer, TextTokenizer
 from sslm_lab.files import CheckpointError, staged_folder, weight_mismatches
-from sslm_lab.transformer import CausalLM, MaskedLM, TransformerConfig, TransformerModel
+from sslm_lab.heads import CausalLM, MaskedLM
+from sslm_lab.transformer import TransformerConfig, TransformerModel
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"

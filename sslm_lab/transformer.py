@@ -5,12 +5,14 @@ One config builds both kinds of model this course trains:
     encoder (BERT)   causal=False, norm_position="post", gelu="exact", type_vocab_size=2
     decoder (GPT-2)  causal=True,  norm_position="pre",  gelu="tanh",  type_vocab_size=0
 
-Pieces, top to bottom: `TransformerConfig`; masks; attention as two interchangeable
+Pieces, in reading order: `TransformerConfig`; masks; attention as two interchangeable
 functions (`attention_explicit`, which can hand back the attention weights, and
-`attention_fast`, through `F.scaled_dot_product_attention`); `KVCache`, the keys and values
-a decoder keeps while it generates; `MultiHeadAttention`; `FeedForward`; `Block`;
-`Transformer` (embeddings + blocks); and three heads on top of it: `CausalLM`, `MaskedLM`,
-`SequenceClassifier`.
+`attention_fast`, through `F.scaled_dot_product_attention`); `MultiHeadAttention`, which
+uses them; `KVCache`, the keys and values a decoder keeps for that attention while it
+generates; `FeedForward`; `Block`; and `Transformer`, the body: embeddings + blocks,
+input ids in, hidden states out. The heads that turn hidden states into predictions, and
+the models made of body + head (`CausalLM`, `MaskedLM`, `SequenceClassifier`), are in
+`sslm_lab.heads`.
 
 Masks follow the `transformers` convention: `attention_mask` has shape (batch, seq) with
 1 for a real token and 0 for padding. Padding hides keys; the causal mask hides the future.
@@ -34,7 +36,6 @@ from sslm_lab.masking import causal_mask
 NormPosition = Literal["pre", "post"]
 GeluKind = Literal["exact", "tanh"]
 AttentionPath = Literal["fast", "explicit"]
-Pooling = Literal["cls", "mean"]
 
 
 @dataclass
@@ -197,50 +198,6 @@ def attention_fast(
     )
 
 
-class LayerCache:
-    """One layer's keys and values for the positions a decoder has already read."""
-
-    def __init__(self) -> None:
-        self.key: Tensor | None = None  # (batch, heads, cached, head_dim)
-        self.value: Tensor | None = None  # (batch, heads, cached, head_dim)
-
-    @property
-    def length(self) -> int:
-        return 0 if self.key is None else self.key.size(2)
-
-    def extend(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
-        """Append the new positions' keys and values; return all of them, cached ones first."""
-        if self.key is not None and self.value is not None:
-            key = torch.cat([self.key, key], dim=2)
-            value = torch.cat([self.value, value], dim=2)
-        self.key, self.value = key, value
-        return key, value
-
-
-class KVCache:
-    """The keys and values of every layer for the tokens a decoder has already read.
-
-    Under a causal mask a token's key and value never change once computed: later tokens
-    cannot influence earlier ones. So while generating, each step only has to run the one
-    new token through the model and attend over the stored keys and values, instead of
-    recomputing the whole sequence. Pass one cache to successive calls of `CausalLM`:
-
-        cache = KVCache(model.config.n_layer)
-        logits = model(prompt_ids, cache=cache)        # fills the cache
-        logits = model(next_ids[:, None], cache=cache)  # one new position, sees the prompt
-
-    `length` is the number of positions cached, which is also the position of the next
-    token. Positions are absolute, so cache + new tokens must fit in `block_size`.
-    """
-
-    def __init__(self, n_layer: int) -> None:
-        self.layers = [LayerCache() for _ in range(n_layer)]
-
-    @property
-    def length(self) -> int:
-        return self.layers[0].length
-
-
 class MultiHeadAttention(nn.Module):
     """Self-attention with `n_head` heads: project, split into heads, attend, merge, project.
 
@@ -307,6 +264,53 @@ class MultiHeadAttention(nn.Module):
         return output, (weights if need_weights else None)
 
 
+# ---------------------------------------------------------------------------- the KV cache
+
+
+class LayerCache:
+    """One layer's keys and values for the positions a decoder has already read."""
+
+    def __init__(self) -> None:
+        self.key: Tensor | None = None  # (batch, heads, cached, head_dim)
+        self.value: Tensor | None = None  # (batch, heads, cached, head_dim)
+
+    @property
+    def length(self) -> int:
+        return 0 if self.key is None else self.key.size(2)
+
+    def extend(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        """Append the new positions' keys and values; return all of them, cached ones first."""
+        if self.key is not None and self.value is not None:
+            key = torch.cat([self.key, key], dim=2)
+            value = torch.cat([self.value, value], dim=2)
+        self.key, self.value = key, value
+        return key, value
+
+
+class KVCache:
+    """The keys and values of every layer for the tokens a decoder has already read.
+
+    Under a causal mask a token's key and value never change once computed: later tokens
+    cannot influence earlier ones. So while generating, each step only has to run the one
+    new token through the model and attend over the stored keys and values, instead of
+    recomputing the whole sequence. Pass one cache to successive calls of `CausalLM`:
+
+        cache = KVCache(model.config.n_layer)
+        logits = model(prompt_ids, cache=cache)        # fills the cache
+        logits = model(next_ids[:, None], cache=cache)  # one new position, sees the prompt
+
+    `length` is the number of positions cached, which is also the position of the next
+    token. Positions are absolute, so cache + new tokens must fit in `block_size`.
+    """
+
+    def __init__(self, n_layer: int) -> None:
+        self.layers = [LayerCache() for _ in range(n_layer)]
+
+    @property
+    def length(self) -> int:
+        return self.layers[0].length
+
+
 # ---------------------------------------------------------------------------- blocks
 
 
@@ -366,31 +370,32 @@ class Block(nn.Module):
 
 
 class TransformerModel(nn.Module):
-    """What every sslm_lab Transformer model shares: its config, size and cost per token."""
+    """What every sslm_lab Transformer model shares: its config, size and cost per token.
+
+    A model with a head (`sslm_lab.heads`) keeps its body in `self.transformer` and its head
+    in `self.head`; `hidden_states` runs the body alone, so probes, classifiers, LoRA and
+    adapters reach the hidden states without hooks.
+    """
 
     config: TransformerConfig
 
-    def embedding_tables(self) -> list[nn.Embedding]:
-        """The lookup tables (token, position, token type): parameters that cost no FLOPs.
+    def hidden_states(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> Tensor:
+        """The body's last hidden states (batch, seq, n_embd), before any head."""
+        return self.transformer(input_ids, attention_mask, token_type_ids, cache=cache)
 
-        A model with a head keeps its Transformer body in `self.transformer`.
-        """
+    def embedding_tables(self) -> list[nn.Embedding]:
+        """The lookup tables (token, position, token type): parameters that cost no FLOPs."""
         return self.transformer.embedding_tables()
 
     def output_matmul_is_tied(self) -> bool:
         """True when an output layer multiplies by the (tied) token embedding matrix."""
         return False
-
-    def _vocab_output_layer(self) -> nn.Linear:
-        """n_embd -> vocab_size, without bias: the token embedding matrix itself when
-        `config.tie_weights` (one matrix reads tokens in and writes them out), else new."""
-        config = self.config
-        layer = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        if config.tie_weights:
-            layer.weight = self.transformer.token_embedding.weight
-        else:
-            nn.init.normal_(layer.weight, mean=0.0, std=0.02)
-        return layer
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         """Number of parameters, tied ones counted once.
@@ -572,99 +577,15 @@ class Transformer(TransformerModel):
         """input_ids (batch, seq) -> last hidden states (batch, seq, n_embd)."""
         return self.run(input_ids, attention_mask, token_type_ids, cache=cache)[0]
 
-
-class CausalLM(TransformerModel):
-    """Decoder language model: input_ids (batch, seq) -> next-token logits (batch, seq, vocab)."""
-
-    def __init__(self, config: TransformerConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.transformer = Transformer(config)
-        self.lm_head = self._vocab_output_layer()
-
-    def output_matmul_is_tied(self) -> bool:
-        return self.config.tie_weights
-
-    def forward(
+    def hidden_states(
         self,
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
         cache: KVCache | None = None,
     ) -> Tensor:
-        """With a `cache`, input_ids are the tokens after the cached ones (see `KVCache`)."""
-        return self.lm_head(self.transformer(input_ids, attention_mask, cache=cache))
-
-
-class MaskedLM(TransformerModel):
-    """Encoder with BERT's MLM head: input_ids (batch, seq) -> logits (batch, seq, vocab).
-
-    The head transforms each hidden state (dense, GELU, LayerNorm) before the tied decoder,
-    which has its own per-token output bias.
-    """
-
-    def __init__(self, config: TransformerConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.transformer = Transformer(config)
-        self.transform = nn.Linear(config.n_embd, config.n_embd)
-        self.transform_activation = nn.GELU(approximate="tanh" if config.gelu == "tanh" else "none")
-        self.transform_norm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
-        self.decoder = self._vocab_output_layer()
-        self.decoder_bias = nn.Parameter(torch.zeros(config.vocab_size))
-        nn.init.normal_(self.transform.weight, mean=0.0, std=0.02)
-        nn.init.zeros_(self.transform.bias)
-
-    def output_matmul_is_tied(self) -> bool:
-        return self.config.tie_weights
-
-    def forward(
-        self,
-        input_ids: Tensor,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-    ) -> Tensor:
-        hidden = self.transformer(input_ids, attention_mask, token_type_ids)
-        hidden = self.transform_norm(self.transform_activation(self.transform(hidden)))
-        return self.decoder(hidden) + self.decoder_bias
-
-
-def pool(hidden: Tensor, attention_mask: Tensor | None, pooling: Pooling) -> Tensor:
-    """(batch, seq, n_embd) -> (batch, n_embd): the first ([CLS]) position, or the mean over
-    real tokens only, so padding does not dilute the average."""
-    if pooling == "cls":
-        return hidden[:, 0]
-    if attention_mask is None:
-        return hidden.mean(dim=1)
-    weights = validate_attention_mask(attention_mask, *hidden.shape[:2]).to(hidden.dtype)
-    counts = weights.sum(dim=1, keepdim=True).clamp(min=1.0)  # (batch, 1); 1 avoids 0 / 0
-    return (hidden * weights[:, :, None]).sum(dim=1) / counts
-
-
-class SequenceClassifier(TransformerModel):
-    """Encoder + pooling + linear layer: input_ids (batch, seq) -> logits (batch, num_labels)."""
-
-    def __init__(self, config: TransformerConfig, num_labels: int, pooling: Pooling = "cls"):
-        super().__init__()
-        if pooling not in ("cls", "mean"):
-            raise ValueError(f"pooling must be 'cls' or 'mean'; got {pooling!r}")
-        if num_labels < 1:
-            raise ValueError(f"num_labels must be at least 1; got {num_labels}")
-        self.config = config
-        self.pooling: Pooling = pooling
-        self.transformer = Transformer(config)
-        self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(config.n_embd, num_labels)
-        nn.init.normal_(self.classifier.weight, mean=0.0, std=0.02)
-        nn.init.zeros_(self.classifier.bias)
-
-    def forward(
-        self,
-        input_ids: Tensor,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-    ) -> Tensor:
-        hidden = self.transformer(input_ids, attention_mask, token_type_ids)
-        return self.classifier(self.dropout(pool(hidden, attention_mask, self.pooling)))
+        """The body has no head: its hidden states are its output."""
+        return self(input_ids, attention_mask, token_type_ids, cache=cache)
 
 
 def attention_maps(

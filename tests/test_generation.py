@@ -26,8 +26,9 @@ from sslm_lab.generation import (
     top_k_filter,
     top_p_filter,
 )
+from sslm_lab.heads import CausalLM, MaskedLM
 from sslm_lab.interop import gpt2_to_sslm
-from sslm_lab.transformer import CausalLM, KVCache, MaskedLM, TransformerConfig
+from sslm_lab.transformer import KVCache, TransformerConfig
 
 SIZES = {
     "tiny": {"n_layer": 2, "n_head": 2, "n_embd": 16, "vocab_size": 50, "n_positions": 32},

@@ -13,6 +13,7 @@ from torch.testing import assert_close
 from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel, GPT2Model
 
 from sslm_lab import interop
+from sslm_lab.heads import CausalLM, MaskedLM
 from sslm_lab.interop import (
     bert_to_sslm,
     gpt2_to_sslm,
@@ -22,7 +23,7 @@ from sslm_lab.interop import (
     sslm_to_gpt2,
     sslm_to_gpt2_state_dict,
 )
-from sslm_lab.transformer import CausalLM, MaskedLM, Transformer, TransformerConfig, attention_maps
+from sslm_lab.transformer import Transformer, TransformerConfig, attention_maps
 
 TIGHT = {"atol": 1e-5, "rtol": 1e-5}
 

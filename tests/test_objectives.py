@@ -4,13 +4,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sslm_lab.heads import CausalLM, MaskedLM
 from sslm_lab.masking import IGNORE_INDEX
 from sslm_lab.objectives import (
     bits_per_character,
     causal_lm_loss,
+    causal_lm_objective,
     masked_lm_loss,
+    masked_lm_objective,
     next_sentence_loss,
 )
+from sslm_lab.transformer import TransformerConfig
 
 
 def test_masked_lm_loss_counts_only_masked_positions() -> None:
@@ -63,3 +67,30 @@ def test_next_sentence_loss() -> None:
     logits = torch.tensor([[5.0, -5.0], [-5.0, 5.0]])
     assert next_sentence_loss(logits, torch.tensor([0, 1])) < 1e-3
     assert next_sentence_loss(logits, torch.tensor([1, 0])) > 5
+
+
+def test_causal_lm_objective_scores_each_token_of_a_window_on_its_successor() -> None:
+    torch.manual_seed(0)
+    model = CausalLM(TransformerConfig(vocab_size=11, block_size=9, n_layer=1, n_embd=16)).eval()
+    windows = torch.randint(0, 11, (3, 9))  # the model reads 8 tokens, predicts 8
+    loss, metrics = causal_lm_objective(model, windows, step=0)
+    # causal_lm_loss takes logits of the whole window and drops the last position's; under
+    # the causal mask the other positions' logits are those of the shorter input.
+    torch.testing.assert_close(loss, causal_lm_loss(model(windows), windows))
+    assert metrics == {}
+
+
+def test_masked_lm_objective_is_the_masked_loss_and_reports_accuracy() -> None:
+    torch.manual_seed(0)
+    config = TransformerConfig(vocab_size=13, block_size=6, n_layer=1, n_embd=16, causal=False)
+    model = MaskedLM(config).eval()
+    inputs = torch.randint(0, 13, (2, 6))
+    labels = torch.full((2, 6), IGNORE_INDEX)
+    labels[0, 2], labels[1, 4], labels[1, 5] = 3, 7, 1
+    loss, metrics = masked_lm_objective(model, (inputs, labels), step=0)
+    logits = model(inputs)
+    torch.testing.assert_close(loss, masked_lm_loss(logits, labels))
+    guesses = logits.argmax(-1)
+    expected = (guesses[0, 2] == 3).float() + (guesses[1, 4] == 7).float()
+    expected = (expected + (guesses[1, 5] == 1).float()) / 3
+    torch.testing.assert_close(metrics["accuracy"], expected)

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from sslm_lab.data import CharTokenizer, bpe_tokenizer
+from sslm_lab.files import CheckpointError
+from sslm_lab.heads import CausalLM, MaskedLM, SequenceClassifier
 from sslm_lab.pretrained import load_pretrained, save_pretrained
-from sslm_lab.training.checkpoint import CheckpointError
-from sslm_lab.transformer import CausalLM, MaskedLM, SequenceClassifier, TransformerConfig
+from sslm_lab.transformer import TransformerConfig
 
 TEXT = "Now is the winter of our discontent"
 
@@ -25,7 +26,7 @@ def test_save_then_load_gives_identical_logits_and_tokenizer(tmp_path) -> None:
     ids = torch.tensor([tokenizer.encode(TEXT)])
     with torch.no_grad():
         assert torch.equal(loaded(ids), model(ids))
-    assert loaded.lm_head.weight is loaded.transformer.token_embedding.weight, "tie kept"
+    assert loaded.head.weight is loaded.transformer.token_embedding.weight, "tie kept"
     assert loaded.config == model.config and not loaded.training
     assert loaded_tokenizer.encode(TEXT) == tokenizer.encode(TEXT)
     assert metadata == {"val_bpc": 2.5}

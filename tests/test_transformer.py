@@ -8,13 +8,11 @@ from torch import nn
 from torch.testing import assert_close
 
 from sslm_lab import transformer as T
+from sslm_lab.heads import CausalLM, MaskedLM, SequenceClassifier
 from sslm_lab.masking import padding_mask
 from sslm_lab.transformer import (
     Block,
-    CausalLM,
-    MaskedLM,
     MultiHeadAttention,
-    SequenceClassifier,
     Transformer,
     TransformerConfig,
     attention_maps,
@@ -198,12 +196,12 @@ def test_heads_shapes_and_tied_weights() -> None:
     ids = torch.randint(0, 61, (2, 7))
     lm = CausalLM(small_config())
     assert lm(ids).shape == (2, 7, 61)
-    assert lm.lm_head.weight is lm.transformer.token_embedding.weight
+    assert lm.head.weight is lm.transformer.token_embedding.weight
     untied = CausalLM(small_config(tie_weights=False))
-    assert untied.lm_head.weight is not untied.transformer.token_embedding.weight
+    assert untied.head.weight is not untied.transformer.token_embedding.weight
     mlm = MaskedLM(encoder_config())
     assert mlm(ids, token_type_ids=torch.ones_like(ids)).shape == (2, 7, 61)
-    assert mlm.decoder.weight is mlm.transformer.token_embedding.weight
+    assert mlm.head.vocab_projection.weight is mlm.transformer.token_embedding.weight
     classifier = SequenceClassifier(encoder_config(), num_labels=3)
     assert classifier(ids).shape == (2, 3)
 

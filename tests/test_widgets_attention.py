@@ -8,21 +8,22 @@ import pytest
 import torch
 
 from sslm_lab.data import CharTokenizer
+from sslm_lab.heads import CausalLM, MaskedLM
 from sslm_lab.interop import bert_to_sslm, load_minilm
-from sslm_lab.lab.viz import (
+from sslm_lab.lab.display import figure_png
+from sslm_lab.lab.viz.attention import (
     plot_attention_heatmap,
     plot_attention_timings,
     plot_head_grid,
     plot_softmax_saturation,
     plot_token_matrices,
 )
-from sslm_lab.lab.widgets import (
+from sslm_lab.lab.widgets.attention import (
     attention_explorer,
     attention_heatmap_data,
-    figure_png,
     tokenizer_fn_for,
 )
-from sslm_lab.transformer import CausalLM, MaskedLM, Transformer, TransformerConfig
+from sslm_lab.transformer import Transformer, TransformerConfig
 
 LINES = ["To be, or not to be", "All the world's a stage,", "Out, damned spot!"]
 

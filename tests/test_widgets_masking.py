@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from sslm_lab.data import bpe_tokenizer
-from sslm_lab.lab.widgets import (
+from sslm_lab.heads import MaskedLM
+from sslm_lab.lab.widgets.masking import (
     MASKING_KINDS,
     cloze_explorer,
     cloze_html,
@@ -18,7 +19,7 @@ from sslm_lab.lab.widgets import (
     masking_playground,
 )
 from sslm_lab.masking import mask_tokens
-from sslm_lab.transformer import MaskedLM, TransformerConfig
+from sslm_lab.transformer import TransformerConfig
 
 TEXT = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer"
 
@@ -207,7 +208,8 @@ def test_cloze_explorer_rerenders_and_explains_refusals(model, tokenizer) -> Non
 def test_masked_lm_figures() -> None:
     import matplotlib.pyplot as plt
 
-    from sslm_lab.lab.viz import plot_bars, plot_masked_lm_history
+    from sslm_lab.lab.viz.language_models import plot_masked_lm_history
+    from sslm_lab.lab.viz.training import plot_bars
 
     history = [{"step": s, "mlm/loss": 7.0 - s / 10} for s in range(1, 11)]
     history[4].update({"val/loss": 6.6, "val/accuracy": 0.08})

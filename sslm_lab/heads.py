@@ -1,0 +1,169 @@
+"""Heads on the Transformer body, and the models they make.
+
+The body (`sslm_lab.transformer.Transformer`) turns token ids into hidden states
+(batch, seq, n_embd). A head turns hidden states into what an objective scores, and
+takes nothing else, so any head fits on any body and a fine-tuning method (a probe,
+LoRA, adapters) can work on the hidden states directly:
+
+    vocab_projection  hidden -> vocabulary logits (the GPT-2 LM head), usually the token
+                      embedding matrix itself ("tied": one matrix reads tokens in and
+                      writes them out)
+    MaskedLMHead      hidden -> dense, GELU, LayerNorm -> vocabulary logits + bias (BERT)
+    ClassificationHead  hidden -> one vector per sequence ([CLS] or mean) -> class logits
+
+A model is a body in `self.transformer` plus a head in `self.head`:
+
+    CausalLM            decoder + vocab_projection       next-token logits (batch, seq, vocab)
+    MaskedLM            encoder + MaskedLMHead           logits at every position
+    SequenceClassifier  encoder + ClassificationHead     logits (batch, num_labels)
+
+`model.hidden_states(...)` runs the body alone; `model.head(hidden)` the head alone. A
+head accepts any leading shape, so a masked-LM loss can gather the few masked positions
+first and project only those (see `sslm_lab.objectives`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from sslm_lab.transformer import (
+    KVCache,
+    Transformer,
+    TransformerConfig,
+    TransformerModel,
+    validate_attention_mask,
+)
+
+Pooling = Literal["cls", "mean"]
+
+
+def vocab_projection(config: TransformerConfig, token_embedding: nn.Embedding) -> nn.Linear:
+    """n_embd -> vocab_size, without bias: the token embedding matrix itself when
+    `config.tie_weights` (one matrix reads tokens in and writes them out), else new."""
+    layer = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+    if config.tie_weights:
+        layer.weight = token_embedding.weight
+    else:
+        nn.init.normal_(layer.weight, mean=0.0, std=0.02)
+    return layer
+
+
+class MaskedLMHead(nn.Module):
+    """BERT's MLM head: (..., n_embd) -> (..., vocab_size).
+
+    Each hidden state is transformed (dense, GELU, LayerNorm) before the vocabulary
+    projection, which has a per-token output bias of its own.
+    """
+
+    def __init__(self, config: TransformerConfig, token_embedding: nn.Embedding) -> None:
+        super().__init__()
+        self.transform = nn.Linear(config.n_embd, config.n_embd)
+        self.transform_activation = nn.GELU(approximate="tanh" if config.gelu == "tanh" else "none")
+        self.transform_norm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.vocab_projection = vocab_projection(config, token_embedding)
+        self.vocab_bias = nn.Parameter(torch.zeros(config.vocab_size))
+        nn.init.normal_(self.transform.weight, mean=0.0, std=0.02)
+        nn.init.zeros_(self.transform.bias)
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        hidden = self.transform_norm(self.transform_activation(self.transform(hidden)))
+        return self.vocab_projection(hidden) + self.vocab_bias
+
+
+def pool(hidden: Tensor, attention_mask: Tensor | None, pooling: Pooling) -> Tensor:
+    """(batch, seq, n_embd) -> (batch, n_embd): the first ([CLS]) position, or the mean over
+    real tokens only, so padding does not dilute the average."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    if attention_mask is None:
+        return hidden.mean(dim=1)
+    weights = validate_attention_mask(attention_mask, *hidden.shape[:2]).to(hidden.dtype)
+    counts = weights.sum(dim=1, keepdim=True).clamp(min=1.0)  # (batch, 1); 1 avoids 0 / 0
+    return (hidden * weights[:, :, None]).sum(dim=1) / counts
+
+
+class ClassificationHead(nn.Module):
+    """(batch, seq, n_embd) -> (batch, num_labels): pool, dropout, one linear layer."""
+
+    def __init__(self, config: TransformerConfig, num_labels: int, pooling: Pooling = "cls"):
+        super().__init__()
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be 'cls' or 'mean'; got {pooling!r}")
+        if num_labels < 1:
+            raise ValueError(f"num_labels must be at least 1; got {num_labels}")
+        self.pooling: Pooling = pooling
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(config.n_embd, num_labels)
+        nn.init.normal_(self.classifier.weight, mean=0.0, std=0.02)
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, hidden: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        return self.classifier(self.dropout(pool(hidden, attention_mask, self.pooling)))
+
+
+# ---------------------------------------------------------------------------- models
+
+
+class CausalLM(TransformerModel):
+    """Decoder language model: input_ids (batch, seq) -> next-token logits (batch, seq, vocab)."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.transformer = Transformer(config)
+        self.head = vocab_projection(config, self.transformer.token_embedding)
+
+    def output_matmul_is_tied(self) -> bool:
+        return self.config.tie_weights
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> Tensor:
+        """With a `cache`, input_ids are the tokens after the cached ones (see `KVCache`)."""
+        return self.head(self.hidden_states(input_ids, attention_mask, cache=cache))
+
+
+class MaskedLM(TransformerModel):
+    """Encoder with BERT's MLM head: input_ids (batch, seq) -> logits (batch, seq, vocab)."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.transformer = Transformer(config)
+        self.head = MaskedLMHead(config, self.transformer.token_embedding)
+
+    def output_matmul_is_tied(self) -> bool:
+        return self.config.tie_weights
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+    ) -> Tensor:
+        return self.head(self.hidden_states(input_ids, attention_mask, token_type_ids))
+
+
+class SequenceClassifier(TransformerModel):
+    """Encoder + pooling + linear layer: input_ids (batch, seq) -> logits (batch, num_labels)."""
+
+    def __init__(self, config: TransformerConfig, num_labels: int, pooling: Pooling = "cls"):
+        super().__init__()
+        self.config = config
+        self.transformer = Transformer(config)
+        self.head = ClassificationHead(config, num_labels, pooling)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+    ) -> Tensor:
+        hidden = self.hidden_states(input_ids, attention_mask, token_type_ids)
+        return self.head(hidden, attention_mask)

@@ -1,0 +1,23 @@
+"""01_attention: softmax saturation, MiniLM parity, the attention timing."""
+
+from __future__ import annotations
+
+from sslm_lab.lab.profiles.table import knob, sizes_table
+
+
+# fmt: off
+@sizes_table
+class AttentionSizes:
+    """01_attention: softmax saturation, MiniLM parity, the attention timing."""
+
+    #                                   smoke             laptop                       gpu
+    # d_k values of the "why divide by sqrt(d_k)" plot
+    head_dims: tuple[int, ...] = knob(  (4, 64, 1024),    (4, 16, 64, 256, 1024),      (4, 16, 64, 256, 1024))  # noqa: E501
+    saturation_samples: int = knob(     64,               1000,                        4000)  # query/key draws per d_k
+    saturation_keys: int = knob(        16,               16,                          16)    # keys each softmax chooses among
+    shakespeare_lines: int = knob(      4,                16,                          64)    # lines through MiniLM
+    # sequence lengths, timed steps per length and sequences per step of the timing
+    bench_seq_lens: tuple[int, ...] = knob((32, 64),      (64, 128, 256, 512),         (128, 512, 1024, 2048))  # noqa: E501
+    bench_repeats: int = knob(          2,                5,                           20)
+    bench_batch: int = knob(            2,                8,                           32)
+# fmt: on

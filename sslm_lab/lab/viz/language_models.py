@@ -1,0 +1,143 @@
+"""The figures of the language-model notebooks: teacher forcing, learning curves and the
+effect of the temperature (03_autoregressive_lm), the masked-LM history (02_masked_lm)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+
+from sslm_lab.lab.display import visible_token
+
+# ---------------------------------------------------------------------------- causal language models
+
+
+def plot_teacher_forcing(tokens: Sequence[str]) -> Figure:
+    """Teacher forcing under the causal mask, for the tokens of one short text.
+
+    Row t is the prediction made at position t: it may read the blue tokens 0 .. t and is
+    scored on the orange one, token t + 1, the true next token (not the model's own
+    guess). Every row is a training example, and all of them are computed in one pass.
+    """
+    n = len(tokens) - 1  # predictions: the last token is never read, the first never predicted
+    grid = np.zeros((n, n + 1))
+    for row in range(n):
+        grid[row, : row + 1] = 1.0  # may see
+        grid[row, row + 1] = 2.0  # must predict
+    colours = ListedColormap(["#f7f7f7", "#9ecae1", "#fdae6b"])
+    fig, ax = plt.subplots(figsize=(0.42 * (n + 1) + 1.6, 0.4 * n + 1.4))
+    ax.imshow(grid, cmap=colours, vmin=0, vmax=2)
+    for row in range(n):
+        for column in range(row + 2):
+            weight = "bold" if column == row + 1 else "normal"
+            text = visible_token(tokens[column])
+            ax.text(column, row, text, ha="center", va="center", fontweight=weight)
+    ax.set_xticks(range(n + 1), [str(t) for t in range(n + 1)], fontsize=8)
+    ax.set_yticks(range(n), [str(t) for t in range(n)], fontsize=8)
+    ax.set_xlabel("token position")
+    ax.set_ylabel("prediction at position t")
+    ax.set_title("Row t reads the blue tokens and must predict the orange one", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_learning_curves(
+    runs: dict[str, tuple[Sequence[float], Sequence[float], Sequence[float]]],
+    baselines: dict[str, float] | None = None,
+    *,
+    ylabel: str = "bits per character",
+    title: str = "",
+) -> Figure:
+    """Train (dashed) and val (solid) curves per run, the gap between them shaded.
+
+    runs: name -> (steps, train values, val values). baselines: name -> value, drawn as
+    dotted horizontal lines labelled at the right edge (e.g. n-gram bits per character).
+    """
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for index, (name, (steps, train, val)) in enumerate(runs.items()):
+        colour = f"C{index}"
+        ax.plot(steps, val, color=colour, marker="o", markersize=3, label=f"{name} · val")
+        ax.plot(steps, train, color=colour, linestyle="--", label=f"{name} · train")
+        ax.fill_between(steps, train, val, color=colour, alpha=0.12)
+    edge = ax.get_yaxis_transform()  # x in axes fractions, y in data: labels beside the plot
+    for name, value in (baselines or {}).items():
+        ax.axhline(value, color="grey", linestyle=":", linewidth=1)
+        ax.text(1.01, value, f"{name} {value:.2f}", transform=edge, va="center", color="dimgrey")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_temperature_effect(
+    temperatures: Sequence[float],
+    sample_entropy: Sequence[float],
+    val_bits: Sequence[float],
+    *,
+    unit: str = "character",
+) -> Figure:
+    """Left: mean entropy (bits) of the distribution each sampled token was drawn from,
+    against the temperature. Right: the model's val bits per `unit` when its probabilities
+    are taken at that temperature; T = 1 (the trained model itself) is marked."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    left.plot(temperatures, sample_entropy, marker="o")
+    left.set_ylabel(f"entropy of the next-{unit} distribution (bits)")
+    left.set_title("Higher temperature: a more uncertain draw at every step", fontsize=10)
+    right.plot(temperatures, val_bits, marker="o", color="C1")
+    right.axvline(1.0, color="grey", linestyle="--", label="T = 1: the trained model")
+    right.set_ylabel(f"val bits per {unit}")
+    right.set_title("...but the model's own probabilities (T = 1) fit real text best", fontsize=10)
+    right.legend(fontsize=8)
+    for ax in (left, right):
+        ax.set_xlabel("temperature T")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------- masked language models
+
+
+def plot_masked_lm_history(
+    history: Sequence[dict[str, float]], unigram_loss: float, unigram_accuracy: float
+) -> Figure:
+    """Left: MLM loss per training step (train, faint) and at each evaluation (val), in
+    nats per hidden token. Right: val masked-token accuracy. The unigram guess, which
+    ignores the context, is the dotted line on both."""
+    train = [(row["step"], row["mlm/loss"]) for row in history if "mlm/loss" in row]
+    val = [
+        (row["step"], row["val/loss"], row["val/accuracy"]) for row in history if "val/loss" in row
+    ]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    left.plot(
+        *zip(*train, strict=True), color="C0", alpha=0.35, linewidth=0.8, label="train (batch)"
+    )
+    left.plot([s for s, _, _ in val], [v for _, v, _ in val], "o-", color="C0", label="val")
+    left.axhline(
+        unigram_loss, color="grey", linestyle=":", label=f"unigram guess {unigram_loss:.2f}"
+    )
+    left.set_ylabel("MLM loss (nats per hidden token)")
+    left.set_title("Loss at the hidden tokens", fontsize=10)
+    right.plot([s for s, _, _ in val], [100 * a for _, _, a in val], "o-", color="C1", label="val")
+    right.axhline(
+        100 * unigram_accuracy,
+        color="grey",
+        linestyle=":",
+        label=f"unigram guess {100 * unigram_accuracy:.1f} %",
+    )
+    right.set_ylabel("masked-token accuracy (%)")
+    right.set_ylim(bottom=0)
+    right.set_title("How often the top guess is the hidden token", fontsize=10)
+    for ax in (left, right):
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
