@@ -23,7 +23,8 @@ from trainer_worker import (
     make_tokens,
 )
 
-import sslm_lab.training.trainer as trainer_module
+import sslm_lab.training.callbacks as trainer_module
+from sslm_lab.lab.viz.training import plot_history
 from sslm_lab.training import hardware
 from sslm_lab.training.batches import count_items, sample_rows, shard_batch
 from sslm_lab.training.trainer import (
@@ -33,7 +34,6 @@ from sslm_lab.training.trainer import (
     TrainerConfig,
     adamw_param_groups,
     lr_multiplier,
-    plot_history,
 )
 
 
@@ -280,7 +280,7 @@ def test_fit_again_with_more_steps_continues_the_same_run():
 def test_plot_history_returns_a_figure_with_one_line_per_key():
     trainer = lm_trainer(None, 3)
     trainer.fit()
-    figure = trainer.plot_history()
+    figure = plot_history(trainer.history)
     assert isinstance(figure, Figure)
     assert [line.get_label() for line in figure.axes[0].lines] == ["lm/loss"]
     figure = plot_history(trainer.history, ["lm/loss", "lm/accuracy"])

@@ -1,12 +1,17 @@
 """Checkpoints that survive a crash and resume training exactly.
 
+This module owns everything a checkpoint is: its folders and files, what the trainer
+puts in it (`training_state`) and how a resumed trainer gets it back
+(`restore_training_state`), random number generators included. The trainer only
+decides when to write one.
+
 A checkpoint is one folder per step, next to a `latest` pointer:
 
     checkpoint_dir/
         step_0000500/
             model.safetensors   the weights: plain tensors, safe to load from anywhere
             state.pt            optimizer(s), scheduler(s), scaler(s), step, RNG states,
-                                data position, metrics history
+                                data position, metrics history, callback states
         step_0001000/ ...
         latest                  a text file holding the newest folder's name
 
@@ -28,11 +33,13 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from safetensors.torch import load_model, save_model
 from torch import nn
 
@@ -44,10 +51,15 @@ from sslm_lab.files import (
     weight_mismatches,
 )
 
+if TYPE_CHECKING:  # the trainer imports this module, so only type checkers import it back
+    from sslm_lab.training.trainer import Trainer
+
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
 LATEST_FILE = "latest"
 STEP_PREFIX = "step_"
+# 2: callback states under "callbacks" (format 1 had early stopping's at the top level).
+STATE_FORMAT = 2
 
 
 def step_folder_name(step: int) -> str:
@@ -76,6 +88,19 @@ def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
             f"{pointer} points to {folder.name!r}, which does not exist; "
             f"checkpoints present: {[p.name for p in list_checkpoints(directory)] or 'none'}"
         )
+    return folder
+
+
+def resume_folder(request: str | os.PathLike, directory: str | os.PathLike | None) -> Path | None:
+    """The folder `TrainerConfig.resume` names: "latest" in `directory`, or a folder path.
+
+    None when "latest" finds no checkpoint yet (a first run that may be resumed later).
+    """
+    if str(request) == "latest":
+        return latest_checkpoint(directory)
+    folder = Path(request)
+    if not folder.is_dir():
+        raise CheckpointError(f"TrainerConfig.resume: {folder} is not a checkpoint folder")
     return folder
 
 
@@ -144,6 +169,90 @@ def load_checkpoint(folder: str | os.PathLike, model: nn.Module) -> dict[str, An
     except Exception as error:
         raise CheckpointError(f"{weights} could not be loaded ({error})") from error
     return state
+
+
+def training_state(trainer: Trainer) -> dict[str, Any]:
+    """Everything besides the weights that a resumed `trainer` needs to go on exactly.
+
+    Every rank must call it under torchrun (it gathers each rank's RNG state); rank 0
+    saves the result.
+    """
+    rng = [capture_rng_state()]
+    if trainer.dist.enabled:  # each rank's dropout stream differs: keep them all
+        rng = [None] * trainer.dist.world_size
+        dist.all_gather_object(rng, capture_rng_state())
+    return {
+        "format": STATE_FORMAT,
+        "step": trainer.step,
+        "phases": {
+            s.phase.name: {
+                "optimizer": s.optimizer.state_dict(),
+                "scheduler": s.scheduler.state_dict(),
+                "scaler": s.scaler.state_dict(),
+                "updates": s.updates,
+            }
+            for s in trainer._states
+        },
+        "data": trainer.stream.state_dict(),
+        "rng": rng,
+        "history": trainer.history,
+        "skipped_steps": trainer.skipped_steps,
+        "callbacks": {c.state_key: c.state_dict() for c in trainer.callbacks if c.state_key},
+    }
+
+
+def restore_training_state(trainer: Trainer, state: dict[str, Any], folder: Path) -> None:
+    """Put `training_state`'s result, loaded from `folder`, back into `trainer`.
+
+    Refuses a checkpoint of other phases or optimizers (CheckpointError). Resumed by a
+    different number of processes, the RNG states cannot be matched to ranks: they are
+    reseeded, with a warning that the run is no longer exact.
+    """
+    if state.get("format", 1) > STATE_FORMAT:
+        raise CheckpointError(
+            f"{folder} has state format {state['format']}, newer than this sslm_lab "
+            f"understands ({STATE_FORMAT}); update sslm_lab to resume from it"
+        )
+    saved, ours = sorted(state["phases"]), sorted(p.name for p in trainer.phases)
+    if saved != ours:
+        raise CheckpointError(f"{folder} holds phases {saved}, but this trainer has {ours}")
+    for phase_state in trainer._states:
+        saved_phase = state["phases"][phase_state.phase.name]
+        try:
+            phase_state.optimizer.load_state_dict(saved_phase["optimizer"])
+        except ValueError as error:
+            raise CheckpointError(f"{folder}: optimizer state does not fit ({error})") from error
+        phase_state.scheduler.load_state_dict(saved_phase["scheduler"])
+        if saved_phase["scaler"] and phase_state.scaler.is_enabled():
+            phase_state.scaler.load_state_dict(saved_phase["scaler"])
+        phase_state.updates = saved_phase["updates"]
+    trainer.step = state["step"]
+    trainer.stream.load_state_dict(state["data"])
+    trainer.history = list(state["history"])
+    trainer.skipped_steps = state["skipped_steps"]
+    # Format 1 kept early stopping's state at the top level, the only callback state then.
+    callbacks = state.get("callbacks") or {"early_stopping": state.get("early_stopping")}
+    for callback in trainer.callbacks:
+        if callback.state_key is not None and callbacks.get(callback.state_key) is not None:
+            callback.load_state_dict(callbacks[callback.state_key])
+    world_size, rank = trainer.dist.world_size, trainer.dist.rank
+    if len(state["rng"]) == world_size:
+        restore_rng_state(state["rng"][rank])
+    else:
+        warnings.warn(
+            f"{folder} was saved by {len(state['rng'])} processes and is resumed by "
+            f"{world_size}: random streams are reseeded, so the run is not exact",
+            stacklevel=3,  # the trainer's fit()
+        )
+        seed_everything(trainer.config.seed + rank + trainer.step)
+    trainer.last_checkpoint = folder
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) so a run can be repeated."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def capture_rng_state() -> dict[str, Any]:
