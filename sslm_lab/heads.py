@@ -110,14 +110,13 @@ class ClassificationHead(nn.Module):
 class CausalLM(TransformerModel):
     """Decoder language model: input_ids (batch, seq) -> next-token logits (batch, seq, vocab)."""
 
+    writes_vocabulary = True
+
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
         self.config = config
         self.transformer = Transformer(config)
         self.head = vocab_projection(config, self.transformer.token_embedding)
-
-    def output_matmul_is_tied(self) -> bool:
-        return self.config.tie_weights
 
     def forward(
         self,
@@ -132,14 +131,13 @@ class CausalLM(TransformerModel):
 class MaskedLM(TransformerModel):
     """Encoder with BERT's MLM head: input_ids (batch, seq) -> logits (batch, seq, vocab)."""
 
+    writes_vocabulary = True
+
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
         self.config = config
         self.transformer = Transformer(config)
         self.head = MaskedLMHead(config, self.transformer.token_embedding)
-
-    def output_matmul_is_tied(self) -> bool:
-        return self.config.tie_weights
 
     def forward(
         self,

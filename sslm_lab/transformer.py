@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -378,6 +378,9 @@ class TransformerModel(nn.Module):
     """
 
     config: TransformerConfig
+    # True for a model whose head projects onto the vocabulary (a language model): with
+    # tie_weights that projection is the token embedding matrix, used as a real matmul.
+    writes_vocabulary: ClassVar[bool] = False
 
     def hidden_states(
         self,
@@ -395,7 +398,7 @@ class TransformerModel(nn.Module):
 
     def output_matmul_is_tied(self) -> bool:
         """True when an output layer multiplies by the (tied) token embedding matrix."""
-        return False
+        return self.writes_vocabulary and self.config.tie_weights
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         """Number of parameters, tied ones counted once.
