@@ -1,0 +1,146 @@
+"""sslm_lab.checks: the one way to check an argument, and the notebook parameter specs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sslm_lab.checks import (
+    ArgumentError,
+    Boolean,
+    Choice,
+    Integer,
+    Parameters,
+    Real,
+    Text,
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+)
+
+
+def test_a_refusal_names_the_argument_the_value_its_type_and_what_is_allowed() -> None:
+    with pytest.raises(ArgumentError) as caught:
+        check_int("max_steps", 0, low=1)
+    assert str(caught.value) == "max_steps=0 (int) is not allowed; allowed: an integer >= 1"
+    with pytest.raises(ValueError, match=r"seed='x' \(str\) is not allowed"):
+        check_int("seed", "x")
+    with pytest.raises(TypeError, match=r"mask_rate='x' \(str\).*a finite number in \(0, 1\)"):
+        check_real("mask_rate", "x", low=0, high=1, low_open=True, high_open=True)
+
+
+def test_numpy_scalars_are_numbers_and_come_back_as_python_numbers() -> None:
+    assert check_int("n", np.int64(3), low=1) == 3 and type(check_int("n", np.int32(3))) is int
+    assert type(check_real("x", np.float32(0.5), low=0)) is float
+    assert check_bool("b", np.bool_(True)) is True
+
+
+@pytest.mark.parametrize("value", [True, False, 1.0, "1", None, [1]])
+def test_an_integer_is_never_a_bool_a_float_a_string_or_none(value) -> None:
+    with pytest.raises(ArgumentError, match=r"n=.*is not allowed; allowed: an integer"):
+        check_int("n", value)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, True, "0.5", None])
+def test_a_real_is_finite_and_never_a_bool_or_a_string(value) -> None:
+    with pytest.raises(ArgumentError, match=r"x=.*allowed: a finite number"):
+        check_real("x", value)
+
+
+def test_none_is_allowed_only_when_asked_for() -> None:
+    assert check_int("n", None, allow_none=True) is None
+    assert check_real("x", None, allow_none=True) is None
+    assert check_choice("c", None, ("a",), allow_none=True) is None
+    with pytest.raises(ArgumentError, match=r"an integer >= 1, or None"):
+        check_int("n", 0, low=1, allow_none=True)
+
+
+def test_choices_compare_by_equality_and_list_what_is_allowed() -> None:
+    assert check_choice("profile", "gpu", ("smoke", "laptop", "gpu")) == "gpu"
+    with pytest.raises(ArgumentError, match=r"profile=3 \(int\).*one of smoke, laptop, gpu"):
+        check_choice("profile", 3, ("smoke", "laptop", "gpu"))
+    with pytest.raises(ArgumentError, match=r"c=\[1\] \(list\)"):
+        check_choice("c", [1], ("a", "b"))
+    with pytest.raises(ArgumentError):  # True == 1, but a bool is not the integer option 1
+        check_choice("c", True, (0, 1))
+
+
+def test_the_hint_follows_the_allowed_values() -> None:
+    with pytest.raises(ArgumentError, match=r"allowed: an integer >= 1\. try 8"):
+        check_int("n", 0, low=1, hint="try 8")
+
+
+@given(st.integers(), st.integers(-50, 50), st.integers(-50, 50))
+def test_check_int_accepts_exactly_the_integers_in_range(value, low, high) -> None:
+    inside = low <= value <= high
+    try:
+        assert check_int("n", value, low=low, high=high) == value
+        assert inside
+    except ArgumentError as error:
+        assert not inside and f"n={value} (int)" in str(error)
+
+
+@given(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(-10, 10),
+    st.floats(-10, 10),
+    st.booleans(),
+    st.booleans(),
+)
+def test_check_real_accepts_exactly_the_finite_numbers_in_the_interval(
+    value, low, high, low_open, high_open
+) -> None:
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    inside = math.isfinite(value) and above and below
+    try:
+        check_real("x", value, low=low, high=high, low_open=low_open, high_open=high_open)
+        assert inside
+    except ArgumentError as error:
+        assert not inside and str(error).startswith("x=")
+
+
+@given(st.one_of(st.text(), st.none(), st.lists(st.integers()), st.binary()))
+def test_non_numbers_are_refused_by_every_numeric_check(value) -> None:
+    for check in (check_int, check_real):
+        if value is None:
+            continue
+        with pytest.raises(ArgumentError):
+            check("v", value)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        Integer(low=1, high=10),
+        Integer(low=0, none="the profile's value"),
+        Real(low=0, high=1, low_open=True, high_open=True),
+        Real(low=0.0, high=1.0, none="the profile's value"),
+        Choice(("token", "span")),
+        Boolean(none="the profile's choice"),
+        Text(),
+    ],
+    ids=repr,
+)
+def test_every_spec_refuses_its_bad_values_and_takes_its_good_ones(spec) -> None:
+    for value in spec.bad_values():
+        with pytest.raises(ArgumentError, match=r"^p="):
+            spec.check("p", value)
+    for value in spec.good_values():
+        spec.check("p", value)
+
+
+def test_parameters_validate_all_at_once_and_name_each_bad_one() -> None:
+    parameters = Parameters(seed=Integer(low=0), rate=Real(low=0, high=1), name=Text())
+    parameters.validate(seed=0, rate=0.5, name="x")
+    with pytest.raises(ArgumentError) as caught:
+        parameters.validate(seed=-1, rate=0.5, name="")
+    assert "seed=-1" in str(caught.value) and "name=''" in str(caught.value)
+    assert "rate" not in str(caught.value)
+    with pytest.raises(ArgumentError, match=r"missing \['name'\], unknown \['sede'\]"):
+        parameters.validate(sede=0, rate=0.5, seed=0)
