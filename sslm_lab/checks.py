@@ -89,12 +89,12 @@ def check_real(
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise invalid(name, value, allowed, hint)
-    value = float(value)
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if not math.isfinite(value) or too_low or too_high:
-        raise invalid(name, value, allowed, hint)
-    return value
+    number = float(value)
+    too_low = low is not None and (number <= low if low_open else number < low)
+    too_high = high is not None and (number >= high if high_open else number > high)
+    if not math.isfinite(number) or too_low or too_high:
+        raise invalid(name, value, allowed, hint)  # the value as given, not as converted
+    return number
 
 
 def check_choice(

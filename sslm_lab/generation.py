@@ -21,12 +21,12 @@ the tokens it produces are the same as without the cache.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
+from sslm_lab.checks import ArgumentError, check_int, check_real, invalid
 from sslm_lab.data.tokenizers import TextTokenizer
 from sslm_lab.eval_mode import evaluating
 from sslm_lab.heads import CausalLM
@@ -44,35 +44,23 @@ def greedy(logits: Tensor) -> Tensor:
 
 
 def check_temperature(temperature: float) -> float:
-    if (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, numbers.Real)
-        or not math.isfinite(temperature)
-        or temperature <= 0
-    ):
-        raise ValueError(
-            f"temperature={temperature!r} is not allowed; it must be a finite number > 0 "
-            "(1 samples from the model's own distribution; for temperature -> 0 use greedy)"
-        )
-    return float(temperature)
+    return check_real(
+        "temperature",
+        temperature,
+        low=0,
+        low_open=True,
+        hint="1 samples from the model's own distribution; for temperature -> 0 use greedy",
+    )
 
 
 def check_top_k(top_k: int) -> int:
-    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
-        raise ValueError(
-            f"top_k={top_k!r} is not allowed; it must be an integer >= 1 "
-            "(the number of most likely tokens kept), or None to keep all"
-        )
-    return int(top_k)
+    return check_int("top_k", top_k, low=1, hint="the number of most likely tokens kept")
 
 
 def check_top_p(top_p: float) -> float:
-    if isinstance(top_p, bool) or not isinstance(top_p, numbers.Real) or not 0 < top_p <= 1:
-        raise ValueError(
-            f"top_p={top_p!r} is not allowed; it must lie in (0, 1] "
-            "(the probability mass kept; 1 keeps every token), or None"
-        )
-    return float(top_p)
+    return check_real(
+        "top_p", top_p, low=0, high=1, low_open=True, hint="the probability mass kept; 1 keeps all"
+    )
 
 
 # ---------------------------------------------------------------------------- filters
@@ -169,8 +157,7 @@ def check_generation_inputs(model: nn.Module, input_ids: Tensor, max_new_tokens:
             "input_ids must be an integer tensor of shape (batch, seq) with seq >= 1; got "
             f"shape {tuple(input_ids.shape)}, dtype {input_ids.dtype}"
         )
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be a non-negative integer; got {max_new_tokens!r}")
+    check_int("max_new_tokens", max_new_tokens, low=0)
 
 
 def choose_strategy(
@@ -257,15 +244,19 @@ def generate(
 
 
 def encode_prompt(tokenizer: TextTokenizer, prompt: str) -> list[int]:
-    """The prompt's token ids, or a ValueError naming what the tokenizer cannot encode."""
+    """The prompt's token ids, or an ArgumentError naming what the tokenizer cannot encode."""
     if not isinstance(prompt, str) or not prompt:
-        raise ValueError(f"prompt must be a non-empty string; got {prompt!r}")
+        raise invalid("prompt", prompt, "a non-empty string")
     try:
         return tokenizer.encode(prompt)
-    except ValueError as error:  # the character tokenizer names the unknown character
-        raise ValueError(
-            f"the prompt {prompt!r} cannot be encoded: {error}. Allowed are the characters of "
-            "the Shakespeare corpus (tokenizer.characters)"
+    except ValueError:  # the character tokenizer has no id for some character
+        known = set(getattr(tokenizer, "characters", ()))
+        position, character = next((i, c) for i, c in enumerate(prompt) if c not in known)
+        raise ArgumentError(
+            f"the prompt {prompt!r} cannot be encoded: character {character!r} "
+            f"(U+{ord(character):04X}) at position {position} is not one of the tokenizer's "
+            f"{len(known)} characters; write the prompt with characters of the Shakespeare "
+            "corpus (tokenizer.characters lists them)"
         ) from None
 
 

@@ -29,6 +29,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from sslm_lab.checks import check_choice, check_int
 from sslm_lab.transformer import (
     KVCache,
     Transformer,
@@ -90,10 +91,8 @@ class ClassificationHead(nn.Module):
 
     def __init__(self, config: TransformerConfig, num_labels: int, pooling: Pooling = "cls"):
         super().__init__()
-        if pooling not in ("cls", "mean"):
-            raise ValueError(f"pooling must be 'cls' or 'mean'; got {pooling!r}")
-        if num_labels < 1:
-            raise ValueError(f"num_labels must be at least 1; got {num_labels}")
+        check_choice("pooling", pooling, ("cls", "mean"))
+        check_int("num_labels", num_labels, low=1)
         self.pooling: Pooling = pooling
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.n_embd, num_labels)

@@ -12,9 +12,9 @@ Three ways to choose the selected positions (`strategy`):
 - "token": every token independently with probability `mask_rate`;
 - "whole_word": every *word* independently with probability `mask_rate`, and all of
   its BPE pieces together (a model can't cheat by reading "Ros" "encr" to fill "antz");
-- "span": contiguous spans whose lengths follow a geometric distribution (SpanBERT,
-  Joshi et al., 2020: p = 0.2, clipped at 10 tokens) until `mask_rate` of the tokens
-  are covered.
+- "span": contiguous spans until `mask_rate` of the tokens are covered, with SpanBERT's
+  span lengths (Joshi et al., 2020): geometric with p = 0.2, truncated to 1..10 tokens,
+  so 3.8 tokens on average (`span_lengths`).
 
 Special tokens (`[CLS]`, `[SEP]`, `[PAD]`, ...) are never selected. Labels hold the
 original id at selected positions and `IGNORE_INDEX` everywhere else, the value
@@ -23,19 +23,40 @@ original id at selected positions and `IGNORE_INDEX` everywhere else, the value
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import torch
 
+from sslm_lab.checks import ArgumentError, check_choice, check_int, check_real
+
 IGNORE_INDEX = -100
 STRATEGIES = ("token", "whole_word", "span")
+SPANBERT_P = 0.2  # SpanBERT's geometric parameter...
+SPANBERT_MAX_LENGTH = 10  # ...and its longest span
 
 
-def _check_fraction(name: str, value: float, *, closed_low: bool = False) -> None:
-    low_ok = value >= 0 if closed_low else value > 0
-    if not (low_ok and value < 1) or isinstance(value, bool):
-        interval = "[0, 1)" if closed_low else "(0, 1)"
-        raise ValueError(f"{name}={value!r} is not allowed; it must lie in {interval}")
+def span_lengths(
+    count: int,
+    p: float = SPANBERT_P,
+    max_length: int = SPANBERT_MAX_LENGTH,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """`count` span lengths from a geometric distribution truncated to 1..max_length.
+
+    P(length = k) is proportional to (1 - p)^(k - 1) · p for k = 1 .. max_length: a long
+    span is drawn again rather than cut, which gives SpanBERT's mean of 3.8 at p = 0.2
+    and max_length = 10. Drawn by inverting the truncated distribution's CDF. (count,) int64.
+    """
+    check_int("count", count, low=0)
+    p = check_real("p", p, low=0, high=1, low_open=True)
+    max_length = check_int("max_length", max_length, low=1)
+    uniform = torch.rand(count, generator=generator, dtype=torch.float64)
+    kept_mass = 1.0 - (1.0 - p) ** max_length  # P(length <= max_length) before truncation
+    if p == 1.0:
+        return torch.ones(count, dtype=torch.long)
+    lengths = torch.ceil(torch.log1p(-uniform * kept_mass) / math.log1p(-p))
+    return lengths.clamp(1, max_length).long()  # the clamp only guards float rounding
 
 
 def special_tokens_mask(input_ids: torch.Tensor, special_ids: Iterable[int]) -> torch.Tensor:
@@ -51,20 +72,20 @@ def select_tokens(
     *,
     strategy: str = "token",
     word_ids: torch.Tensor | None = None,
-    mean_span_length: float = 3.0,
-    max_span_length: int = 10,
+    span_p: float = SPANBERT_P,
+    max_span_length: int = SPANBERT_MAX_LENGTH,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Boolean (batch, seq) of the positions the model must predict; specials never chosen.
 
     word_ids: (batch, seq) integer word index of each token (any value for specials),
     required for "whole_word": tokens sharing a word index in a row are masked together.
+    span_p, max_span_length: the span lengths of "span" (see `span_lengths`).
     """
-    _check_fraction("mask_rate", mask_rate)
-    if strategy not in STRATEGIES:
-        raise ValueError(
-            f"strategy={strategy!r} is not known; choose one of {', '.join(STRATEGIES)}"
-        )
+    check_real("mask_rate", mask_rate, low=0, high=1, low_open=True, high_open=True)
+    check_choice("strategy", strategy, STRATEGIES)
+    check_real("span_p", span_p, low=0, high=1, low_open=True)
+    check_int("max_span_length", max_span_length, low=1)
     if input_ids.dim() != 2:
         raise ValueError(f"input_ids must be (batch, seq); got shape {tuple(input_ids.shape)}")
     special = special_tokens_mask(input_ids, special_ids)
@@ -87,16 +108,19 @@ def select_tokens(
         )
         return (torch.gather(draws, 1, words) < mask_rate) & ~special
 
-    # "span": lengths ~ Geometric(p) with mean 1/p, clipped; starts uniform over the row.
-    p = 1.0 / mean_span_length
+    # "span": spans at uniform starts until the row's budget is covered. The budget is
+    # mask_rate × candidates rounded up or down at random, so that its mean is exactly
+    # mask_rate × candidates even when that is below one token (always rounding up would
+    # select 3 % of a short row at mask_rate = 0.01).
     selected = torch.zeros_like(special)
     for row in range(input_ids.shape[0]):
         candidates = int((~special[row]).sum())
-        budget = max(1, round(mask_rate * candidates)) if candidates else 0
+        share = mask_rate * candidates
+        extra = torch.rand((), generator=generator, device=device) < share - math.floor(share)
+        budget = math.floor(share) + int(extra)
         while int(selected[row].sum()) < budget:
-            uniform = torch.rand((), generator=generator, device=device).clamp_min(1e-12)
-            length = int(torch.ceil(torch.log(uniform) / torch.log1p(torch.tensor(-p))))
-            length = max(1, min(length, max_span_length, budget - int(selected[row].sum())))
+            (length,) = span_lengths(1, span_p, max_span_length, generator).tolist()
+            length = min(length, budget - int(selected[row].sum()), input_ids.shape[1])
             start = int(
                 torch.randint(
                     0, input_ids.shape[1] - length + 1, (), generator=generator, device=device
@@ -122,15 +146,19 @@ def mask_tokens(
     """BERT masking. Returns (masked input_ids, labels), both (batch, seq) int64.
 
     Of the selected positions, `mask_fraction` become `mask_id`, `random_fraction` a
-    random non-special token, and the rest keep their token. Deterministic given
-    `generator`.
+    random non-special token, and the rest keep their token. Both lie in [0, 1] and add up
+    to at most 1: mask_fraction=1 hides every selected token, an ablation BERT's authors
+    ran. Deterministic given `generator`.
     """
-    _check_fraction("mask_fraction", mask_fraction, closed_low=True)
-    _check_fraction("random_fraction", random_fraction, closed_low=True)
+    check_real("mask_fraction", mask_fraction, low=0, high=1)
+    check_real("random_fraction", random_fraction, low=0, high=1)
     if mask_fraction + random_fraction > 1:
-        raise ValueError(
-            f"mask_fraction + random_fraction = {mask_fraction + random_fraction} exceeds 1"
+        raise ArgumentError(
+            f"mask_fraction + random_fraction = {mask_fraction + random_fraction} exceeds 1: "
+            "they are shares of the same selected tokens"
         )
+    check_int("vocab_size", vocab_size, low=1)
+    check_int("mask_id", mask_id, low=0, high=vocab_size - 1)
     special_ids = sorted(set(special_ids))
     selected = select_tokens(
         input_ids, mask_rate, special_ids, strategy=strategy, word_ids=word_ids, generator=generator
@@ -155,17 +183,28 @@ def mask_tokens(
 
 
 def word_ids_from_pieces(
-    input_ids: torch.Tensor, pieces: Sequence[str], special_ids: Iterable[int] = ()
+    input_ids: torch.Tensor,
+    pieces: Sequence[str],
+    special_ids: Iterable[int] = (),
+    *,
+    continuation_prefix: str | None = None,
 ) -> torch.Tensor:
     """(batch, seq) int64 word index of each token, for `strategy="whole_word"`.
 
-    pieces: the readable text of every id in the vocabulary (`tokenizer.id_to_token`).
-    A word is a run of tokens with no whitespace between them, so a token starts a new
-    word when its text begins with whitespace, when the token before it ends with
-    whitespace, or when it opens the row. Byte-level BPE keeps the space in front of a
-    word inside the word's first piece (" Rosencrantz" → " Ros" "enc" "rantz"), which
-    is why the first rule is enough for most words. Special tokens are words of their
-    own and end the word before them. Indices count from 0 in each row.
+    pieces: the readable text of every id in the vocabulary (`tokenizer.id_to_token`, or
+    `convert_ids_to_tokens` of a `transformers` tokenizer). Two ways to mark words:
+
+    - whitespace (continuation_prefix=None: byte-level BPE, characters): a word is a run
+      of tokens with no whitespace between them, so a token starts a new word when its
+      text begins with whitespace, when the token before it ends with whitespace, or when
+      it opens the row. Byte-level BPE keeps the space in front of a word inside the
+      word's first piece (" Rosencrantz" → " Ros" "enc" "rantz").
+    - a continuation prefix (WordPiece, as BERT and MiniLM: continuation_prefix="##"):
+      pieces carry no spaces; a piece continues the word before it when it starts with
+      the prefix ("ros" "##enc" "##rant" "##z") and starts a new word otherwise.
+
+    Special tokens are words of their own and end the word before them. Indices count
+    from 0 in each row.
     """
     if input_ids.dim() != 2:
         raise ValueError(f"input_ids must be (batch, seq); got shape {tuple(input_ids.shape)}")
@@ -174,9 +213,29 @@ def word_ids_from_pieces(
             f"pieces has {len(pieces)} entries but input_ids holds id {int(input_ids.max())}; "
             "pass the text of every id in the vocabulary"
         )
-    starts_with_space = torch.tensor([p[:1].isspace() for p in pieces], device=input_ids.device)
-    ends_with_space = torch.tensor([p[-1:].isspace() for p in pieces], device=input_ids.device)
+    device = input_ids.device
     special = special_tokens_mask(input_ids, special_ids)
+    if continuation_prefix is not None:
+        if not isinstance(continuation_prefix, str) or not continuation_prefix:
+            raise ArgumentError(
+                f"continuation_prefix={continuation_prefix!r} is not allowed; allowed: a "
+                "non-empty string such as '##' (WordPiece), or None for whitespace words"
+            )
+        continues = torch.tensor([p.startswith(continuation_prefix) for p in pieces], device=device)
+        starts = ~continues[input_ids] | special
+        starts[:, 1:] |= special[:, :-1]
+        starts[:, 0] = True
+        return starts.long().cumsum(dim=1) - 1
+    if not any(p[:1].isspace() or p[-1:].isspace() for p in pieces) and any(
+        p.startswith("##") for p in pieces
+    ):
+        raise ArgumentError(
+            "these pieces have no whitespace but some start with '##': a WordPiece "
+            "vocabulary, whose words the whitespace rule cannot find (it would make every "
+            "row one word); pass continuation_prefix='##'"
+        )
+    starts_with_space = torch.tensor([p[:1].isspace() for p in pieces], device=device)
+    ends_with_space = torch.tensor([p[-1:].isspace() for p in pieces], device=device)
     breaks_after = ends_with_space[input_ids] | special  # (batch, seq)
     starts = starts_with_space[input_ids] | special
     starts[:, 1:] |= breaks_after[:, :-1]

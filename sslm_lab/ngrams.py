@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from sslm_lab.checks import check_int, check_real
+
 
 def char_ids(text: str, alphabet: Sequence[str]) -> np.ndarray:
     """Map each character of `text` to its index in `alphabet`, as an int64 array."""
@@ -49,13 +51,13 @@ def ngram_bits_per_char(
     Positions before `start` (default: order - 1) are not scored, so models of
     different orders can be compared on exactly the same characters.
     """
-    if order < 1:
-        raise ValueError(f"order={order} is not allowed; an n-gram order is an integer >= 1")
-    if k <= 0:
-        raise ValueError(f"k={k} is not allowed; add-k smoothing needs k > 0")
+    order = check_int("order", order, low=1)
+    vocab_size = check_int("vocab_size", vocab_size, low=1)
+    k = check_real("k", k, low=0, low_open=True, hint="add-k smoothing needs k > 0")
     start = order - 1 if start is None else start
-    if start < order - 1:
-        raise ValueError(f"start={start} leaves too little context for order={order}")
+    check_int(
+        "start", start, low=order - 1, hint=f"order={order} needs {order - 1} characters of context"
+    )
     if vocab_size**order > 2**31:
         raise ValueError(f"order={order} with vocab_size={vocab_size} needs too many counters")
     counts = np.bincount(

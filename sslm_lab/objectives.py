@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sslm_lab.checks import check_int, check_real
 from sslm_lab.masking import IGNORE_INDEX
 
 
@@ -61,8 +62,9 @@ def bits_per_character(loss_nats_per_token: float, tokens: int, characters: int)
     The total information is loss × tokens nats; spread over the characters and
     divided by ln 2 it is bits per character. For a character model tokens == characters.
     """
-    if tokens <= 0 or characters <= 0:
-        raise ValueError(f"tokens={tokens} and characters={characters} must both be positive")
+    check_int("tokens", tokens, low=1)
+    check_int("characters", characters, low=1)
+    check_real("loss_nats_per_token", loss_nats_per_token, low=0)
     return float(loss_nats_per_token) * tokens / characters / math.log(2)
 
 

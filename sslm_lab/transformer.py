@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sslm_lab.checks import ArgumentError, check_bool, check_choice, check_int, check_real
 from sslm_lab.masking import causal_mask
 
 NormPosition = Literal["pre", "post"]
@@ -60,29 +61,25 @@ class TransformerConfig:
     attention_path: AttentionPath = "fast"  # which attention function the layers use
 
     def __post_init__(self) -> None:
-        if self.intermediate_size is None:
-            self.intermediate_size = 4 * self.n_embd
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+            check_int(name, getattr(self, name), low=1)
+        check_int("intermediate_size", self.intermediate_size, low=1, allow_none=True)
+        check_int("type_vocab_size", self.type_vocab_size, low=0)
+        if self.intermediate_size is None:  # documented: None means 4 * n_embd
+            self.intermediate_size = 4 * self.n_embd
         if self.n_embd % self.n_head != 0:
-            raise ValueError(
+            raise ArgumentError(
                 f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}: each head gets "
                 f"n_embd / n_head dimensions, so pick n_head from the divisors of {self.n_embd}"
             )
         for name in ("dropout", "attention_dropout"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1); got {value!r}")
-        choices = {
-            "norm_position": ("pre", "post"),
-            "gelu": ("exact", "tanh"),
-            "attention_path": ("fast", "explicit"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}")
+            check_real(name, getattr(self, name), low=0, high=1, high_open=True)
+        check_real("layer_norm_eps", self.layer_norm_eps, low=0, low_open=True)
+        check_choice("norm_position", self.norm_position, ("pre", "post"))
+        check_choice("gelu", self.gelu, ("exact", "tanh"))
+        check_choice("attention_path", self.attention_path, ("fast", "explicit"))
+        for name in ("causal", "tie_weights", "bias"):
+            check_bool(name, getattr(self, name))
 
     @property
     def head_dim(self) -> int:

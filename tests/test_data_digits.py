@@ -95,5 +95,7 @@ def test_augment_noise_range_and_determinism() -> None:
     assert not torch.equal(first, images)
     single = augment_digits(images[0], torch.Generator().manual_seed(0))
     assert single.shape == (8, 8)
-    with pytest.raises(ValueError, match="noise_std=-0.1 must be >= 0"):
+    with pytest.raises(
+        ValueError, match=r"noise_std=-0.1 \(float\) is not allowed; allowed: a finite number >= 0"
+    ):
         augment_digits(images, torch.Generator(), noise_std=-0.1)

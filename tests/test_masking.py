@@ -1,14 +1,19 @@
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import BertTokenizerFast, DataCollatorForLanguageModeling
 
+from sslm_lab.checks import ArgumentError
 from sslm_lab.masking import (
     IGNORE_INDEX,
+    STRATEGIES,
     causal_mask,
     mask_tokens,
     padding_mask,
     select_tokens,
+    span_lengths,
     word_ids_from_pieces,
 )
 
@@ -208,3 +213,91 @@ def test_word_ids_from_a_real_bpe_tokenizer_give_whole_words() -> None:
 def test_word_ids_from_pieces_refuses_a_short_vocabulary() -> None:
     with pytest.raises(ValueError, match=r"pieces has 2 entries but input_ids holds id 5"):
         word_ids_from_pieces(torch.tensor([[0, 5]]), ["a", "b"])
+
+
+# ---------------------------------------------------------------- fixed bugs and properties
+
+
+def test_span_masking_realises_low_rates_on_short_rows() -> None:
+    # 30 candidates per row at mask_rate 0.01 is 0.3 tokens: the budget is rounded up or
+    # down at random, so the rate is right on average (rounding up always gave 3.3 %).
+    ids = batch(rows=2000, seq=32)
+    selected = select_tokens(
+        ids, 0.01, SPECIALS, strategy="span", generator=torch.Generator().manual_seed(0)
+    )
+    special = torch.isin(ids, torch.tensor(SPECIALS))
+    realised = float(selected[~special].float().mean())
+    assert abs(realised - 0.01) < 0.002, realised
+
+
+def test_span_lengths_follow_spanbert_truncated_geometric() -> None:
+    lengths = span_lengths(200_000, generator=torch.Generator().manual_seed(0))
+    assert int(lengths.min()) == 1 and int(lengths.max()) == 10
+    p = 0.2
+    weights = torch.tensor([p * (1 - p) ** (k - 1) for k in range(1, 11)], dtype=torch.float64)
+    expected = weights / weights.sum()
+    observed = torch.bincount(lengths, minlength=11)[1:].double() / len(lengths)
+    assert torch.allclose(observed, expected, atol=0.004), (observed, expected)
+    assert abs(float(lengths.double().mean()) - 3.797) < 0.02  # SpanBERT: 3.8 on average
+
+
+def test_mask_fraction_one_hides_every_selected_token() -> None:
+    ids, out, labels = masked(mask_fraction=1.0, random_fraction=0.0)
+    selected = labels != IGNORE_INDEX
+    assert selected.any() and bool((out[selected] == MASK).all())
+    assert torch.equal(out[~selected], ids[~selected])
+
+
+def test_wordpiece_words_come_from_the_continuation_prefix() -> None:
+    pieces = ["[CLS]", "[SEP]", "good", "ros", "##enc", "##rantz", "my", "lord", "##s"]
+    ids = torch.tensor([[0, 2, 3, 4, 5, 6, 7, 8, 1]])
+    words = word_ids_from_pieces(ids, pieces, special_ids=[0, 1], continuation_prefix="##")
+    assert words.tolist() == [[0, 1, 2, 2, 2, 3, 4, 4, 5]]
+    with pytest.raises(ArgumentError, match="pass continuation_prefix='##'"):
+        word_ids_from_pieces(ids, pieces, special_ids=[0, 1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rate=st.floats(0.01, 0.99),
+    strategy=st.sampled_from(STRATEGIES),
+    special_count=st.integers(1, 6),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_masking_properties_for_any_rate_strategy_and_special_set(
+    rate, strategy, special_count, seed
+) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    vocab = 50
+    specials = torch.randperm(vocab, generator=generator)[:special_count].tolist()
+    ids = torch.randint(0, vocab, (64, 48), generator=generator)
+    words = torch.arange(48).repeat(64, 1) // 2 if strategy == "whole_word" else None
+    out, labels = mask_tokens(
+        ids,
+        mask_id=specials[0],
+        vocab_size=vocab,
+        special_ids=specials,
+        mask_rate=rate,
+        strategy=strategy,
+        word_ids=words,
+        generator=generator,
+    )
+    special = torch.isin(ids, torch.tensor(specials))
+    selected = labels != IGNORE_INDEX
+    assert not bool((selected & special).any()), "a special token was selected"
+    assert torch.equal(labels[selected], ids[selected]), "a label is not the original token"
+    assert torch.equal(out[~selected], ids[~selected]), "an unselected token changed"
+    replaced = out[selected][out[selected] != ids[selected]]
+    ordinary = ~torch.isin(replaced, torch.tensor(specials)) | (replaced == specials[0])
+    assert bool(ordinary.all()), "a random replacement is a special token"
+    candidates = int((~special).sum())
+    realised = int(selected.sum()) / candidates
+    # Token and word draws are independent per unit; spans may overlap and fall short of
+    # nothing but specials, so the tolerance is four binomial standard deviations wide
+    # (in words for whole-word masking, two tokens each) plus a little for span overlaps.
+    units = candidates / 2 if strategy == "whole_word" else candidates
+    tolerance = 4 * (rate * (1 - rate) / units) ** 0.5 + (0.02 if strategy == "span" else 0)
+    assert abs(realised - rate) < tolerance, (realised, rate)
+    if int(selected.sum()) >= 400:
+        shown_mask = float((out[selected] == specials[0]).float().mean())
+        assert abs(shown_mask - 0.8) < 0.1

@@ -331,19 +331,59 @@ def step_counter():
 @pytest.mark.parametrize(
     "phase_overrides, config_overrides, message",
     [
-        ({"lr": 0.0}, {}, r"Phase\('lm'\)\.lr: got 0\.0; allowed: a finite number > 0"),
-        ({"lr": -1e-3}, {}, r"Phase\('lm'\)\.lr: got -0\.001"),
-        ({"schedule": "linear"}, {}, r"schedule: got 'linear'; allowed: cosine, constant"),
-        ({"warmup_steps": -1}, {}, r"warmup_steps: got -1; allowed: an integer >= 0"),
-        ({"min_lr": 1.0}, {}, r"min_lr: got 1\.0; allowed: a number in \[0, lr="),
-        ({"betas": (0.9, 1.0)}, {}, r"betas: got \(0\.9, 1\.0\)"),
-        ({}, {"grad_accumulation": 0}, r"grad_accumulation: got 0; allowed: an integer >= 1"),
-        ({}, {"max_steps": 0}, r"TrainerConfig\.max_steps: got 0"),
-        ({}, {"grad_clip": 0}, r"grad_clip: got 0; allowed: a number > 0, or None"),
-        ({}, {"precision": "fp8"}, r"precision: got 'fp8'; allowed: fp32, bf16, fp16"),
-        ({}, {"device": "tpu"}, r"device: got 'tpu'; allowed: 'auto', 'cpu', 'cuda'"),
-        ({}, {"device": "banana"}, r"device: got 'banana'"),
-        ({}, {"early_stopping_mode": "up"}, r"early_stopping_mode: got 'up'"),
+        (
+            {"lr": 0.0},
+            {},
+            r"Phase\('lm'\)\.lr=0\.0 \(float\) is not allowed; allowed: a finite number > 0",
+        ),
+        ({"lr": -1e-3}, {}, r"Phase\('lm'\)\.lr=-0\.001 \(float\)"),
+        (
+            {"schedule": "linear"},
+            {},
+            r"schedule='linear' \(str\) is not allowed; allowed: one of cosine, constant",
+        ),
+        (
+            {"warmup_steps": -1},
+            {},
+            r"warmup_steps=-1 \(int\) is not allowed; allowed: an integer >= 0",
+        ),
+        (
+            {"min_lr": 1.0},
+            {},
+            r"min_lr=1\.0 \(float\) is not allowed; allowed: a finite number in \[0, 0\.001\]",
+        ),
+        (
+            {"betas": (0.9, 1.0)},
+            {},
+            r"betas\[1\]=1\.0 \(float\) is not allowed; allowed: a finite number in \[0, 1\)",
+        ),
+        (
+            {},
+            {"grad_accumulation": 0},
+            r"grad_accumulation=0 \(int\) is not allowed; allowed: an integer >= 1",
+        ),
+        ({}, {"max_steps": 0}, r"TrainerConfig\.max_steps=0 \(int\)"),
+        (
+            {},
+            {"grad_clip": 0},
+            r"grad_clip=0 \(int\) is not allowed; allowed: a finite number > 0, or None",
+        ),
+        (
+            {},
+            {"precision": "fp8"},
+            r"precision='fp8' \(str\) is not allowed; allowed: fp32, bf16, fp16",
+        ),
+        (
+            {},
+            {"device": "tpu"},
+            r"device='tpu' \(str\) is not allowed; allowed: 'auto', 'cpu', 'cuda'",
+        ),
+        ({}, {"device": "banana"}, r"device='banana' \(str\)"),
+        (
+            {},
+            {"early_stopping_mode": "up"},
+            r"early_stopping_mode='up' \(str\) is not allowed; allowed: one of min, max",
+        ),
         ({}, {"eval_every": 5}, r"eval_every: got 5, but no eval_fn"),
         ({}, {"checkpoint_every": 5}, r"checkpoint_every needs TrainerConfig\.checkpoint_dir"),
     ],
@@ -384,7 +424,10 @@ def test_a_phase_whose_parameters_are_outside_the_model_is_refused():
             [],
             quiet(),
         )
-    with pytest.raises(ValueError, match=r"phases: got \['lm', 'lm'\]; allowed: distinct names"):
+    with pytest.raises(
+        ValueError,
+        match=r"phases=\['lm', 'lm'\] \(list\) is not allowed; allowed: at least one phase, with distinct names",
+    ):
         Trainer(model, [Phase("lm", model, clean_lm_loss)] * 2, [], quiet())
 
 

@@ -78,10 +78,18 @@ def test_heatmap_data_leaves_training_mode_and_ignores_dropout(chars) -> None:
 @pytest.mark.parametrize(
     ("layer", "head", "message"),
     [
-        (2, 0, r"layer=2 is not a valid index: the model has 2 layers, numbered 0 to 1"),
-        (-1, 0, r"layer=-1 is not a valid index"),
-        (0, 3, r"head=3 is not a valid index: the model has 3 heads per layer, numbered 0 to 2"),
-        (0, 1.5, r"head=1.5 is not a valid index"),
+        (
+            2,
+            0,
+            r"layer=2 \(int\) is not allowed; allowed: an integer in \[0, 1\]\. the model has 2 layers",
+        ),
+        (-1, 0, r"layer=-1 \(int\) is not allowed"),
+        (
+            0,
+            3,
+            r"head=3 \(int\) is not allowed; allowed: an integer in \[0, 2\]\. the model has 3 heads per layer",
+        ),
+        (0, 1.5, r"head=1.5 \(float\) is not allowed"),
     ],
 )
 def test_bad_layer_or_head_names_value_and_range(decoder, chars, layer, head, message) -> None:
@@ -116,9 +124,9 @@ def test_explorer_refuses_no_lines_and_bad_starting_indices(decoder, chars) -> N
     fn = tokenizer_fn_for(chars)
     with pytest.raises(ValueError, match="lines is empty"):
         attention_explorer(decoder, fn, [])
-    with pytest.raises(ValueError, match="layer=5 is not a valid index"):
+    with pytest.raises(ValueError, match=r"layer=5 \(int\) is not allowed"):
         attention_explorer(decoder, fn, LINES, layer=5)
-    with pytest.raises(ValueError, match="head=3 is not a valid index"):
+    with pytest.raises(ValueError, match=r"head=3 \(int\) is not allowed"):
         attention_explorer(decoder, fn, LINES, head=3)
 
 

@@ -19,17 +19,14 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from sslm_lab.checks import check_int
 from sslm_lab.data.shakespeare import GENRES, Work, read_work, works_in_split
 from sslm_lab.data.tokenizers import TextTokenizer
 
 
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive int")
-    return value
-
-
 def _check_index(index: int, length: int) -> int:
+    """Python's own rule for sequences: -length <= index < length, as an IndexError."""
+    index = check_int("index", index)
     if not -length <= index < length:
         raise IndexError(f"index {index} is out of range for a dataset of {length} items")
     return index % length
@@ -63,19 +60,17 @@ class LMBlocks(Dataset):
                 f"ids must be a 1-D sequence of token ids, got shape {tuple(ids.shape)}"
             )
         length = len(ids)
-        if (
-            isinstance(block_size, bool)
-            or not isinstance(block_size, int)
-            or not 1 <= block_size < length
-        ):
-            raise ValueError(
-                f"block_size={block_size!r} is not allowed; it must be an int with "
-                f"1 <= block_size < len(ids) = {length}, since a block holds block_size + 1 tokens"
-            )
-        fitting = (length - 1) // block_size  # windows whose inputs do not overlap
-        num_blocks = (
-            fitting if num_blocks is None else _check_positive_int("num_blocks", num_blocks)
+        block_size = check_int(
+            "block_size",
+            block_size,
+            low=1,
+            high=length - 1,
+            hint=f"len(ids) = {length}, and a block holds block_size + 1 tokens",
         )
+        fitting = (length - 1) // block_size  # windows whose inputs do not overlap
+        num_blocks = check_int("num_blocks", num_blocks, low=1, allow_none=True)
+        if num_blocks is None:
+            num_blocks = fitting
         if not random_offsets and num_blocks > fitting:
             raise ValueError(
                 f"num_blocks={num_blocks} is more than the {fitting} non-overlapping blocks of "
@@ -123,11 +118,7 @@ class LinePairs(Dataset):
         max_length: int = 128,
         seed: int = 0,
     ) -> None:
-        _check_positive_int("max_length", max_length)
-        if max_length < 5:
-            raise ValueError(
-                f"max_length={max_length} leaves no room: 3 special tokens + 1 per line"
-            )
+        check_int("max_length", max_length, low=5, hint="3 special tokens + 1 per line")
         self.lines = [line.strip() for line in text.splitlines() if line.strip()]
         if len(self.lines) < 2:
             raise ValueError(f"text has {len(self.lines)} non-empty lines; a pair needs at least 2")
@@ -217,9 +208,8 @@ class LabelledPassages(Dataset):
         *,
         max_per_work: int | None = 64,
     ) -> None:
-        _check_positive_int("n_tokens", n_tokens)
-        if max_per_work is not None:
-            _check_positive_int("max_per_work", max_per_work)
+        check_int("n_tokens", n_tokens, low=1)
+        check_int("max_per_work", max_per_work, low=1, allow_none=True)
         self.split = split
         self.works: list[Work] = works_in_split(split)
         passages, labels, work_index = [], [], []

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sslm_lab.checks import check_int, check_real
+
 DIGIT_SPLITS = ("train", "val", "test")
 # Fractions of the 1,797 images; each split keeps the class proportions (stratified).
 DIGIT_SPLIT_FRACTIONS = {"train": 0.70, "val": 0.15, "test": 0.15}
@@ -70,10 +72,8 @@ def augment_digits(
     around), then gets gaussian noise of standard deviation `noise_std` and is
     clamped back to [0, 1]. All randomness comes from `generator`.
     """
-    if max_shift < 0:
-        raise ValueError(f"max_shift={max_shift} must be >= 0")
-    if noise_std < 0:
-        raise ValueError(f"noise_std={noise_std} must be >= 0")
+    check_int("max_shift", max_shift, low=0)
+    check_real("noise_std", noise_std, low=0)
     single = images.dim() == 2
     batch = images.unsqueeze(0) if single else images  # (n, height, width)
     if batch.dim() != 3:

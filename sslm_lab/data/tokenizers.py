@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from sslm_lab.checks import check_choice, check_int
 from sslm_lab.data.cache import data_dir, sha256_bytes
 from sslm_lab.files import atomic_write_text
 from sslm_lab.data.shakespeare import WORK_SEPARATOR, corpus_text, read_work, works_in_split
@@ -159,8 +160,7 @@ class CharTokenizer(TextTokenizer):
         errors="strict" raises ValueError on a character outside the vocabulary,
         naming it and its position; errors="unk" maps it to [UNK] instead.
         """
-        if errors not in ("strict", "unk"):
-            raise ValueError(f"errors={errors!r} is not allowed; choose 'strict' or 'unk'")
+        check_choice("errors", errors, ("strict", "unk"))
         id_of = self._id_of
         try:
             return [id_of[character] for character in text]
@@ -278,17 +278,13 @@ class BPETokenizer(TextTokenizer):
 
 def check_bpe_vocab_size(vocab_size: Any) -> int:
     """Return `vocab_size` if it is an int in [MIN_BPE_VOCAB_SIZE, MAX_BPE_VOCAB_SIZE]."""
-    if (
-        isinstance(vocab_size, bool)
-        or not isinstance(vocab_size, int)
-        or not MIN_BPE_VOCAB_SIZE <= vocab_size <= MAX_BPE_VOCAB_SIZE
-    ):
-        raise ValueError(
-            f"vocab_size={vocab_size!r} is not allowed; it must be an int from "
-            f"{MIN_BPE_VOCAB_SIZE} to {MAX_BPE_VOCAB_SIZE} (256 byte tokens + "
-            f"{len(SPECIAL_TOKENS)} special tokens + at least one merge)"
-        )
-    return vocab_size
+    return check_int(
+        "vocab_size",
+        vocab_size,
+        low=MIN_BPE_VOCAB_SIZE,
+        high=MAX_BPE_VOCAB_SIZE,
+        hint=f"256 byte tokens + {len(SPECIAL_TOKENS)} special tokens + at least one merge",
+    )
 
 
 def train_bpe(texts: Sequence[str], vocab_size: int) -> Tokenizer:

@@ -16,6 +16,21 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from sslm_lab.checks import ArgumentError, check_int
+
+
+def _check_windows(token_ids: Tensor, length: int) -> None:
+    if not isinstance(token_ids, Tensor) or token_ids.dim() != 1:
+        shape = tuple(token_ids.shape) if isinstance(token_ids, Tensor) else type(token_ids)
+        raise ArgumentError(f"token_ids must be a 1-D tensor of token ids; got {shape}")
+    check_int(
+        "length",
+        length,
+        low=1,
+        high=len(token_ids),
+        hint=f"a window cannot be longer than the {len(token_ids)} ids it is cut from",
+    )
+
 
 def random_windows(
     token_ids: Tensor, batch_size: int, length: int
@@ -24,11 +39,8 @@ def random_windows(
 
     Keep `token_ids` (1-D) on the training device and no batch crosses from the host.
     """
-    if token_ids.dim() != 1 or not 1 <= length <= len(token_ids):
-        raise ValueError(
-            f"length={length} windows need a 1-D tensor of at least that many ids; got shape "
-            f"{tuple(token_ids.shape)}"
-        )
+    _check_windows(token_ids, length)
+    check_int("batch_size", batch_size, low=1)
     offsets = torch.arange(length, device=token_ids.device)
 
     def batch_fn(step: int, generator: torch.Generator) -> Tensor:
@@ -41,10 +53,7 @@ def random_windows(
 
 def evenly_spaced_windows(token_ids: Tensor, count: int, length: int) -> Tensor:
     """`count` windows of `length` tokens spread over the whole text: (count, length)."""
-    if token_ids.dim() != 1 or not 1 <= length <= len(token_ids):
-        raise ValueError(
-            f"length={length} windows need a 1-D tensor of at least that many ids; got shape "
-            f"{tuple(token_ids.shape)}"
-        )
+    _check_windows(token_ids, length)
+    check_int("count", count, low=1)
     starts = torch.linspace(0, len(token_ids) - length, count).long().to(token_ids.device)
     return token_ids[starts[:, None] + torch.arange(length, device=token_ids.device)]

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from sslm_lab.checks import invalid
+
 PRECISIONS = ("fp32", "bf16", "fp16")
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -44,11 +46,6 @@ def best_device() -> torch.device:
     return torch.device("cpu")
 
 
-def invalid_setting(setting: str, value: object, allowed: str) -> ValueError:
-    """The one shape of error for a bad setting: its name, the value given, what is allowed."""
-    return ValueError(f"{setting}: got {value!r}; allowed: {allowed}")
-
-
 def resolve_device(name: str = "auto") -> torch.device:
     """Turn a device name into a `torch.device`, checking that it exists here.
 
@@ -57,15 +54,15 @@ def resolve_device(name: str = "auto") -> torch.device:
     """
     allowed = "'auto', 'cpu', 'cuda', 'cuda:N', 'mps'"
     if not isinstance(name, str):
-        raise invalid_setting("TrainerConfig.device", name, allowed)
+        raise invalid("TrainerConfig.device", name, allowed)
     if name == "auto":
         name = best_device().type
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise invalid_setting("TrainerConfig.device", name, allowed) from None
+        raise invalid("TrainerConfig.device", name, allowed) from None
     if device.type not in ("cpu", "cuda", "mps"):
-        raise invalid_setting("TrainerConfig.device", name, allowed)
+        raise invalid("TrainerConfig.device", name, allowed)
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(
@@ -75,7 +72,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         if device.index is None:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         if device.index >= torch.cuda.device_count():
-            raise invalid_setting(
+            raise invalid(
                 "TrainerConfig.device", name, f"cuda:0 to cuda:{torch.cuda.device_count() - 1}"
             )
     if device.type == "mps" and not torch.backends.mps.is_available():
@@ -102,7 +99,7 @@ def bf16_supported(device: torch.device) -> bool:
 def check_precision(precision: str, device: torch.device) -> None:
     """Fail before training if `precision` is unknown or `device` cannot run it."""
     if precision not in PRECISIONS:
-        raise invalid_setting("TrainerConfig.precision", precision, ", ".join(PRECISIONS))
+        raise invalid("TrainerConfig.precision", precision, ", ".join(PRECISIONS))
     if precision == "fp32":
         return
     if not torch.amp.autocast_mode.is_autocast_available(device.type):

@@ -81,6 +81,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from sslm_lab.checks import check_bool, check_choice, check_int, check_real, invalid
 from sslm_lab.eval_mode import evaluating
 from sslm_lab.training.batches import BatchFn, BatchStream, count_items, map_tensors, shard_batch
 from sslm_lab.training.callbacks import (
@@ -105,7 +106,6 @@ from sslm_lab.training.hardware import (
     AUTOCAST_DTYPES,
     check_precision,
     configure_tf32,
-    invalid_setting,
     resolve_device,
     setup_distributed,
 )
@@ -134,25 +134,22 @@ class Phase:
 
     def __post_init__(self) -> None:
         where = f"Phase({self.name!r})"
-        lr_ok = isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0
-        _require(lr_ok, f"{where}.lr", self.lr, "a finite number > 0")
-        betas_ok = len(self.betas) == 2 and all(0 <= beta < 1 for beta in self.betas)
-        _require(betas_ok, f"{where}.betas", self.betas, "two numbers in [0, 1)")
-        _require(self.eps > 0, f"{where}.eps", self.eps, "a number > 0")
-        decay = self.weight_decay
-        _require(decay >= 0, f"{where}.weight_decay", decay, "a number >= 0")
-        schedule = self.schedule
-        _require(schedule in SCHEDULES, f"{where}.schedule", schedule, ", ".join(SCHEDULES))
-        warmup = self.warmup_steps
-        _require(_is_int(warmup, 0), f"{where}.warmup_steps", warmup, "an integer >= 0")
-        min_lr_ok = 0 <= self.min_lr <= self.lr
-        _require(min_lr_ok, f"{where}.min_lr", self.min_lr, f"a number in [0, lr={self.lr}]")
-        steps = self.decay_steps
-        ok = steps is None or _is_int(steps, 1)
-        _require(ok, f"{where}.decay_steps", steps, "an integer >= 1, or None")
-        _require(_is_int(self.every, 1), f"{where}.every", self.every, "an integer >= 1")
-        signature = "a function (module, batch, step) -> (loss, metrics)"
-        _require(callable(self.loss_fn), f"{where}.loss_fn", self.loss_fn, signature)
+        check_real(f"{where}.lr", self.lr, low=0, low_open=True)
+        betas = self.betas
+        if not isinstance(betas, tuple | list) or len(betas) != 2:
+            raise invalid(f"{where}.betas", betas, "two numbers in [0, 1)")
+        for index, beta in enumerate(betas):
+            check_real(f"{where}.betas[{index}]", beta, low=0, high=1, high_open=True)
+        check_real(f"{where}.eps", self.eps, low=0, low_open=True)
+        check_real(f"{where}.weight_decay", self.weight_decay, low=0)
+        check_choice(f"{where}.schedule", self.schedule, SCHEDULES)
+        check_int(f"{where}.warmup_steps", self.warmup_steps, low=0)
+        check_real(f"{where}.min_lr", self.min_lr, low=0, high=self.lr, hint="at most lr")
+        check_int(f"{where}.decay_steps", self.decay_steps, low=1, allow_none=True)
+        check_int(f"{where}.every", self.every, low=1)
+        if not callable(self.loss_fn):
+            signature = "a function (module, batch, step) -> (loss, metrics)"
+            raise invalid(f"{where}.loss_fn", self.loss_fn, signature)
 
 
 @dataclass
@@ -185,18 +182,15 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "grad_accumulation", "early_stopping_patience"):
-            value = getattr(self, name)
-            _require(_is_int(value, 1), f"TrainerConfig.{name}", value, "an integer >= 1")
+            check_int(f"TrainerConfig.{name}", getattr(self, name), low=1)
         for name in ("eval_every", "checkpoint_every", "keep_last_n"):
-            value = getattr(self, name)
-            ok = value is None or _is_int(value, 1)
-            _require(ok, f"TrainerConfig.{name}", value, "an integer >= 1, or None")
+            check_int(f"TrainerConfig.{name}", getattr(self, name), low=1, allow_none=True)
+        check_int("TrainerConfig.seed", self.seed, low=0)
         clip = self.grad_clip
-        _require(clip is None or clip > 0, "TrainerConfig.grad_clip", clip, "a number > 0, or None")
-        mode = self.early_stopping_mode
-        _require(
-            mode in ("min", "max"), "TrainerConfig.early_stopping_mode", mode, "'min' or 'max'"
-        )
+        check_real("TrainerConfig.grad_clip", clip, low=0, low_open=True, allow_none=True)
+        check_choice("TrainerConfig.early_stopping_mode", self.early_stopping_mode, ("min", "max"))
+        for name in ("tf32", "compile", "skip_nonfinite", "progress", "tensorboard"):
+            check_bool(f"TrainerConfig.{name}", getattr(self, name))
         if self.checkpoint_dir is None:
             if self.checkpoint_every is not None:
                 raise ValueError(
@@ -204,15 +198,6 @@ class TrainerConfig:
                 )
             if str(self.resume) == "latest":
                 raise ValueError("TrainerConfig.resume='latest' needs TrainerConfig.checkpoint_dir")
-
-
-def _is_int(value: Any, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-
-def _require(ok: bool, setting: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise invalid_setting(setting, value, allowed)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -257,7 +242,8 @@ def _check_setup(
     requires_grad may still change after a Phase is made, so it is looked at here.
     """
     names = [phase.name for phase in phases]
-    _require(phases and len(set(names)) == len(names), "phases", names, "distinct names")
+    if not phases or len(set(names)) != len(names):
+        raise invalid("phases", names, "at least one phase, with distinct names")
     in_model = {id(p) for p in model.parameters()}
     for phase in phases:
         trainable = [p for p in phase.module.parameters() if p.requires_grad]
@@ -291,7 +277,9 @@ def _optimizer_and_schedule(
     schedule = functools.partial(
         lr_multiplier,
         warmup_steps=phase.warmup_steps,
-        decay_steps=phase.decay_steps or math.ceil(max_steps / phase.every),
+        decay_steps=math.ceil(max_steps / phase.every)
+        if phase.decay_steps is None
+        else phase.decay_steps,
         schedule=phase.schedule,
         min_ratio=phase.min_lr / phase.lr,
     )

@@ -3,7 +3,6 @@ token looks."""
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,6 +10,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
+from sslm_lab.checks import check_int
 from sslm_lab.eval_mode import evaluating
 from sslm_lab.lab.display import figure_png
 from sslm_lab.lab.viz.attention import plot_attention_heatmap
@@ -40,13 +40,9 @@ def tokenizer_fn_for(tokenizer: Any) -> TokenizerFn:
     )
 
 
-def check_index(name: str, value: int, count: int, what: str) -> None:
-    """Raise ValueError unless 0 <= value < count, naming the value and the valid range."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < count:
-        raise ValueError(
-            f"{name}={value!r} is not a valid index: the model has {count} {what}, "
-            f"numbered 0 to {count - 1}"
-        )
+def check_index(name: str, value: int, count: int, what: str) -> int:
+    """`value` if it is an index 0 .. count - 1 of the model's `what` (layers, heads)."""
+    return check_int(name, value, low=0, high=count - 1, hint=f"the model has {count} {what}")
 
 
 def attention_heatmap_data(
