@@ -180,13 +180,29 @@ def gelu_kind(activation: str, architecture: str) -> str:
     return kinds[activation]
 
 
+def refuse_without_bias(config: TransformerConfig, architecture: str) -> None:
+    """BERT and GPT-2 have a bias in every linear layer; a model built without cannot be one."""
+    if not config.bias:
+        raise ValueError(
+            f"bias=False cannot be exported to {architecture}: every linear layer of "
+            f"{architecture} has a bias, and this model has none to give it. Export a model "
+            "built with bias=True (or keep this one in sslm_lab: save_pretrained saves any config)"
+        )
+
+
 # ---------------------------------------------------------------------------- BERT
 
 
 def bert_config_to_sslm(bert_config: Any) -> TransformerConfig:
-    """A transformers `BertConfig` as a TransformerConfig (post-LN, bidirectional)."""
+    """A transformers `BertConfig` as a TransformerConfig: post-LN, bidirectional, or causal
+    for a BERT configured as a decoder (`is_decoder=True`, which masks the future)."""
     if getattr(bert_config, "model_type", "bert") != "bert":
         raise ValueError(f"expected a BERT config; got model_type={bert_config.model_type!r}")
+    if getattr(bert_config, "add_cross_attention", False):
+        raise ValueError(
+            "this BERT has cross-attention layers (add_cross_attention=True), which attend to "
+            "an encoder's outputs; the sslm_lab Transformer has self-attention only"
+        )
     if getattr(bert_config, "position_embedding_type", "absolute") != "absolute":
         raise ValueError(
             "only learned absolute positions are supported; got position_embedding_type="
@@ -201,7 +217,7 @@ def bert_config_to_sslm(bert_config: Any) -> TransformerConfig:
         intermediate_size=bert_config.intermediate_size,
         dropout=bert_config.hidden_dropout_prob,
         attention_dropout=bert_config.attention_probs_dropout_prob,
-        causal=False,
+        causal=bool(getattr(bert_config, "is_decoder", False)),
         norm_position="post",
         gelu=gelu_kind(bert_config.hidden_act, "BERT"),
         type_vocab_size=bert_config.type_vocab_size,
@@ -275,12 +291,14 @@ def sslm_to_bert_state_dict(model: Transformer | MaskedLM) -> dict[str, Tensor]:
     """The weights of an sslm_lab encoder under `BertModel` names (or `BertForMaskedLM`
     names, "bert." prefixed plus the cls.predictions head, for a MaskedLM)."""
     config = model.config
-    if config.causal or config.norm_position != "post" or config.type_vocab_size == 0:
+    if config.norm_position != "post" or config.type_vocab_size == 0:
         raise ValueError(
-            "BERT is a bidirectional post-LN encoder with token types: expected causal=False, "
-            f"norm_position='post', type_vocab_size>0; got causal={config.causal}, "
-            f"norm_position={config.norm_position!r}, type_vocab_size={config.type_vocab_size}"
+            "BERT is a post-LN encoder with token types (causal only as a decoder, "
+            "is_decoder=True): expected norm_position='post', type_vocab_size>0; got "
+            f"causal={config.causal}, norm_position={config.norm_position!r}, "
+            f"type_vocab_size={config.type_vocab_size}"
         )
+    refuse_without_bias(config, "BERT")
     parameters = dict(model.named_parameters())
     state = {theirs: parameters[ours].detach().clone() for ours, theirs in bert_names(model)}
     if isinstance(model, MaskedLM):
@@ -308,6 +326,7 @@ def sslm_to_bert(model: Transformer | MaskedLM) -> nn.Module:
         type_vocab_size=config.type_vocab_size,
         layer_norm_eps=config.layer_norm_eps,
         tie_word_embeddings=config.tie_weights,
+        is_decoder=config.causal,
     )
     if isinstance(model, MaskedLM):
         bert: nn.Module = BertForMaskedLM(bert_config)
@@ -419,6 +438,7 @@ def sslm_to_gpt2_state_dict(model: CausalLM) -> dict[str, Tensor]:
             f"norm_position='pre', type_vocab_size=0; got causal={config.causal}, "
             f"norm_position={config.norm_position!r}, type_vocab_size={config.type_vocab_size}"
         )
+    refuse_without_bias(config, "GPT-2")
     parameters = dict(model.named_parameters())
     grouped: dict[str, dict[str, Tensor]] = {}  # GPT-2 key -> {how: tensor}, to re-fuse c_attn
     for ours, theirs, how in gpt2_rows(config):

@@ -82,11 +82,34 @@ def load_pretrained(
             f"{folder} is not a saved model: {', '.join(missing)} missing. Run the notebook "
             "that saves it (e.g. 03_autoregressive_lm) with the same profile first."
         )
-    description = json.loads((folder / CONFIG_FILE).read_text())
-    model = MODEL_CLASSES[description["model"]](TransformerConfig(**description["config"]))
-    problems = weight_mismatches(folder / WEIGHTS_FILE, model)
+    rerun = "delete the folder and rerun the notebook that saved it"
+    try:
+        description = json.loads((folder / CONFIG_FILE).read_text())
+        model_class = MODEL_CLASSES[description["model"]]
+        tokenizer_class = TOKENIZER_CLASSES[description["tokenizer"]]
+        config = TransformerConfig(**description["config"])
+        metadata = description["metadata"]
+    except (ValueError, KeyError, TypeError) as error:  # JSON, a missing key, a bad field
+        raise CheckpointError(
+            f"{folder / CONFIG_FILE} cannot be read as a saved model's description "
+            f"({type(error).__name__}: {error}); {rerun}"
+        ) from error
+    model = model_class(config)
+    try:
+        problems = weight_mismatches(folder / WEIGHTS_FILE, model)
+    except Exception as error:  # safetensors raises its own error types for a bad header
+        raise CheckpointError(
+            f"{folder / WEIGHTS_FILE} is corrupt or truncated ({type(error).__name__}); {rerun}"
+        ) from error
     if problems:
-        raise CheckpointError(f"{folder / WEIGHTS_FILE} does not fit its config: {problems[:3]}")
+        raise CheckpointError(
+            f"{folder / WEIGHTS_FILE} does not fit its config: {problems[:3]}; {rerun}"
+        )
     load_model(model, str(folder / WEIGHTS_FILE), strict=True)
-    tokenizer = TOKENIZER_CLASSES[description["tokenizer"]].load(folder / TOKENIZER_FILE)
-    return model.to(device).eval(), tokenizer, description["metadata"]
+    try:
+        tokenizer = tokenizer_class.load(folder / TOKENIZER_FILE)
+    except Exception as error:  # a tokenizers parse error, or JSON of the wrong kind
+        raise CheckpointError(
+            f"{folder / TOKENIZER_FILE} cannot be read ({type(error).__name__}: {error}); {rerun}"
+        ) from error
+    return model.to(device).eval(), tokenizer, metadata

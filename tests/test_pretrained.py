@@ -63,3 +63,22 @@ def test_refusals(tmp_path) -> None:
         save_pretrained(classifier, tokenizer, tmp_path / "x")
     with pytest.raises(CheckpointError, match="not a saved model: config.json, model.safe"):
         load_pretrained(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("config.json", r"config.json cannot be read as a saved model's description"),
+        ("model.safetensors", r"model.safetensors is corrupt or truncated"),
+        ("tokenizer.json", r"tokenizer.json cannot be read"),
+    ],
+)
+def test_a_damaged_saved_model_says_what_to_delete_and_rerun(tmp_path, damage, message) -> None:
+    tokenizer = CharTokenizer.from_text(TEXT)
+    config = TransformerConfig(vocab_size=tokenizer.vocab_size, block_size=40, n_layer=1, n_embd=16)
+    folder = save_pretrained(CausalLM(config), tokenizer, tmp_path / "decoder")
+    path = folder / damage
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # truncated mid-write
+    with pytest.raises(CheckpointError, match=message) as caught:
+        load_pretrained(folder)
+    assert "delete the folder and rerun the notebook that saved it" in str(caught.value)

@@ -141,7 +141,10 @@ def load_checkpoint(folder: str | os.PathLike, model: nn.Module) -> dict[str, An
     weights, state_path = folder / WEIGHTS_FILE, folder / STATE_FILE
     for path in (weights, state_path):
         if not path.is_file():
-            raise CheckpointError(f"checkpoint {folder} is incomplete: {path.name} is missing")
+            raise CheckpointError(
+                f"checkpoint {folder} is incomplete: {path.name} is missing. Delete this folder "
+                "and resume from an earlier checkpoint beside it (or start without resume)"
+            )
     try:
         problems = weight_mismatches(weights, model)
     except Exception as error:  # safetensors raises its own error types for bad headers
