@@ -30,7 +30,9 @@
 # The cell below holds every knob. `profile` picks the run size from
 # `sslm_lab.lab.profiles` (`smoke`, `laptop`, `gpu`); left at `None` it reads the
 # environment variable `SSLM_PROFILE`, else uses `laptop`. `bpe_vocab_size = None`
-# takes the profile's size; set a number to try another vocabulary.
+# takes the profile's size; set a number to try another vocabulary. The cell after it
+# checks every parameter before anything is loaded: a value that is not allowed stops
+# the notebook there, with a message saying what is.
 
 # %% tags=["parameters"]
 profile = None
@@ -54,6 +56,8 @@ from sslm_lab.lab.widgets.tokens import side_by_side_html, tokenize_side_by_side
 from sslm_lab.ngrams import char_ids, ngram_baselines
 
 P = profiles.get_profile(profile)
+profiles.tour.PARAMETERS.validate(seed=seed, bpe_vocab_size=bpe_vocab_size)
+vocab_size = P.tour.bpe_vocab_size if bpe_vocab_size is None else bpe_vocab_size
 torch.manual_seed(seed)
 print(f"profile: {P.name} — {P.description}")
 
@@ -160,7 +164,7 @@ fig = plot_image_grid(
 
 # %%
 char_tokenizer = data.char_tokenizer()
-bpe_tokenizer = data.bpe_tokenizer(vocab_size=bpe_vocab_size or P.tour.bpe_vocab_size)
+bpe_tokenizer = data.bpe_tokenizer(vocab_size=vocab_size)
 tokenizers = {"characters": char_tokenizer, f"BPE ({bpe_tokenizer.vocab_size})": bpe_tokenizer}
 line = "Now is the winter of our discontent\nMade glorious summer by this sun of York;"
 display(HTML(side_by_side_html(line, tokenizers)))

@@ -41,7 +41,8 @@
 # The cell below holds every knob. `profile` picks the run size from
 # `sslm_lab.lab.profiles` (`None` reads `$SSLM_PROFILE`, else `laptop`). `n_embd` and
 # `n_head` size the small hand-worked example; `saturation_samples = None` takes the
-# profile's number of random draws for the $\sqrt{d_k}$ experiment.
+# profile's number of random draws for the $\sqrt{d_k}$ experiment. The cell after it
+# checks every parameter before any work starts.
 
 # %% tags=["parameters"]
 profile = None
@@ -89,8 +90,11 @@ from sslm_lab.transformer import (
 )
 
 P = profiles.get_profile(profile)
+profiles.attention.PARAMETERS.validate(
+    seed=seed, n_embd=n_embd, n_head=n_head, saturation_samples=saturation_samples
+)
 A = P.attention
-samples = saturation_samples or A.saturation_samples
+samples = A.saturation_samples if saturation_samples is None else saturation_samples
 torch.manual_seed(seed)
 torch.set_printoptions(precision=2, sci_mode=False)
 print(f"profile: {P.name} — {P.description}")

@@ -46,6 +46,7 @@
 # `"whole_word"` or `"span"`) choose the masking used for pretraining; `max_steps = None`
 # takes the profile's number of training steps; `nsp_ablation = None` lets the profile
 # decide whether the MLM vs MLM + NSP comparison runs (`True` or `False` to force it).
+# The cell after it checks every parameter before any data is loaded.
 
 # %% tags=["parameters"]
 profile = None
@@ -77,7 +78,7 @@ from sslm_lab.lab.widgets.masking import (
     masking_html,
     masking_playground,
 )
-from sslm_lab.masking import IGNORE_INDEX, STRATEGIES, mask_tokens, word_ids_from_pieces
+from sslm_lab.masking import IGNORE_INDEX, mask_tokens, word_ids_from_pieces
 from sslm_lab.objectives import masked_lm_loss, masked_lm_objective, next_sentence_loss
 from sslm_lab.pretrained import load_pretrained, save_pretrained
 from sslm_lab.training.batches import sample_rows
@@ -87,15 +88,16 @@ from sslm_lab.transformer import TransformerConfig
 
 started = time.perf_counter()
 P = profiles.get_profile(profile)
+profiles.masked_lm.PARAMETERS.validate(
+    seed=seed,
+    mask_rate=mask_rate,
+    strategy=strategy,
+    max_steps=max_steps,
+    nsp_ablation=nsp_ablation,
+)
 M = P.masked_lm
-if strategy not in STRATEGIES:
-    raise ValueError(f"strategy={strategy!r} is not known; choose one of {', '.join(STRATEGIES)}")
-if not 0 < mask_rate < 1:
-    raise ValueError(f"mask_rate={mask_rate!r} is not allowed; it must lie in (0, 1)")
-if nsp_ablation not in (None, True, False):
-    raise ValueError(f"nsp_ablation={nsp_ablation!r} is not allowed; use None, True or False")
-steps = max_steps or M.max_steps
-ablation_steps = M.ablation_steps or steps  # a profile without its own count: same as above
+steps = M.max_steps if max_steps is None else max_steps
+ablation_steps = steps if M.ablation_steps is None else M.ablation_steps
 run_ablation = M.nsp_ablation if nsp_ablation is None else nsp_ablation
 device = resolve_device("auto")
 precision = M.precision if device.type == "cuda" else "fp32"

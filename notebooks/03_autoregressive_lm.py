@@ -38,7 +38,8 @@
 # `sslm_lab.lab.profiles` (`None` reads `$SSLM_PROFILE`, else `laptop`). The other `None`s
 # take the profile's value: `bpe_vocab_size` for the BPE model, `max_steps` for both
 # main training runs, `dropout_rate` for the run with dropout in section 4.
-# `prompt` starts the samples.
+# `prompt` starts the samples. The cell after it checks every parameter before any
+# training starts.
 
 # %% tags=["parameters"]
 profile = None
@@ -77,16 +78,19 @@ from sslm_lab.transformer import TransformerConfig
 
 notebook_started = time.perf_counter()
 P = profiles.get_profile(profile)
-C = P.causal_lm
-if max_steps is not None and (type(max_steps) is not int or max_steps < 1):
-    raise ValueError(f"max_steps={max_steps!r} is not allowed; give an integer >= 1, or None")
-if dropout_rate is not None and not 0 < dropout_rate < 1:
-    raise ValueError(f"dropout_rate={dropout_rate!r} is not allowed; it must lie in (0, 1)")
-vocab_size = data.check_bpe_vocab_size(bpe_vocab_size or C.bpe_vocab_size)
+profiles.causal_lm.PARAMETERS.validate(
+    seed=seed,
+    bpe_vocab_size=bpe_vocab_size,
+    max_steps=max_steps,
+    dropout_rate=dropout_rate,
+    prompt=prompt,
+)
 encode_prompt(data.char_tokenizer(), prompt)  # a prompt the models can't read fails now
-char_steps = max_steps or C.max_steps
-bpe_steps = max_steps or C.bpe_max_steps
-with_dropout = dropout_rate or C.dropout_rate
+C = P.causal_lm
+vocab_size = C.bpe_vocab_size if bpe_vocab_size is None else bpe_vocab_size
+char_steps = C.max_steps if max_steps is None else max_steps
+bpe_steps = C.bpe_max_steps if max_steps is None else max_steps
+with_dropout = C.dropout_rate if dropout_rate is None else dropout_rate
 device = resolve_device("auto")  # CUDA, then MPS, then the CPU
 precision = C.precision if device.type == "cuda" else "fp32"  # bf16 autocast only on a GPU
 compile_model = C.compile and device.type == "cuda"  # compiling pays off only on a GPU

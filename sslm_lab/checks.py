@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -240,6 +240,10 @@ class Text:
 Spec = Integer | Real | Choice | Boolean | Text
 
 
+Rule = Callable[[dict[str, Any]], str | None]  # all values -> a complaint, or None
+TOGETHER = "these parameters do not fit together"  # how a rule's refusal begins
+
+
 class Parameters:
     """The parameters a notebook declares, with the spec each must meet.
 
@@ -247,11 +251,13 @@ class Parameters:
         PARAMETERS.validate(seed=seed, max_steps=max_steps)   # in the notebook
 
     `validate` checks every parameter and raises one ArgumentError naming each that is
-    not allowed; the values themselves are never changed.
+    not allowed; the values themselves are never changed. `rules` check values that
+    depend on each other (e.g. n_embd divisible by n_head), once each value is allowed.
     """
 
-    def __init__(self, **specs: Spec) -> None:
+    def __init__(self, *, rules: tuple[Rule, ...] = (), **specs: Spec) -> None:
         self.specs: dict[str, Spec] = specs
+        self.rules = rules
 
     def validate(self, **values: Any) -> None:
         missing = sorted(set(self.specs) - set(values))
@@ -269,3 +275,6 @@ class Parameters:
                 problems.append(str(error))
         if problems:
             raise ArgumentError("; ".join(problems))
+        clashes = [clash for clash in (rule(values) for rule in self.rules) if clash]
+        if clashes:
+            raise ArgumentError(f"{TOGETHER}: " + "; ".join(clashes))

@@ -144,3 +144,15 @@ def test_parameters_validate_all_at_once_and_name_each_bad_one() -> None:
     assert "rate" not in str(caught.value)
     with pytest.raises(ArgumentError, match=r"missing \['name'\], unknown \['sede'\]"):
         parameters.validate(sede=0, rate=0.5, seed=0)
+
+
+def test_rules_check_values_that_depend_on_each_other_after_each_is_allowed() -> None:
+    def whole_heads(values):
+        return None if values["n_embd"] % values["n_head"] == 0 else "n_embd=6, n_head=4"
+
+    parameters = Parameters(n_embd=Integer(low=1), n_head=Integer(low=1), rules=(whole_heads,))
+    parameters.validate(n_embd=8, n_head=4)
+    with pytest.raises(ArgumentError, match=r"^these parameters do not fit together: n_embd=6"):
+        parameters.validate(n_embd=6, n_head=4)
+    with pytest.raises(ArgumentError, match=r"^n_head=0 \(int\)"):  # the value first, then rules
+        parameters.validate(n_embd=6, n_head=0)

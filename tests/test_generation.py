@@ -7,6 +7,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.testing import assert_close
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.generation.logits_process import (
@@ -316,3 +318,41 @@ def test_a_prompt_the_tokenizer_cannot_encode_names_the_character(char_model) ->
         generate_text(model, tokenizer, "", 5)
     with pytest.raises(ValueError, match=r"top_p=2 \(int\) is not allowed"):
         generate_text(model, tokenizer, "To", 5, top_p=2)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    temperature=st.floats(0.05, 5.0),
+    top_k=st.one_of(st.none(), st.integers(1, 12)),
+    top_p=st.one_of(st.none(), st.floats(0.01, 1.0)),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_a_sampled_token_always_survives_the_filters(temperature, top_k, top_p, seed) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(16, 12, generator=generator) * 3  # (batch, vocab)
+    tokens = sampling(temperature, top_k, top_p, generator)(logits)
+    assert tokens.shape == (16,) and bool(((tokens >= 0) & (tokens < 12)).all())
+    scaled = logits / temperature
+    for row, token in enumerate(tokens.tolist()):
+        if top_k is not None:  # among the k largest logits (ties included)
+            assert scaled[row, token] >= scaled[row].topk(min(top_k, 12)).values[-1]
+        if top_p is not None:  # the tokens more likely than it hold less than top_p
+            kept = scaled[row] if top_k is None else top_k_filter(scaled[row : row + 1], top_k)[0]
+            probabilities = kept.softmax(-1)
+            assert float(probabilities[probabilities > probabilities[token]].sum()) < top_p + 1e-6
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    temperature=st.one_of(st.floats(max_value=0.0), st.just(float("nan")), st.just(True)),
+    top_k=st.one_of(st.integers(max_value=0), st.floats(1.5, 3.5)),
+    top_p=st.one_of(st.floats(max_value=0.0), st.floats(min_value=1.0001, max_value=1e9)),
+)
+def test_bad_sampling_settings_are_refused_by_name(temperature, top_k, top_p) -> None:
+    for settings_given, name in (
+        ({"temperature": temperature}, "temperature"),
+        ({"top_k": top_k}, "top_k"),
+        ({"top_p": top_p}, "top_p"),
+    ):
+        with pytest.raises(ValueError, match=rf"^{name}="):
+            sampling(**settings_given)

@@ -71,7 +71,6 @@ def check_masked_lm(metrics: dict, params: dict) -> None:
     assert metrics["val_mlm_loss"] < 6.24 - 0.5, "not even the frequencies: ln 512 = 6.24"
     assert metrics["copy_accuracy_finetuning_input"] >= 0
     assert metrics["cloze_probes"] > 0
-    assert metrics["wall_seconds"] < 60
 
 
 # For every notebook: two different parameter sets, and a check of what it records.

@@ -178,7 +178,7 @@ def test_cli_runs_a_real_notebook_and_exits_by_its_status(tmp_path, capsys):
     )
 
     assert cli.main(["reproduce", "00", "--profile", "huge", "--out", str(tmp_path / "x")]) == 2
-    assert "profile='huge' is not a known profile" in capsys.readouterr().err
+    assert "profile='huge' (str) is not allowed; allowed: one of smoke" in capsys.readouterr().err
     assert cli.main(["reproduce", "00", "-p", "sede=1", "--out", str(tmp_path / "y")]) == 2
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # nothing started
 

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sslm_lab.checks import check_int
 from sslm_lab.files import atomic_write_text
 from sslm_lab.lab.profiles import resolve_profile_name
 from sslm_lab.lab.results import ENV_VAR as RESULTS_ENV_VAR
@@ -294,8 +295,7 @@ def reproduce(
     names = select_notebooks(notebooks, available_notebooks(folder))
     if not names:
         raise ValueError(f"no notebooks (*.ipynb) in {folder}")
-    if timeout is not None and (not isinstance(timeout, int) or timeout < 1):
-        raise ValueError(f"timeout={timeout!r} is not allowed; give seconds >= 1, or None")
+    check_int("timeout", timeout, low=1, allow_none=True, hint="seconds one cell may run")
     given = parameters_for(names, folder, dict(parameters or {}))
     out = Path(out) if out is not None else default_out(profile)
     if out.exists() and any(out.iterdir()):

@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from sslm_lab.checks import Parameters, check_choice
+from sslm_lab.lab.profiles import attention, causal_lm, masked_lm, tour
 from sslm_lab.lab.profiles.attention import AttentionSizes
 from sslm_lab.lab.profiles.causal_lm import CausalLMSizes
 from sslm_lab.lab.profiles.masked_lm import MaskedLMSizes
@@ -55,17 +57,23 @@ def build_profile(name: str) -> Profile:
 
 PROFILES: dict[str, Profile] = {name: build_profile(name) for name in PROFILE_NAMES}
 
+# Each notebook's parameters besides `profile`, checked by its first cell after the
+# parameters cell (and tried with bad values by tests/test_parameter_sweep.py).
+NOTEBOOK_PARAMETERS: dict[str, Parameters] = {
+    "00_tour": tour.PARAMETERS,
+    "01_attention": attention.PARAMETERS,
+    "02_masked_lm": masked_lm.PARAMETERS,
+    "03_autoregressive_lm": causal_lm.PARAMETERS,
+}
+
 
 def resolve_profile_name(name: str | None = None) -> str:
     """The profile to use: `name` if given, else $SSLM_PROFILE, else 'laptop'."""
-    if name is None or name == "":
+    from_environment = name is None
+    if from_environment:
         name = os.environ.get(ENV_VAR) or DEFAULT_PROFILE
-    if name not in PROFILES:
-        raise ValueError(
-            f"profile={name!r} is not a known profile; choose one of {', '.join(PROFILE_NAMES)}"
-            + (f" (it came from ${ENV_VAR})" if os.environ.get(ENV_VAR) == name else "")
-        )
-    return name
+    hint = f"it came from ${ENV_VAR}" if from_environment and os.environ.get(ENV_VAR) else ""
+    return check_choice("profile", name, PROFILE_NAMES, hint=hint)
 
 
 def get_profile(name: str | None = None) -> Profile:

@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+from sslm_lab.checks import Integer, Parameters
 from sslm_lab.lab.profiles.table import knob, sizes_table
+
+
+def _whole_heads(values: dict) -> str | None:
+    if values["n_embd"] % values["n_head"]:
+        return (
+            f"n_embd={values['n_embd']} is not divisible by n_head={values['n_head']}: each head "
+            f"gets n_embd / n_head dimensions"
+        )
+    return None
+
+
+# The notebook's parameters cell, besides `profile`: what each value may be. The toy
+# layers of the first sections print their weights, so they stay small.
+PARAMETERS = Parameters(
+    seed=Integer(low=0),
+    n_embd=Integer(low=1, high=64),
+    n_head=Integer(low=1, high=64),
+    saturation_samples=Integer(low=1, high=100_000, none="the profile's saturation_samples"),
+    rules=(_whole_heads,),
+)
 
 
 # fmt: off

@@ -6,7 +6,20 @@ The gpu column is the char-level "baby GPT" run, and it is also what
 
 from __future__ import annotations
 
+from sslm_lab.checks import Integer, Parameters, Real, Text
+from sslm_lab.data.tokenizers import MAX_BPE_VOCAB_SIZE, MIN_BPE_VOCAB_SIZE
 from sslm_lab.lab.profiles.table import knob, sizes_table
+
+# The notebook's parameters cell, besides `profile`: what each value may be.
+PARAMETERS = Parameters(
+    seed=Integer(low=0),
+    bpe_vocab_size=Integer(
+        low=MIN_BPE_VOCAB_SIZE, high=MAX_BPE_VOCAB_SIZE, none="the profile's bpe_vocab_size"
+    ),
+    max_steps=Integer(low=1, none="the profile's max_steps and bpe_max_steps"),
+    dropout_rate=Real(low=0, high=1, low_open=True, high_open=True, none="the profile's"),
+    prompt=Text(),
+)
 
 
 # fmt: off

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+from sslm_lab.checks import Boolean, Choice, Integer, Parameters, Real
 from sslm_lab.lab.profiles.table import knob, sizes_table
+from sslm_lab.masking import STRATEGIES
+
+# The notebook's parameters cell, besides `profile`: what each value may be.
+PARAMETERS = Parameters(
+    seed=Integer(low=0),
+    mask_rate=Real(low=0, high=1, low_open=True, high_open=True),
+    strategy=Choice(STRATEGIES),
+    max_steps=Integer(low=1, none="the profile's max_steps"),
+    nsp_ablation=Boolean(none="the profile's nsp_ablation"),
+)
 
 
 # fmt: off
@@ -29,9 +40,9 @@ class MaskedLMSizes:
     eval_every: int = knob(             30,         200,        250)
     val_windows: int = knob(            64,         1024,       2048)   # masked once, reused
     # MLM alone vs MLM + next-sentence prediction: two more trainings do not fit the laptop's
-    # 5 minutes; ablation_steps 0 means as many steps as the main run
+    # 5 minutes; ablation_steps None means as many steps as the main run
     nsp_ablation: bool = knob(          True,       False,      True)
-    ablation_steps: int = knob(         4,          0,          2000)
+    ablation_steps: int | None = knob(  4,          None,       2000)
     # Long enough to assert that the model uses the context? A smoke run only proves the
     # code paths and that the model learned the token frequencies.
     learns_context: bool = knob(        False,      True,       True)

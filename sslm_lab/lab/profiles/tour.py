@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from sslm_lab.checks import Integer, Parameters
+from sslm_lab.data.tokenizers import MAX_BPE_VOCAB_SIZE, MIN_BPE_VOCAB_SIZE
 from sslm_lab.lab.profiles.table import knob, sizes_table
+
+# The notebook's parameters cell, besides `profile`: what each value may be.
+PARAMETERS = Parameters(
+    seed=Integer(low=0),
+    bpe_vocab_size=Integer(
+        low=MIN_BPE_VOCAB_SIZE, high=MAX_BPE_VOCAB_SIZE, none="the profile's bpe_vocab_size"
+    ),
+)
 
 
 # fmt: off
