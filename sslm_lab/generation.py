@@ -278,6 +278,7 @@ def generate_text(
     the same seed and settings give the same text. The tokenizer's special tokens ([PAD],
     [MASK], ...) are never chosen: they are not text.
     """
+    check_int("seed", seed, low=0, allow_none=True)
     ids = encode_prompt(tokenizer, prompt)
     device = next(model.parameters()).device
     sampled = any(value is not None for value in (temperature, top_k, top_p))

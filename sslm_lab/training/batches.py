@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sslm_lab.checks import ArgumentError, check_int
+
 BatchFn = Callable[[int, torch.Generator], Any]
 _END = object()  # marks an exhausted iterator
 
@@ -30,6 +32,9 @@ def sample_rows(*tensors: Tensor, batch_size: int) -> BatchFn:
 
     Keep the tensors on the training device and no batch ever crosses the PCIe bus.
     """
+    check_int("batch_size", batch_size, low=1)
+    if not tensors:
+        raise ArgumentError("sample_rows needs at least one tensor to draw rows from")
     length = len(tensors[0])
     if any(len(t) != length for t in tensors):
         raise ValueError(

@@ -4,13 +4,13 @@ and the cloze explorer (what a masked LM fills in at each [MASK])."""
 from __future__ import annotations
 
 import html
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
 import torch
 
+from sslm_lab.checks import check_int
 from sslm_lab.eval_mode import evaluating
 from sslm_lab.lab.display import visible_token_html
 from sslm_lab.masking import IGNORE_INDEX, STRATEGIES, mask_tokens, word_ids_from_pieces
@@ -38,6 +38,7 @@ def masking_example(
     `label` (the text it must predict, None where nothing is predicted) and `kind`:
     "plain", "mask", "random" or "kept".
     """
+    check_int("seed", seed, low=0)
     ids = tokenizer.encode(text)
     if not ids:
         raise ValueError("the text gives no tokens; type at least one character")
@@ -176,8 +177,7 @@ def cloze_predictions(
     [CLS], as in 02_masked_lm. Returns one list per [MASK], left to right, of (piece,
     probability) pairs, most likely first. Each [MASK] is one token.
     """
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k:
-        raise ValueError(f"k={k!r} must be a positive integer: how many fillers to list")
+    check_int("k", k, low=1, hint="how many fillers to list")
     ids = cloze_input_ids(tokenizer, text)
     if len(ids) > model.config.block_size:
         raise ValueError(
