@@ -181,7 +181,7 @@ def test_cloze_predictions_keep_the_training_mode(tokenizer) -> None:
     [
         ("no mask here", 5, r"the text has no \[MASK\]"),
         ("[MASK] " + "word " * 40, 5, r"block_size=32: shorten it"),
-        ("a [MASK]", 0, rr"k=0 \(int\) is not allowed; allowed: an integer >= 1"),
+        ("a [MASK]", 0, r"k=0 \(int\) is not allowed; allowed: an integer >= 1"),
     ],
 )
 def test_cloze_refusals(model, tokenizer, text, k, message) -> None:
