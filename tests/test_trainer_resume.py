@@ -211,3 +211,10 @@ def test_torchrun_two_processes_match_one_process_with_the_same_global_batch(tmp
     # rank 0 alone wrote the final checkpoint, and it loads into a single-process run
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step_0000008"]
     assert len(torch.load(tmp_path / "run" / "step_0000008" / "state.pt")["rng"]) == 2
+
+
+def test_an_incomplete_checkpoint_says_what_to_delete(tmp_path):
+    lm_trainer(tmp_path, 2).fit()
+    (tmp_path / "step_0000002" / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match=r"model.safetensors is missing\. Delete this folder"):
+        lm_trainer(tmp_path, 4, resume="latest").fit()
