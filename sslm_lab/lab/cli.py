@@ -5,6 +5,8 @@ sslm-lab data                 fetch and verify the corpus, build the default tok
 sslm-lab doctor               versions, device and data caches; non-zero exit with the fix
 sslm-lab reproduce [NB ...]   run the notebooks with papermill, write a results table
 sslm-lab bench NAME [ARGS]    run benchmarks/bench_NAME.py (from a checkout)
+sslm-lab student OUT_DIR      write the students' copies of the notebooks (nbgrader format)
+sslm-lab grade NOTEBOOK ...   run submissions at smoke size and print the points per exercise
 """
 
 from __future__ import annotations
@@ -97,6 +99,46 @@ def command_bench(name: str, bench_args: list[str]) -> int:
     return subprocess.run(command, cwd=REPO_ROOT).returncode
 
 
+def command_student(args: argparse.Namespace) -> int:
+    from sslm_lab.lab.exercises import write_student_copies
+
+    notebooks = [Path(name) for name in args.notebooks] or sorted(NOTEBOOKS.glob("*.ipynb"))
+    missing = [str(path) for path in notebooks if not path.is_file()]
+    if missing:
+        print(f"sslm-lab student: no such notebook: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        written = write_student_copies(notebooks, args.out_dir)
+    except (FileExistsError, ModuleNotFoundError) as error:
+        print(f"sslm-lab student: {error}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def command_grade(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from sslm_lab.lab.exercises import grade_notebook, grades_table
+
+    out = Path(args.out)
+    grades = []
+    for number, name in enumerate(args.notebooks):
+        print(f"grading {name}", flush=True)
+        # Each submission runs in its own folder: two students' files never meet.
+        grades.append(grade_notebook(name, out / f"{number:03d}", timeout=args.timeout))
+    table = grades_table(grades)
+    print(table)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "grades.md").write_text(table)
+    records = [{**asdict(grade), "total": grade.total} for grade in grades]
+    (out / "grades.json").write_text(json.dumps(records, indent=2) + "\n")
+    print(f"wrote {out / 'grades.md'} and {out / 'grades.json'}")
+    return 0
+
+
 def command_reproduce(args: argparse.Namespace) -> int:
     from sslm_lab.lab.reproduce import describe_notebooks, parse_parameter, reproduce
 
@@ -156,6 +198,15 @@ def main(argv: list[str] | None = None) -> int:
         "--list", action="store_true", help="list the notebooks and their parameters, run nothing"
     )
     rerun.add_argument("--timeout", type=int, help="seconds one cell may run (default: no limit)")
+    student = commands.add_parser(
+        "student", help="write the students' copies: solutions stubbed, hidden tests removed"
+    )
+    student.add_argument("out_dir", help="a new or empty folder for the copies")
+    student.add_argument("notebooks", nargs="*", help="instructor notebooks (default: all)")
+    grade = commands.add_parser("grade", help="run submissions and score their exercises")
+    grade.add_argument("notebooks", nargs="+", help="submitted notebooks (.ipynb)")
+    grade.add_argument("--out", default="grades", help="folder for grades.md, grades.json")
+    grade.add_argument("--timeout", type=int, default=600, help="seconds one cell may run")
     bench = commands.add_parser(  # no -h of its own: `bench NAME --help` is the script's
         "bench",
         help="run a benchmark script (other arguments go to it; try NAME --help)",
@@ -174,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         return command_data()
     if args.command == "reproduce":
         return command_reproduce(args)
+    if args.command == "student":
+        return command_student(args)
+    if args.command == "grade":
+        return command_grade(args)
     return command_doctor()
 
 
