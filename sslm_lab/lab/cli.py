@@ -1,6 +1,6 @@
 """The `sslm-lab` command.
 
-sslm-lab lab [JUPYTER ARGS]   open JupyterLab on the notebooks
+sslm-lab lab [JUPYTER ARGS]   open JupyterLab on the notebooks (or --notebook-dir DIR)
 sslm-lab data                 fetch and verify the corpus, build the default tokenizers
 sslm-lab doctor               versions, device and data caches; non-zero exit with the fix
 sslm-lab reproduce [NB ...]   run the notebooks with papermill, write a results table
@@ -32,10 +32,15 @@ REQUIRED = (
 
 
 def command_lab(jupyter_args: list[str]) -> int:
-    if not NOTEBOOKS.is_dir():
+    # A folder of one's own (e.g. the students' copies) replaces the checkout's notebooks/.
+    own_folder = any(
+        arg.startswith(("--notebook-dir", "--ServerApp.root_dir")) for arg in jupyter_args
+    )
+    if not own_folder and not NOTEBOOKS.is_dir():
         print(f"no notebooks/ folder next to the package ({NOTEBOOKS}); run from a checkout")
         return 2
-    command = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={NOTEBOOKS}", *jupyter_args]
+    folder = [] if own_folder else [f"--notebook-dir={NOTEBOOKS}"]
+    command = [sys.executable, "-m", "jupyter", "lab", *folder, *jupyter_args]
     if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in jupyter_args:
         # Containers and CI machines often run as root, where JupyterLab refuses to start.
         print("running as root: adding --allow-root")
