@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: tags,-all
+#     cell_metadata_filter: tags,nbgrader,-all
 #     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from IPython.display import HTML, display
 
-from sslm_lab import data
+from sslm_lab import data, ngrams
 from sslm_lab.lab import profiles
 from sslm_lab.lab.env import environment_report
 from sslm_lab.lab.results import record_results
@@ -225,7 +225,95 @@ fig = plot_baselines(bits_per_char, reference=math.log2(V))
 # %% [markdown]
 # Each extra character of context buys more than half a bit. A neural language model
 # must beat the trigram to have learned anything counting can't.
+
+# %% [markdown]
+# ## Exercises
 #
+# Three small pieces of what this notebook just did, easiest first. Write each function
+# between its two SOLUTION comment lines; the cell below it checks your answer against
+# `sslm_lab.ngrams` on the inputs shown (and, when an instructor grades, on more). Nothing
+# after these cells uses your functions, so an unfinished exercise breaks nothing else.
+#
+# **Exercise 1 (1 point).** A model that gave the characters that actually came the
+# probabilities `p` scores $-\frac{1}{N}\sum_i \log_2 p_i$ bits per character. Write it.
+
+
+# %% nbgrader={"grade": false, "grade_id": "bits_per_char", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def bits_per_char_by_hand(probabilities: np.ndarray) -> float:
+    """-mean(log2 p) of a 1-D array of probabilities in (0, 1]."""
+    ### BEGIN SOLUTION
+    return float(-np.log2(probabilities).mean())
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "bits_per_char_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+example = np.array([0.5, 0.25, 1.0])
+assert math.isclose(bits_per_char_by_hand(example), ngrams.bits_per_char(example)), "try -log2"
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(0)
+for size in (1, 7, 1000):
+    p = rng.uniform(1e-9, 1.0, size)
+    assert math.isclose(bits_per_char_by_hand(p), ngrams.bits_per_char(p), rel_tol=1e-12)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 2 (2 points).** Add-k smoothing. `counts[i, j]` is how often character `j`
+# followed context `i`. Return the table of $P(j \mid i) = \frac{\text{count}(i, j) + k}
+# {\text{count}(i) + kV}$, the same shape as `counts`; every row must sum to 1.
+
+
+# %% nbgrader={"grade": false, "grade_id": "add_k", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def add_k_by_hand(counts: np.ndarray, k: float) -> np.ndarray:
+    """(contexts, V) counts -> (contexts, V) add-k smoothed probabilities."""
+    ### BEGIN SOLUTION
+    counts = np.asarray(counts, dtype=np.float64)
+    return (counts + k) / (counts.sum(axis=-1, keepdims=True) + k * counts.shape[-1])
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "add_k_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+example = np.array([[3, 0, 1], [0, 0, 0]])
+np.testing.assert_allclose(add_k_by_hand(example, 0.5), ngrams.add_k_probabilities(example, 0.5))
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(1)
+for k_try in (0.01, 1.0, 7.5):
+    table = rng.integers(0, 50, (13, 29))
+    np.testing.assert_allclose(
+        add_k_by_hand(table, k_try), ngrams.add_k_probabilities(table, k_try)
+    )
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 3 (3 points).** A bigram model from scratch: count which character follows
+# which in `train_ids`, smooth the counts with add-k, and return the bits per character
+# on `eval_ids`, scoring every character of `eval_ids` but the first (it has no
+# predecessor). Ids are integers in `range(vocab_size)`. Your two functions above help.
+
+
+# %% nbgrader={"grade": false, "grade_id": "bigram", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def bigram_bits_by_hand(
+    train_ids: np.ndarray, eval_ids: np.ndarray, vocab_size: int, k: float
+) -> float:
+    """Bits per character of an add-k bigram model trained on train_ids, on eval_ids[1:]."""
+    ### BEGIN SOLUTION
+    counts = np.zeros((vocab_size, vocab_size))
+    np.add.at(counts, (train_ids[:-1], train_ids[1:]), 1)
+    table = add_k_by_hand(counts, k)
+    return bits_per_char_by_hand(table[eval_ids[:-1], eval_ids[1:]])
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "bigram_check", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+train_example, eval_example = np.array([0, 1, 0, 1, 1, 2]), np.array([1, 0, 1, 2])
+expected = ngrams.ngram_bits_per_char(train_example, eval_example, 2, vocab_size=3, k=0.1)
+assert math.isclose(bigram_bits_by_hand(train_example, eval_example, 3, 0.1), expected)
+### BEGIN HIDDEN TESTS
+ids = char_ids(lm_val[:20_000], alphabet)
+expected = ngrams.ngram_bits_per_char(ids[:15_000], ids[15_000:], 2, len(alphabet), k=k)
+assert math.isclose(bigram_bits_by_hand(ids[:15_000], ids[15_000:], len(alphabet), k), expected)
+### END HIDDEN TESTS
+
+# %% [markdown]
 # ## What this notebook established
 
 # %%

@@ -37,6 +37,27 @@ def _ngram_codes(ids: np.ndarray, order: int, vocab_size: int, start: int) -> np
     return codes
 
 
+def add_k_probabilities(counts: np.ndarray, k: float) -> np.ndarray:
+    """Add-k smoothed next-character probabilities from counts.
+
+    counts: (..., V), how often each of the V characters followed each context. Returns
+    the same shape, (count + k) / (row total + k·V): every row sums to 1 and no
+    character has probability 0.
+    """
+    k = check_real("k", k, low=0, low_open=True, hint="add-k smoothing needs k > 0")
+    counts = np.asarray(counts, dtype=np.float64)
+    return (counts + k) / (counts.sum(axis=-1, keepdims=True) + k * counts.shape[-1])
+
+
+def bits_per_char(probabilities: np.ndarray) -> float:
+    """Cross-entropy in bits per character: -mean(log2 p) of the probabilities a model
+    gave the characters that actually came."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.size == 0 or not ((probabilities > 0) & (probabilities <= 1)).all():
+        raise ValueError("probabilities must be a non-empty array of numbers in (0, 1]")
+    return float(-np.log2(probabilities).mean())
+
+
 def ngram_bits_per_char(
     train_ids: np.ndarray,
     eval_ids: np.ndarray,
@@ -63,10 +84,9 @@ def ngram_bits_per_char(
     counts = np.bincount(
         _ngram_codes(train_ids, order, vocab_size, order - 1), minlength=vocab_size**order
     )
-    context_counts = counts.reshape(-1, vocab_size).sum(axis=1)  # (V ** (order - 1),)
+    table = add_k_probabilities(counts.reshape(-1, vocab_size), k)  # (V ** (order - 1), V)
     codes = _ngram_codes(eval_ids, order, vocab_size, start)
-    probabilities = (counts[codes] + k) / (context_counts[codes // vocab_size] + k * vocab_size)
-    return float(-np.log2(probabilities).mean())
+    return bits_per_char(table.reshape(-1)[codes])
 
 
 def ngram_baselines(

@@ -182,3 +182,40 @@ def test_a_bad_timeout_is_refused_before_anything_runs(tmp_path, bad) -> None:
 
     with pytest.raises(ArgumentError, match=r"timeout="):
         grade_notebook(instructor_notebook(tmp_path), tmp_path / "out", timeout=int(bad))
+
+
+# ---------------------------------------------------------------- the real notebooks
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+WITH_EXERCISES = [
+    path for path in sorted(NOTEBOOKS.glob("*.ipynb")) if exercises(nbformat.read(path, 4))
+]
+
+
+@pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda path: path.stem)
+def test_a_real_notebooks_student_copy_keeps_no_solution(path: Path) -> None:
+    instructor = nbformat.read(path, as_version=4)
+    text = "\n".join(cell.source for cell in student_copy(instructor).cells)
+    for region in solution_regions(instructor):
+        for line in region:
+            if line.strip():
+                assert line not in text, f"{path.name}: solution line left in: {line!r}"
+    assert "BEGIN HIDDEN TESTS" not in text
+    assert 3 <= len(exercises(instructor)) <= 5, "3-5 exercises per notebook"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda path: path.stem)
+def test_a_real_notebook_scores_full_marks_and_its_student_copy_fails_only_its_checks(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSLM_RESULTS_DIR", str(tmp_path / "results"))
+    full = grade_notebook(path, tmp_path / "instructor", timeout=600)
+    assert full.error is None and full.points == full.possible, full.messages
+    student = tmp_path / "student" / path.name
+    student.parent.mkdir()
+    nbformat.write(student_copy(nbformat.read(path, as_version=4)), student)
+    blank = grade_notebook(student, tmp_path / "graded", timeout=600)
+    checks = [exercise.grade_id for exercise in exercises(nbformat.read(path, 4))]
+    assert blank.total == 0 and sorted(blank.messages) == sorted(checks)
+    assert error_cells(tmp_path / "graded" / path.name) == checks, "a non-exercise cell failed"

@@ -4,7 +4,13 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from sslm_lab.ngrams import char_ids, ngram_baselines, ngram_bits_per_char
+from sslm_lab.ngrams import (
+    add_k_probabilities,
+    bits_per_char,
+    char_ids,
+    ngram_baselines,
+    ngram_bits_per_char,
+)
 
 
 def brute_force_bpc(train: str, evaluation: str, order: int, alphabet: str, k: float, start: int):
@@ -61,3 +67,20 @@ def test_bad_arguments_are_named(kwargs, message) -> None:
 def test_unknown_character_is_named() -> None:
     with pytest.raises(ValueError, match="'z'"):
         char_ids("abz", "ab")
+
+
+def test_add_k_probabilities_sum_to_one_and_never_vanish() -> None:
+    counts = np.array([[3, 0, 1], [0, 0, 0]])
+    table = add_k_probabilities(counts, 0.5)
+    np.testing.assert_allclose(table[0], [3.5 / 5.5, 0.5 / 5.5, 1.5 / 5.5])
+    np.testing.assert_allclose(table[1], [1 / 3] * 3)  # an unseen context: uniform
+    np.testing.assert_allclose(table.sum(axis=-1), 1.0)
+    with pytest.raises(ValueError, match=r"k=0 \(int\) is not allowed"):
+        add_k_probabilities(counts, 0)
+
+
+def test_bits_per_char_is_the_mean_negative_log2() -> None:
+    assert bits_per_char(np.array([0.5, 0.25])) == pytest.approx(1.5)
+    for bad in (np.array([]), np.array([0.0, 0.5]), np.array([1.5])):
+        with pytest.raises(ValueError, match="numbers in \\(0, 1\\]"):
+            bits_per_char(bad)
