@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: tags,-all
+#     cell_metadata_filter: tags,nbgrader,-all
 #     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
@@ -656,6 +656,119 @@ uniform_past = np.tril(np.ones_like(decoder_weights)) / row
 untrained_deviation = float(np.abs(decoder_weights - uniform_past).max())
 print(f"untrained decoder vs uniform over the past: max abs difference {untrained_deviation:.3f}")
 attention_explorer(decoder, char_tokens, lines, name="untrained character GPT")
+
+# %% [markdown]
+# ## Exercises
+#
+# Four pieces of this notebook to write yourself, easiest first. Each function goes
+# between its two SOLUTION comment lines; the cell below it compares yours with
+# `sslm_lab.transformer` on the inputs shown (and, when an instructor grades, on random
+# ones). Nothing after these cells uses your functions.
+#
+# **Exercise 1 (1 point).** Split heads: `(batch, seq, n_embd)` → `(batch, n_head, seq,
+# n_embd / n_head)`, each head taking a consecutive slice of the `n_embd` numbers.
+
+
+# %% nbgrader={"grade": false, "grade_id": "split_heads", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def split_heads_by_hand(x: torch.Tensor, n_head: int) -> torch.Tensor:
+    """(batch, seq, n_embd) -> (batch, n_head, seq, head_dim)."""
+    ### BEGIN SOLUTION
+    batch, seq, width = x.shape
+    return x.view(batch, seq, n_head, width // n_head).transpose(1, 2)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "split_heads_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+reference = MultiHeadAttention(TransformerConfig(n_embd=12, n_head=3, causal=False))
+example = torch.arange(2 * 5 * 12, dtype=torch.float32).view(2, 5, 12)
+assert_close(split_heads_by_hand(example, 3), reference.split_heads(example))
+### BEGIN HIDDEN TESTS
+for heads, width in ((1, 8), (4, 32), (8, 64)):
+    module = MultiHeadAttention(TransformerConfig(n_embd=width, n_head=heads, causal=False))
+    sample = torch.randn(3, 7, width)
+    assert_close(split_heads_by_hand(sample, heads), module.split_heads(sample))
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 2 (1 point).** Merge heads: the inverse, `(batch, n_head, seq, head_dim)` →
+# `(batch, seq, n_head · head_dim)`. Merging what you split must give back the input.
+
+
+# %% nbgrader={"grade": false, "grade_id": "merge_heads", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def merge_heads_by_hand(x: torch.Tensor) -> torch.Tensor:
+    """(batch, n_head, seq, head_dim) -> (batch, seq, n_head * head_dim)."""
+    ### BEGIN SOLUTION
+    batch, heads, seq, head_dim = x.shape
+    return x.transpose(1, 2).reshape(batch, seq, heads * head_dim)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "merge_heads_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+heads_example = reference.split_heads(example)
+assert_close(merge_heads_by_hand(heads_example), reference.merge_heads(heads_example))
+### BEGIN HIDDEN TESTS
+sample = torch.randn(3, 4, 6, 5)
+module = MultiHeadAttention(TransformerConfig(n_embd=20, n_head=4, causal=False))
+assert_close(merge_heads_by_hand(sample), module.merge_heads(sample))
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 3 (2 points).** The causal mask as a boolean `(seq, seq)` tensor: `True` where
+# query `i` may look at key `j`, which is when `j <= i`.
+
+
+# %% nbgrader={"grade": false, "grade_id": "causal", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def causal_mask_by_hand(seq_len: int) -> torch.Tensor:
+    """(seq, seq) bool: True where key j is not in query i's future."""
+    ### BEGIN SOLUTION
+    positions = torch.arange(seq_len)
+    return positions[None, :] <= positions[:, None]
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "causal_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+assert torch.equal(causal_mask_by_hand(4), causal_mask(4)), "row i may see keys 0 .. i"
+### BEGIN HIDDEN TESTS
+for length in (1, 2, 17, 64):
+    assert torch.equal(causal_mask_by_hand(length), causal_mask(length))
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 4 (3 points).** Attention itself: $\operatorname{softmax}(QK^\top/\sqrt{d_k})V$ over
+# `(batch, heads, seq, head_dim)` tensors, where `allowed` (broadcastable to `(batch,
+# heads, seq, seq)`, or `None`) hides keys by giving their scores the most negative float
+# (`torch.finfo(scores.dtype).min`, so that a row with nothing allowed stays finite).
+# Return the output and the weights, as `attention_explicit` does.
+
+
+# %% nbgrader={"grade": false, "grade_id": "attention", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def attention_by_hand(query, key, value, allowed=None):
+    """(output (batch, heads, seq, head_dim), weights (batch, heads, seq, seq))."""
+    ### BEGIN SOLUTION
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+    weights = scores.softmax(dim=-1)
+    return weights @ value, weights
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "attention_check", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+generator = torch.Generator().manual_seed(0)
+q, k_, v = (torch.randn(2, 3, 5, 4, generator=generator) for _ in range(3))
+for mask in (None, causal_mask(5)):
+    output, weights = attention_by_hand(q, k_, v, mask)
+    expected_output, expected_weights = attention_explicit(q, k_, v, mask)
+    assert_close(weights, expected_weights, msg="the weights differ: check the scale and the mask")
+    assert_close(output, expected_output)
+### BEGIN HIDDEN TESTS
+padding = padding_mask(torch.tensor([5, 2]), 5).bool()[:, None, None, :]  # (2, 1, 1, 5)
+for mask in (padding, padding & causal_mask(5)):
+    output, weights = attention_by_hand(q, k_, v, mask)
+    expected_output, expected_weights = attention_explicit(q, k_, v, mask)
+    assert_close(weights, expected_weights)
+    assert_close(output, expected_output)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## What this notebook established
