@@ -614,6 +614,14 @@ to_cls = torch.stack([(w[..., 0] * real[:, None]).sum((0, 2)) / real.sum() for w
 fig = plot_head_grid(
     {"to the previous token": previous, "to the next token": following, "to [CLS]": to_cls}
 )
+next_layer, next_head = (int(i) for i in np.unravel_index(following.argmax(), following.shape))
+cls_heads = (to_cls > 0.5).sum(axis=1)  # per layer: heads giving [CLS] most of their weight
+print(
+    f"next-token head: layer {next_layer}, head {next_head}, mean weight on the next token "
+    f"{following[next_layer, next_head]:.2f}"
+)
+print(f"heads giving [CLS] more than half their attention, layer 0 to {len(cls_heads) - 1}: "
+      f"{cls_heads.tolist()} of {to_cls.shape[1]}")  # fmt: skip
 
 # %%
 minilm_tokens = tokenizer_fn_for(tokenizer)
@@ -625,11 +633,13 @@ fig = plot_attention_heatmap(tokens, head_weights, title)
 
 # %% [markdown]
 # Each row is one token; the bright cell just left of the diagonal is where it looks:
-# its left neighbour. Nobody told the model to do this. The grids show more: a head in
-# layer 1 that mostly looks to the *right*, and many heads in later layers that send
-# most of their attention to `[CLS]`. That is probably how a head does next to nothing
-# when its pattern finds nothing to act on (Clark et al. 2019 saw the same with `[SEP]`
-# in BERT).
+# its left neighbour. Nobody told the model to do this. The grids show more (the counts
+# are printed above the figure): a head in layer 1 that mostly looks to the *right*, and
+# heads that give more than half of their attention to `[CLS]`: none in the first layer,
+# several in each layer after it, not more in the last layer than in the middle ones.
+# Parking attention on a token that is always there is probably how a head does next to
+# nothing when its pattern finds nothing to act on (Clark et al. 2019 saw the same with
+# `[SEP]` in BERT).
 #
 # Now explore: pick a line, a layer and a head. The explorer is a view over
 # `sslm_lab.lab.widgets.attention.attention_heatmap_data(model, tokenizer_fn, text,
