@@ -6,6 +6,7 @@ The top of the package holds the ideas the notebooks teach, one idea a file:
     heads         heads on the body's hidden states: CausalLM, MaskedLM, SequenceClassifier
     masking       BERT 80/10/10 masking: token, whole-word and span; causal and padding masks
     objectives    the pretraining losses, also in the trainer's (model, batch, step) shape
+    contrastive   InfoNCE, NT-Xent, MoCo's queue and momentum update, alignment, uniformity, CPC
     generation    greedy, temperature, top-k, top-p, with the KV cache
     ngrams        the character n-gram models every language model must beat
     interop       weights to and from Hugging Face BERT and GPT-2; the real MiniLM

@@ -1,0 +1,218 @@
+"""Contrastive learning: tell the positive apart from the negatives.
+
+Two views of the same thing (two augmentations of a digit, two dropout masks over a
+line) should map close together, views of different things far apart. Every loss here
+is a softmax classifier whose classes are candidates and whose right answer is the
+positive, so its loss is a cross-entropy and its accuracy says how often the positive
+wins:
+
+    contrastive_logits   query-candidate cosine similarities / τ, positives on the diagonal
+    info_nce             van den Oord et al. 2018; candidates: the batch's keys (+ a queue)
+    symmetric_info_nce   both directions averaged, as in CLIP (Radford et al. 2021)
+    nt_xent              SimCLR's loss (Chen et al. 2020): 2N views, 2N - 2 negatives each
+    KeyQueue             MoCo's FIFO of past keys, extra negatives (He et al. 2020)
+    momentum_update      MoCo's key encoder: an exponential moving average of the online one
+    alignment, uniformity  the two halves of what the loss asks for (Wang & Isola 2020)
+    cpc_info_nce         CPC: predict the code k steps ahead among other positions and
+                         sequences (van den Oord et al. 2018)
+
+Embeddings are L2-normalised inside every function but `cpc_info_nce`, whose scores are
+CPC's log-bilinear dot products. The temperature τ scales cosine similarities in [-1, 1]
+before the softmax: small τ makes the hardest negatives dominate the loss.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sslm_lab.checks import check_int, check_real, invalid
+
+
+def _check_temperature(temperature: float) -> float:
+    return check_real("temperature", temperature, low=0, low_open=True)
+
+
+def _check_views(first: Tensor, second: Tensor, names: tuple[str, str]) -> None:
+    """Two (batch, dim) views of the same batch, at least two rows (one negative each)."""
+    if first.dim() != 2 or first.shape != second.shape:
+        raise invalid(
+            f"{names[0]}.shape, {names[1]}.shape",
+            (tuple(first.shape), tuple(second.shape)),
+            "two equal shapes (batch, dim): row i of one view pairs with row i of the other",
+        )
+    check_int("batch size", len(first), low=2, hint="with one row there is no negative")
+
+
+def contrastive_logits(
+    queries: Tensor, keys: Tensor, temperature: float, negatives: Tensor | None = None
+) -> Tensor:
+    """Cosine similarity of every query to every candidate, divided by the temperature.
+
+    queries, keys: (batch, dim), keys[i] being the positive of queries[i]; the other keys
+    are its in-batch negatives. negatives: (K, dim) extra candidates for every query (a
+    MoCo queue), or None. Returns (batch, batch + K); the positives are on the diagonal.
+    """
+    temperature = _check_temperature(temperature)
+    _check_views(queries, keys, ("queries", "keys"))
+    candidates = keys
+    if negatives is not None:
+        if negatives.dim() != 2 or negatives.size(1) != keys.size(1):
+            raise invalid(
+                "negatives.shape", tuple(negatives.shape), f"(K, {keys.size(1)}), like the keys"
+            )
+        candidates = torch.cat([keys, negatives])  # (batch + K, dim)
+    return F.normalize(queries, dim=1) @ F.normalize(candidates, dim=1).T / temperature
+
+
+def info_nce(
+    queries: Tensor, keys: Tensor, temperature: float = 0.1, negatives: Tensor | None = None
+) -> Tensor:
+    """InfoNCE: mean over i of -log( e^{s(q_i, k_i)/τ} / Σ_candidates e^{s(q_i, c)/τ} ).
+
+    s is the cosine similarity; the candidates of q_i are all the keys of the batch (its
+    positive k_i and batch - 1 negatives) and the `negatives` (K, dim), if given. With N
+    candidates the loss of a model that has learned nothing is log N, and
+    log N - loss is a lower bound on the mutual information of the two views (van den
+    Oord et al. 2018). MoCo scores only the queue as negatives; keeping the batch's own
+    keys too changes K by batch - 1 and makes queue size 0 plain in-batch InfoNCE.
+    """
+    logits = contrastive_logits(queries, keys, temperature, negatives)  # (batch, batch + K)
+    return F.cross_entropy(logits, torch.arange(len(queries), device=logits.device))
+
+
+def symmetric_info_nce(first: Tensor, second: Tensor, temperature: float = 0.1) -> Tensor:
+    """InfoNCE from the first view to the second and back, averaged (CLIP's loss).
+
+    first, second: (batch, dim). Each direction has batch - 1 in-batch negatives.
+    """
+    return (info_nce(first, second, temperature) + info_nce(second, first, temperature)) / 2
+
+
+def nt_xent(first: Tensor, second: Tensor, temperature: float = 0.5) -> Tensor:
+    """SimCLR's normalised temperature-scaled cross-entropy (Chen et al. 2020).
+
+    first, second: (batch, dim), two augmented views of the same batch. All 2·batch views
+    are anchors; the positive of view i is its partner, and its negatives are the other
+    2·batch - 2 views, from both halves. The loss is the mean over all 2·batch anchors.
+    """
+    temperature = _check_temperature(temperature)
+    _check_views(first, second, ("first", "second"))
+    batch = len(first)
+    views = F.normalize(torch.cat([first, second]), dim=1)  # (2 batch, dim)
+    logits = views @ views.T / temperature  # (2 batch, 2 batch)
+    self_pairs = torch.eye(2 * batch, dtype=torch.bool, device=views.device)
+    logits = logits.masked_fill(self_pairs, float("-inf"))  # a view is not its own candidate
+    partners = torch.arange(2 * batch, device=views.device).roll(batch)  # i <-> i + batch
+    return F.cross_entropy(logits, partners)
+
+
+def alignment(first: Tensor, second: Tensor, alpha: float = 2.0) -> Tensor:
+    """Mean of ||f(x) - f(y)||^α over positive pairs, on the unit sphere (Wang & Isola 2020).
+
+    first, second: (batch, dim), row i of each a positive pair. 0 means every pair maps to
+    the same point; 4 (α = 2) means every pair is antipodal. Lower is better.
+    """
+    check_real("alpha", alpha, low=0, low_open=True)
+    _check_views(first, second, ("first", "second"))
+    distances = (F.normalize(first, dim=1) - F.normalize(second, dim=1)).norm(dim=1)  # (batch,)
+    return distances.pow(alpha).mean()
+
+
+def uniformity(embeddings: Tensor, t: float = 2.0) -> Tensor:
+    """log of the mean of e^{-t ||f(x) - f(y)||²} over all pairs x ≠ y (Wang & Isola 2020).
+
+    embeddings: (batch, dim), normalised here. 0 when all collapse to one point; the more
+    evenly they cover the sphere, the more negative. Lower is better.
+    """
+    check_real("t", t, low=0, low_open=True)
+    check_int("batch size", len(embeddings), low=2, hint="uniformity needs a pair")
+    squared = torch.pdist(F.normalize(embeddings, dim=1)).pow(2)  # (batch (batch - 1) / 2,)
+    return squared.mul(-t).exp().mean().log()
+
+
+class KeyQueue(nn.Module):
+    """MoCo's queue: the `size` most recent keys, first in, first out (He et al. 2020).
+
+    Negatives need not come from the current batch: keys computed in earlier steps still
+    describe other images, so a queue gives many more negatives than a batch can hold, at
+    no extra cost. They go stale as the encoder changes, which is why MoCo computes keys
+    with a slowly moving encoder (`momentum_update`). The keys live in a buffer, so a
+    checkpoint of a model holding the queue keeps them. size=0 holds nothing.
+    """
+
+    def __init__(self, size: int, dim: int) -> None:
+        super().__init__()
+        self.size = check_int("size", size, low=0, hint="the number of keys the queue keeps")
+        self.dim = check_int("dim", dim, low=1)
+        self.register_buffer("buffer", torch.zeros(self.size, self.dim))  # (size, dim)
+        self.register_buffer("next_slot", torch.zeros((), dtype=torch.long))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    @property
+    def keys(self) -> Tensor:
+        """The keys held, oldest first: (min(count, size), dim)."""
+        if self.count < self.size:
+            return self.buffer[: int(self.count)]
+        return self.buffer.roll(-int(self.next_slot), dims=0)
+
+    @torch.no_grad()
+    def enqueue(self, keys: Tensor) -> None:
+        """Add keys (batch, dim), dropping the oldest ones beyond `size`. No gradient flows."""
+        if keys.dim() != 2 or keys.size(1) != self.dim:
+            raise invalid("keys.shape", tuple(keys.shape), f"(batch, {self.dim})")
+        if self.size == 0:
+            return
+        keys = keys.detach()[-self.size :]  # more keys than slots: only the newest fit
+        slots = (self.next_slot + torch.arange(len(keys), device=keys.device)) % self.size
+        self.buffer[slots] = keys.to(self.buffer.dtype)
+        self.next_slot.copy_((self.next_slot + len(keys)) % self.size)
+        self.count.add_(len(keys))
+
+
+@torch.no_grad()
+def momentum_update(online: nn.Module, target: nn.Module, momentum: float) -> None:
+    """target ← momentum · target + (1 - momentum) · online, parameter by parameter.
+
+    MoCo's key encoder (He et al. 2020; momentum 0.999 there): it follows the trained
+    encoder slowly, so keys in the queue stay comparable with today's queries. Buffers
+    (e.g. batch-norm statistics) are copied. momentum=0 copies the online encoder.
+    """
+    momentum = check_real("momentum", momentum, low=0, high=1, high_open=True)
+    sources = dict(online.named_parameters()) | dict(online.named_buffers())
+    for name, tensor in [*target.named_parameters(), *target.named_buffers()]:
+        source = sources.get(name)
+        if source is None or source.shape != tensor.shape:
+            raise invalid("target", name, "a copy of the online module: same names and shapes")
+        if isinstance(tensor, nn.Parameter):
+            tensor.lerp_(source, 1 - momentum)
+        else:
+            tensor.copy_(source)
+
+
+def cpc_info_nce(predictions: Tensor, latents: Tensor, steps_ahead: int) -> tuple[Tensor, Tensor]:
+    """Contrastive predictive coding's loss for one horizon k (van den Oord et al. 2018).
+
+    predictions: (batch, seq, dim), W_k c_t, what the context at each position t predicts
+    for the code k steps later; latents: (batch, seq, dim), the codes z_t. The positive of
+    the prediction at (b, t) is z_{b, t+k}; the candidates are the codes z_{b', s} of every
+    sequence b' at every position s >= k (other times and other sequences), scored by the
+    dot product (CPC's log-bilinear score, no normalisation, no temperature). Returns the
+    mean InfoNCE loss over the batch · (seq - k) predictions and how often the positive
+    scored highest (chance: 1 / (batch · (seq - k))).
+    """
+    if predictions.dim() != 3 or predictions.shape != latents.shape:
+        raise invalid(
+            "predictions.shape, latents.shape",
+            (tuple(predictions.shape), tuple(latents.shape)),
+            "two equal shapes (batch, seq, dim)",
+        )
+    batch, seq, dim = latents.shape
+    k = check_int("steps_ahead", steps_ahead, low=1, high=seq - 1)
+    queries = predictions[:, : seq - k].reshape(-1, dim)  # (batch (seq - k), dim)
+    targets = latents[:, k:].reshape(-1, dim)  # (batch (seq - k), dim): row i pairs with query i
+    logits = queries @ targets.T  # (batch (seq - k), batch (seq - k))
+    labels = torch.arange(len(queries), device=logits.device)
+    accuracy = (logits.argmax(dim=1) == labels).float().mean()
+    return F.cross_entropy(logits, labels), accuracy
