@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: tags,-all
+#     cell_metadata_filter: tags,nbgrader,-all
 #     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
@@ -72,7 +72,7 @@ from sslm_lab.lab.widgets.sampling import sampling_explorer
 from sslm_lab.ngrams import ngram_baselines
 from sslm_lab.objectives import bits_per_character, causal_lm_loss, causal_lm_objective
 from sslm_lab.pretrained import load_pretrained, save_pretrained
-from sslm_lab.training.hardware import device_name, resolve_device
+from sslm_lab.training.hardware import device_name, resolve_device, resolve_precision
 from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig
 from sslm_lab.transformer import TransformerConfig
 
@@ -92,8 +92,14 @@ char_steps = C.max_steps if max_steps is None else max_steps
 bpe_steps = C.bpe_max_steps if max_steps is None else max_steps
 with_dropout = C.dropout_rate if dropout_rate is None else dropout_rate
 device = resolve_device("auto")  # CUDA, then MPS, then the CPU
-precision = C.precision if device.type == "cuda" else "fp32"  # bf16 autocast only on a GPU
+# bf16 autocast where the hardware multiplies bf16 natively ("auto"), else fp32; the gpu
+# profile's bf16 is meant for a GPU, so on any other device it becomes "auto" too
+wanted = C.precision if device.type == "cuda" or C.precision != "bf16" else "auto"
+precision = resolve_precision(wanted, device)
 compile_model = C.compile and device.type == "cuda"  # compiling pays off only on a GPU
+# Evaluation in big batches (tens of MB of activations here) where nothing is compiled; a
+# compiled model keeps the training batch, as a new shape would make it compile again.
+eval_batch_size = C.batch_size if compile_model else 512
 torch.manual_seed(seed)
 print(f"profile: {P.name} — {P.description}")
 print(f"device: {device_name(device)}, precision {precision}, {torch.get_num_threads()} threads")
@@ -228,8 +234,8 @@ print(f"a BPE loss of {example_loss} nats per token = {by_hand:.3f} bits per cha
 # is generated from once the context is full. Evaluation uses the same evenly spaced
 # windows every time, from the validation text and (to measure the gap in section 4)
 # from the training text, with dropout off. Everything else (AdamW, warmup then cosine
-# decay, clipping, bf16 on a GPU) is the trainer's job. The cell below is all the
-# training code of this notebook.
+# decay, clipping, bf16 where the hardware has it) is the trainer's job. The cell below is
+# all the training code of this notebook.
 
 
 # %%
@@ -240,11 +246,11 @@ def next_token_loss(model: CausalLM, windows: torch.Tensor, temperature: float =
 
 
 def mean_loss(model: CausalLM, windows: torch.Tensor, temperature: float = 1.0) -> float:
-    """`next_token_loss` over many windows, a batch at a time."""
-    total = 0.0
-    for chunk in windows.split(C.batch_size):
-        total += next_token_loss(model, chunk, temperature).item() * len(chunk)
-    return total / len(windows)
+    """`next_token_loss` over many windows, in large batches, read back once."""
+    total = torch.zeros((), device=windows.device)
+    for chunk in windows.split(eval_batch_size):
+        total += next_token_loss(model, chunk, temperature) * len(chunk)
+    return total.item() / len(windows)
 
 
 def train_decoder(train_tokens, val_tokens, vocab, steps, dropout, eval_every):

@@ -14,12 +14,15 @@ LoRA, adapters) can work on the hidden states directly:
 A model is a body in `self.transformer` plus a head in `self.head`:
 
     CausalLM            decoder + vocab_projection       next-token logits (batch, seq, vocab)
-    MaskedLM            encoder + MaskedLMHead           logits at every position
+    MaskedLM            encoder + MaskedLMHead           logits at every position, or only at
+                                                         the `positions` a loss asks about
     SequenceClassifier  encoder + ClassificationHead     logits (batch, num_labels)
 
 `model.hidden_states(...)` runs the body alone; `model.head(hidden)` the head alone. A
-head accepts any leading shape, so a masked-LM loss can gather the few masked positions
-first and project only those (see `sslm_lab.objectives`).
+head accepts any leading shape, so `MaskedLM(..., positions=mask)` gathers the few masked
+positions first and projects only those, as NVIDIA's BERT does: the vocabulary projection
+is a large share of a small model's work, and 85 % of it would go to positions no loss
+reads (`sslm_lab.objectives.masked_lm_objective` uses it).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from torch import Tensor, nn
 
 from sslm_lab.checks import check_choice, check_int
 from sslm_lab.transformer import (
+    Dropout,
     KVCache,
     Transformer,
     TransformerConfig,
@@ -94,7 +98,7 @@ class ClassificationHead(nn.Module):
         check_choice("pooling", pooling, ("cls", "mean"))
         check_int("num_labels", num_labels, low=1)
         self.pooling: Pooling = pooling
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.classifier = nn.Linear(config.n_embd, num_labels)
         nn.init.normal_(self.classifier.weight, mean=0.0, std=0.02)
         nn.init.zeros_(self.classifier.bias)
@@ -128,7 +132,16 @@ class CausalLM(TransformerModel):
 
 
 class MaskedLM(TransformerModel):
-    """Encoder with BERT's MLM head: input_ids (batch, seq) -> logits (batch, seq, vocab)."""
+    """Encoder with BERT's MLM head: input_ids (batch, seq) -> logits (batch, seq, vocab).
+
+    With `positions`, a bool (batch, seq) tensor, only the positions where it is True go
+    through the head: the logits are (number of True, vocab), in row-major order, the
+    order of `labels[positions]`. That is the point during training, where a loss reads
+    15 % of the positions: the head's dense layer and its vocabulary projection run on
+    those alone, and so does the last block past its attention (`Transformer.run`). It is
+    an argument of `forward`, not a separate call, because a model wrapped by
+    DistributedDataParallel averages gradients only for calls of its forward.
+    """
 
     writes_vocabulary = True
 
@@ -143,8 +156,10 @@ class MaskedLM(TransformerModel):
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         token_type_ids: Tensor | None = None,
+        positions: Tensor | None = None,
     ) -> Tensor:
-        return self.head(self.hidden_states(input_ids, attention_mask, token_type_ids))
+        hidden = self.hidden_states(input_ids, attention_mask, token_type_ids, positions=positions)
+        return self.head(hidden)  # (batch, seq, vocab), or (selected, vocab)
 
 
 class SequenceClassifier(TransformerModel):

@@ -24,11 +24,12 @@ original id at selected positions and `IGNORE_INDEX` everywhere else, the value
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 
 import torch
 
-from sslm_lab.checks import ArgumentError, check_choice, check_int, check_real
+from sslm_lab.checks import ArgumentError, check_choice, check_int, check_real, invalid
 
 IGNORE_INDEX = -100
 STRATEGIES = ("token", "whole_word", "span")
@@ -60,9 +61,15 @@ def span_lengths(
 
 
 def special_tokens_mask(input_ids: torch.Tensor, special_ids: Iterable[int]) -> torch.Tensor:
-    """True where `input_ids` holds one of `special_ids`. Same shape as `input_ids`."""
-    special = torch.tensor(sorted(set(special_ids)), dtype=input_ids.dtype, device=input_ids.device)
-    return torch.isin(input_ids, special)
+    """True where `input_ids` holds one of `special_ids`. Same shape as `input_ids`.
+
+    One comparison per special id (there are a handful) rather than a tensor of them: a
+    tensor built from a list on a GPU is a copy from the host that waits for the GPU.
+    """
+    special = torch.zeros_like(input_ids, dtype=torch.bool)
+    for special_id in sorted(set(special_ids)):
+        special |= input_ids == special_id
+    return special
 
 
 def select_tokens(
@@ -160,6 +167,13 @@ def mask_tokens(
     check_int("vocab_size", vocab_size, low=1)
     check_int("mask_id", mask_id, low=0, high=vocab_size - 1)
     special_ids = sorted(set(special_ids))
+    in_vocabulary = all(
+        isinstance(i, numbers.Integral) and not isinstance(i, bool) and 0 <= i < vocab_size
+        for i in special_ids
+    )
+    if not in_vocabulary or len(special_ids) >= vocab_size:
+        allowed = f"fewer than vocab_size={vocab_size} integer ids, each in 0..{vocab_size - 1}"
+        raise invalid("special_ids", special_ids, allowed)
     selected = select_tokens(
         input_ids, mask_rate, special_ids, strategy=strategy, word_ids=word_ids, generator=generator
     )
@@ -170,15 +184,18 @@ def mask_tokens(
     to_mask = selected & (fate < mask_fraction)
     to_random = selected & (fate >= mask_fraction) & (fate < mask_fraction + random_fraction)
 
-    # Random replacements come from the ordinary (non-special) vocabulary only.
-    ordinary = torch.ones(vocab_size, dtype=torch.bool, device=input_ids.device)
-    ordinary[special_ids] = False
-    ordinary_ids = ordinary.nonzero().squeeze(1)
+    # Random replacements come from the ordinary (non-special) vocabulary only: draw the
+    # k-th ordinary id, then step over every special id at or below it. Counting them
+    # with comparisons (specials are few) instead of listing the ordinary ids keeps the
+    # masking free of host syncs on a GPU, and gives the same ids from the same draws.
     picks = torch.randint(
-        len(ordinary_ids), input_ids.shape, generator=generator, device=input_ids.device
+        vocab_size - len(special_ids), input_ids.shape, generator=generator, device=input_ids.device
     )
+    random_ids = picks.clone()
+    for below, special_id in enumerate(special_ids):
+        random_ids += picks >= special_id - below  # special_id - below ordinary ids precede it
     masked = torch.where(to_mask, torch.full_like(input_ids, mask_id), input_ids)
-    masked = torch.where(to_random, ordinary_ids[picks], masked)
+    masked = torch.where(to_random, random_ids, masked)
     return masked, labels
 
 

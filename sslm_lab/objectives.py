@@ -46,9 +46,10 @@ def causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tenso
         raise ValueError(
             f"logits {tuple(logits.shape)} do not fit input_ids {tuple(input_ids.shape)}"
         )
-    shifted_logits = logits[:, :-1].flatten(0, 1)  # (batch * (seq - 1), vocab)
-    targets = input_ids[:, 1:].flatten()
-    return F.cross_entropy(shifted_logits, targets, ignore_index=IGNORE_INDEX)
+    # Shift the targets, not the logits: the last position gets the ignored target, so the
+    # logits stay one (batch * seq, vocab) view instead of a copy without their last rows.
+    targets = F.pad(input_ids[:, 1:], (0, 1), value=IGNORE_INDEX)  # (batch, seq)
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
 
 
 def next_sentence_loss(logits: torch.Tensor, is_next: torch.Tensor) -> torch.Tensor:
@@ -84,9 +85,18 @@ def masked_lm_objective(
 ) -> tuple[Tensor, dict[str, Any]]:
     """`masked_lm_loss` on a batch (masked input_ids, labels), each (batch, seq), as
     `sslm_lab.masking.mask_tokens` returns it; also reports the top-1 accuracy at the
-    masked positions."""
+    masked positions.
+
+    The model (a `sslm_lab.heads.MaskedLM`) is asked for logits at the masked positions
+    only (`positions=`), gathered before its head as NVIDIA's BERT does: the same loss and
+    accuracy as from full logits, without projecting the ~85 % of positions no label reads
+    onto the vocabulary. The logits are cast to fp32, as in `causal_lm_objective`.
+    """
     inputs, labels = batch
-    logits = model(inputs)  # (batch, seq, vocab)
-    selected = labels != IGNORE_INDEX
-    accuracy = (logits.argmax(-1)[selected] == labels[selected]).float().mean()
-    return masked_lm_loss(logits, labels), {"accuracy": accuracy}
+    selected = labels != IGNORE_INDEX  # (batch, seq)
+    targets = labels[selected]  # (selected,), in the row-major order of the logits below
+    if len(targets) == 0:
+        raise ValueError("labels select no position: nothing was masked in this batch")
+    logits = model(inputs, positions=selected).float()  # (selected, vocab)
+    accuracy = (logits.argmax(-1) == targets).float().mean()
+    return F.cross_entropy(logits, targets), {"accuracy": accuracy}

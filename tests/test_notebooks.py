@@ -73,6 +73,23 @@ def check_masked_lm(metrics: dict, params: dict) -> None:
     assert metrics["cloze_probes"] > 0
 
 
+def check_contrastive(metrics: dict, params: dict) -> None:
+    assert metrics["seed"] == params.get("seed", 0)
+    assert metrics["temperature"] == params.get("temperature", 0.2)  # the smoke profile's τ
+    assert metrics["simclr_steps"] == params.get("max_steps", 10)
+    assert metrics["simcse_steps"] == params.get("simcse_steps", 5)
+    for per_class in ("1", "5"):  # the smoke profile's label counts
+        for key in ("probe_simclr", "probe_pixels", "supervised"):
+            assert 0.0 <= metrics[f"{key}_{per_class}"] <= 1.0, key
+    assert metrics["probe_pixels_5"] > 0.6, "logistic regression on pixels, 5 labels per class"
+    assert metrics["best_tau"] in (0.1, 0.5)
+    for name in ("simcse", "random", "minilm"):
+        assert 0.0 <= metrics[f"{name}_work_recall_at_1"] <= metrics[f"{name}_work_recall_at_10"]
+    assert metrics["minilm_work_recall_at_10"] > 0.3, "the real MiniLM finds a line's play"
+    assert 0.0 <= metrics["cpc_accuracy_k4"] <= 1.0
+    assert metrics["wall_seconds"] < 120
+
+
 # For every notebook: two different parameter sets, and a check of what it records.
 # A notebook missing here fails test_every_notebook_has_papermill_cases.
 PAPERMILL_CASES: dict[str, tuple[list[dict], Callable[[dict, dict], None]]] = {
@@ -114,6 +131,20 @@ PAPERMILL_CASES: dict[str, tuple[list[dict], Callable[[dict, dict], None]]] = {
             },
         ],
         check_autoregressive,
+    ),
+    "06_contrastive": (
+        [
+            {"profile": "smoke"},
+            {
+                "profile": "smoke",
+                "seed": 1,
+                "temperature": 0.5,
+                "max_steps": 6,
+                "simcse_steps": 3,
+                "query": "Now is the winter of our discontent",
+            },
+        ],
+        check_contrastive,
     ),
 }
 

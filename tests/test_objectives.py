@@ -94,3 +94,45 @@ def test_masked_lm_objective_is_the_masked_loss_and_reports_accuracy() -> None:
     expected = (guesses[0, 2] == 3).float() + (guesses[1, 4] == 7).float()
     expected = (expected + (guesses[1, 5] == 1).float()) / 3
     torch.testing.assert_close(metrics["accuracy"], expected)
+
+
+def test_the_gathered_masked_lm_objective_equals_the_loss_on_full_logits() -> None:
+    # masked_lm_objective projects only the masked positions; loss, accuracy and every
+    # gradient must be those of masked_lm_loss on the logits of every position.
+    torch.manual_seed(0)
+    config = TransformerConfig(
+        vocab_size=97,
+        block_size=16,
+        n_layer=2,
+        n_embd=32,
+        causal=False,
+        norm_position="post",
+        gelu="exact",
+        type_vocab_size=2,
+    )
+    model = MaskedLM(config)
+    inputs = torch.randint(0, 97, (4, 16))
+    labels = torch.where(torch.rand(4, 16) < 0.2, torch.randint(0, 97, (4, 16)), IGNORE_INDEX)
+    assert 0 < int((labels != IGNORE_INDEX).sum()) < labels.numel()
+
+    loss, metrics = masked_lm_objective(model, (inputs, labels), step=0)
+    loss.backward()
+    gathered_grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+    logits = model(inputs)
+    full_loss = masked_lm_loss(logits, labels)
+    full_loss.backward()
+
+    torch.testing.assert_close(loss, full_loss, atol=1e-6, rtol=0)
+    selected = labels != IGNORE_INDEX
+    full_accuracy = (logits.argmax(-1)[selected] == labels[selected]).float().mean()
+    torch.testing.assert_close(metrics["accuracy"], full_accuracy, atol=1e-6, rtol=0)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(gathered_grads[name], p.grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_the_masked_lm_objective_with_nothing_masked_is_an_error() -> None:
+    model = MaskedLM(TransformerConfig(vocab_size=13, block_size=6, n_layer=1, n_embd=16))
+    inputs = torch.randint(0, 13, (2, 6))
+    with pytest.raises(ValueError, match="nothing was masked"):
+        masked_lm_objective(model, (inputs, torch.full((2, 6), IGNORE_INDEX)), step=0)

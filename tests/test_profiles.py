@@ -44,7 +44,7 @@ def test_every_model_size_splits_into_whole_heads(name) -> None:
     profile = profiles.get_profile(name)
     for section in (profile.causal_lm, profile.masked_lm):
         assert section.n_embd % section.n_head == 0, (name, section)
-        assert section.precision in ("fp32", "bf16", "fp16")
+        assert section.precision in ("fp32", "bf16", "fp16", "auto")
 
 
 def test_gpu_notebook_run_is_the_benchmarked_baby_gpt(monkeypatch) -> None:

@@ -51,6 +51,13 @@ def test_lr_multiplier_warms_up_then_follows_a_cosine_to_the_floor():
     assert all(a >= b for a, b in zip(values[4:], values[5:], strict=False))
     constant = dict(schedule, schedule="constant")
     assert [lr_multiplier(u, **constant) for u in (0, 4, 19)] == pytest.approx([0.2, 1, 1])
+    linear = dict(schedule, schedule="linear")  # BERT's decay, and transformers' default
+    values = [lr_multiplier(update, **linear) for update in range(20)]
+    assert values[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    assert values[9] == pytest.approx(0.1 + 0.9 * 0.5)
+    assert values[14:] == pytest.approx([0.1] * 6)
+    steps = [a - b for a, b in zip(values[4:14], values[5:15], strict=False)]
+    assert steps == pytest.approx([0.09] * 10)  # a straight line
 
 
 def test_weight_decay_only_on_parameters_with_two_or_more_dimensions():
@@ -136,6 +143,24 @@ def test_peak_flops_table_knows_h100_h200_a100_and_says_unknown_otherwise():
     assert hardware.peak_flops(torch.device("cpu"), "bf16") is None
     assert hardware.model_flops_utilization(1e6, 6e6, 1e13) == pytest.approx(0.6)
     assert hardware.model_flops_utilization(1e6, None, 1e13) is None
+
+
+def test_precision_auto_picks_bf16_only_where_the_hardware_multiplies_bf16(monkeypatch, tmp_path):
+    cpu = torch.device("cpu")
+    for precision in ("fp32", "bf16", "fp16"):  # the other values keep their meaning
+        assert hardware.resolve_precision(precision, cpu) == precision
+    monkeypatch.setattr(hardware, "native_bf16_cpu", lambda: True)
+    assert hardware.resolve_precision("auto", cpu) == "bf16"
+    model = TinyLM()
+    trainer = Trainer(model, Phase("lm", model, clean_lm_loss), [], quiet(precision="auto"))
+    assert trainer.precision == "bf16" and trainer.config.precision == "auto"
+    monkeypatch.setattr(hardware, "native_bf16_cpu", lambda: False)
+    assert hardware.resolve_precision("auto", cpu) == "fp32"
+    # The decision reads the CPU's flags, never a timing.
+    flags = tmp_path / "cpuinfo"
+    flags.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n")
+    assert "avx512_bf16" in hardware.cpu_flags(flags)
+    assert hardware.cpu_flags(tmp_path / "missing") == set()
 
 
 def test_device_auto_picks_the_fastest_device_present():
@@ -338,9 +363,9 @@ def step_counter():
         ),
         ({"lr": -1e-3}, {}, r"Phase\('lm'\)\.lr=-0\.001 \(float\)"),
         (
-            {"schedule": "linear"},
+            {"schedule": "step"},
             {},
-            r"schedule='linear' \(str\) is not allowed; allowed: one of cosine, constant",
+            r"schedule='step' \(str\) is not allowed; allowed: one of cosine, linear, constant",
         ),
         (
             {"warmup_steps": -1},
@@ -371,7 +396,7 @@ def step_counter():
         (
             {},
             {"precision": "fp8"},
-            r"precision='fp8' \(str\) is not allowed; allowed: fp32, bf16, fp16",
+            r"precision='fp8' \(str\) is not allowed; allowed: fp32, bf16, fp16, auto",
         ),
         (
             {},

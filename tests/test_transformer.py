@@ -104,6 +104,44 @@ def test_default_forward_never_runs_the_explicit_path(monkeypatch: pytest.Monkey
     model(ids, right_padding_mask([8, 5], 8))
 
 
+@pytest.mark.parametrize("model_class", [CausalLM, MaskedLM])
+def test_attention_inside_cpu_autocast_runs_in_fp32(model_class, monkeypatch) -> None:
+    """bf16 autocast on a CPU: projections in bf16, attention itself in fp32; the result
+    stays within bf16 rounding of the fp32 model, and without autocast nothing changes."""
+    seen = []
+    fast = T.attention_fast
+
+    def recording(query, key, value, *args, **kwargs):
+        seen.append((query.dtype, torch.is_autocast_enabled("cpu")))
+        return fast(query, key, value, *args, **kwargs)
+
+    monkeypatch.setattr(T, "attention_fast", recording)
+    torch.manual_seed(0)
+    config = small_config() if model_class is CausalLM else encoder_config()
+    model = model_class(config)
+    ids = torch.randint(5, 61, (2, 12))
+    reference = model(ids)
+    assert set(seen) == {(torch.float32, False)}  # the fp32 path: no casts, no autocast
+    reference.square().mean().backward()
+    reference_grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+
+    seen.clear()
+    projected = []
+    model.transformer.blocks[0].attention.output.register_forward_hook(
+        lambda module, inputs, output: projected.append(output.dtype)
+    )
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = model(ids)
+    assert set(seen) == {(torch.float32, False)}  # attention in fp32, outside autocast
+    assert projected == [torch.bfloat16]  # the projections around it stay in bf16
+    assert_close(mixed.float(), reference, atol=3e-2, rtol=3e-2)  # bf16 keeps 8 bits
+    mixed.float().square().mean().backward()
+    for name, p in model.named_parameters():
+        scale = reference_grads[name].abs().max().item() + 1e-6
+        assert (p.grad - reference_grads[name]).abs().max().item() < 0.1 * scale, name
+
+
 def test_attention_maps_for_every_layer_and_default_path_unchanged() -> None:
     torch.manual_seed(0)
     model = MaskedLM(encoder_config()).eval()
@@ -146,6 +184,22 @@ def test_attention_equals_torch_multihead_attention(padded: bool, causal: bool) 
         )
         assert_close(output, expected, **TIGHT)
     assert_close(weights, expected_weights, **TIGHT)
+
+
+def test_dropout_zeroes_a_share_p_and_keeps_the_mean() -> None:
+    torch.manual_seed(0)
+    x = torch.ones(200_000, requires_grad=True)
+    y = T.dropout(x, 0.1)
+    dropped = float((y == 0).float().mean())
+    assert abs(dropped - 0.1) < 4 * (0.1 * 0.9 / len(x)) ** 0.5
+    kept = y[y != 0]
+    assert_close(kept, torch.full_like(kept, 1 / 0.9))  # inverted: the mean stays 1
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # the gradient goes through the same mask
+    assert T.dropout(x, 0.1, training=False) is x and T.dropout(x, 0.0) is x
+    layer = T.Dropout(0.3).eval()
+    assert layer(x) is x and repr(layer) == "Dropout(p=0.3)"
+    assert T.dropout(torch.ones(8, dtype=torch.bfloat16), 0.5).dtype == torch.bfloat16
 
 
 def test_attention_dropout_only_in_training() -> None:
@@ -204,6 +258,47 @@ def test_heads_shapes_and_tied_weights() -> None:
     assert mlm.head.vocab_projection.weight is mlm.transformer.token_embedding.weight
     classifier = SequenceClassifier(encoder_config(), num_labels=3)
     assert classifier(ids).shape == (2, 3)
+
+
+@pytest.mark.parametrize("norm_position", ["post", "pre"])
+def test_masked_lm_computes_only_the_positions_asked_for(norm_position: str) -> None:
+    torch.manual_seed(0)
+    mlm = MaskedLM(encoder_config(norm_position=norm_position)).eval()
+    ids = torch.randint(5, 61, (3, 9))
+    mask = right_padding_mask([9, 7, 4], 9)
+    positions = (torch.rand(3, 9) < 0.3) & mask.bool()
+    positions[0, 0] = True  # at least one
+    rows = {"head": [], "last feed-forward": [], "first feed-forward": []}
+    watched = {
+        "head": mlm.head.vocab_projection,
+        "last feed-forward": mlm.transformer.blocks[-1].feed_forward.up,
+        "first feed-forward": mlm.transformer.blocks[0].feed_forward.up,
+    }
+    hooks = [
+        module.register_forward_hook(
+            lambda module, inputs, output, name=name: rows[name].append(inputs[0].shape[:-1])
+        )
+        for name, module in watched.items()
+    ]
+    gathered = mlm(ids, mask, positions=positions)
+    for hook in hooks:
+        hook.remove()
+    selected = int(positions.sum())
+    # the head and the last block past its attention saw the selected positions alone
+    assert rows["head"] == rows["last feed-forward"] == [(selected,)]
+    assert rows["first feed-forward"] == [(3, 9)]  # every position is context below
+    assert gathered.shape == (selected, 61)
+    assert_close(gathered, mlm(ids, mask)[positions], atol=1e-6, rtol=0)  # row-major order
+    assert_close(
+        mlm.hidden_states(ids, mask, positions=positions),
+        mlm.hidden_states(ids, mask)[positions],
+        atol=1e-6,
+        rtol=0,
+    )
+    with pytest.raises(ValueError, match=r"positions must be a bool tensor shaped like input_ids"):
+        mlm(ids, positions=positions.long())
+    with pytest.raises(ValueError, match=r"\(3, 9\); got torch.bool \(3, 8\)"):
+        mlm(ids, positions=positions[:, :8])
 
 
 @pytest.mark.parametrize("pooling", ["cls", "mean"])

@@ -104,14 +104,14 @@ from sslm_lab.training.checkpoint import (
 )
 from sslm_lab.training.hardware import (
     AUTOCAST_DTYPES,
-    check_precision,
     configure_tf32,
     resolve_device,
+    resolve_precision,
     setup_distributed,
 )
 
 LossFn = Callable[[nn.Module, Any, int], tuple[Tensor, dict[str, Any]]]
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "linear", "constant")
 FUSED_ADAMW_DEVICES = ("cuda", "cpu", "mps")  # where torch.optim.AdamW(fused=True) runs
 
 
@@ -126,7 +126,9 @@ class Phase:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     weight_decay: float = 0.01  # applied to >= 2-D parameters only (matrices, embeddings)
-    schedule: str = "cosine"  # linear warmup, then "cosine" decay to min_lr, or "constant"
+    schedule: str = (
+        "cosine"  # linear warmup, then "cosine" or "linear" decay to min_lr, or "constant"
+    )
     warmup_steps: int = 0
     min_lr: float = 0.0
     decay_steps: int | None = None  # updates until min_lr; default: all of this phase's updates
@@ -158,7 +160,9 @@ class TrainerConfig:
 
     max_steps: int = 1000
     device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N", "mps"
-    precision: str = "fp32"  # "fp32", "bf16" or "fp16" (fp16 adds loss scaling)
+    # "fp32", "bf16", "fp16" (fp16 adds loss scaling), or "auto": bf16 where the device
+    # multiplies bf16 matrices natively, else fp32 (hardware.resolve_precision; see .precision)
+    precision: str = "fp32"
     tf32: bool = True  # fp32 matmuls on TF32 tensor cores (CUDA only)
     grad_accumulation: int = 1  # micro-batches per optimizer step
     grad_clip: float | None = 1.0  # max global gradient norm per phase; None: no clipping
@@ -222,15 +226,17 @@ def lr_multiplier(
 ) -> float:
     """Learning rate of update number `update` (0-based), as a fraction of the peak.
 
-    Linear warmup over `warmup_steps`, then either constant or a half cosine from 1
-    down to `min_ratio` at `decay_steps` (Loshchilov & Hutter, SGDR, 2017).
+    Linear warmup over `warmup_steps`, then constant, or from 1 down to `min_ratio` at
+    `decay_steps`: along a half cosine (Loshchilov & Hutter, SGDR, 2017) or a straight line
+    (BERT's schedule, and `transformers`' default).
     """
     if update < warmup_steps:
         return (update + 1) / (warmup_steps + 1)
     if schedule == "constant":
         return 1.0
     progress = min(1.0, (update - warmup_steps) / max(1, decay_steps - warmup_steps))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    shape = 1.0 - progress if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+    return min_ratio + (1.0 - min_ratio) * shape
 
 
 def _check_setup(
@@ -334,7 +340,7 @@ class Trainer:
         self.phases = [phases] if isinstance(phases, Phase) else list(phases)
         _check_setup(config, self.phases, model, eval_fn is not None)
         self.device = resolve_device(config.device)
-        check_precision(config.precision, self.device)
+        self.precision = resolve_precision(config.precision, self.device)  # "auto" decided
         self.dist = setup_distributed(self.device)
         configure_tf32(self.device, config.tf32)
         self.model = model.to(self.device)
@@ -347,9 +353,7 @@ class Trainer:
         self.stop_reason: str | None = None
         self.batch_items: list[tuple[str, int, int | None]] = []  # count_items per micro-batch
         self._started = False
-        self.throughput = Throughput(
-            self.device, config.precision, config.tf32, self.dist.world_size
-        )
+        self.throughput = Throughput(self.device, self.precision, config.tf32, self.dist.world_size)
         self._progress = ProgressBar(config.progress and self.dist.is_main)
         self.callbacks = self._build_callbacks()
         wrapped: dict[int, nn.Module] = {}  # phases sharing a module share one wrapper
@@ -470,9 +474,9 @@ class Trainer:
         return row
 
     def _autocast(self) -> Any:
-        if self.config.precision == "fp32":
+        if self.precision == "fp32":
             return nullcontext()
-        return torch.autocast(self.device.type, dtype=AUTOCAST_DTYPES[self.config.precision])
+        return torch.autocast(self.device.type, dtype=AUTOCAST_DTYPES[self.precision])
 
     # -------------------------------------------------------------------- evaluation
 
@@ -568,5 +572,5 @@ class Trainer:
             optimizer=optimizer,
             scheduler=scheduler,
             # fp16 overflows above 65504: scale the loss up, and gradients back down.
-            scaler=torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16"),
+            scaler=torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16"),
         )

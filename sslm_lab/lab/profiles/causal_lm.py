@@ -42,7 +42,10 @@ class CausalLMSizes:
     warmup_steps: int = knob(           5,          50,         100)
     weight_decay: float = knob(         0.1,        0.1,        0.1)
     dropout: float = knob(              0.0,        0.0,        0.2)    # char-level and BPE runs
-    precision: str = knob(              "fp32",     "fp32",     "bf16") # on CUDA; else fp32
+    # laptop "auto": bf16 only where the CPU or GPU multiplies bf16 natively (AVX-512 BF16,
+    # AMX; Ampere and newer), else fp32 (hardware.resolve_precision); smoke stays fp32, so
+    # it is the same everywhere; gpu is bf16 on CUDA and "auto" on any other device
+    precision: str = knob(              "fp32",     "auto",     "bf16")
     compile: bool = knob(               False,      False,      True)   # torch.compile, on CUDA
     bpe_vocab_size: int = knob(         512,        2048,       2048)
     # characters of the LM train split used; None: all of it

@@ -34,7 +34,10 @@ class MaskedLMSizes:
     max_steps: int = knob(              60,         1600,       4000)
     lr: float = knob(                   3e-3,       1e-3,       1e-3)   # peak; cosine to lr / 10
     warmup_steps: int = knob(           5,          100,        200)
-    precision: str = knob(              "fp32",     "fp32",     "bf16") # on CUDA; else fp32
+    # laptop "auto": bf16 only where the CPU or GPU multiplies bf16 natively (AVX-512 BF16,
+    # AMX; Ampere and newer), else fp32 (hardware.resolve_precision); smoke stays fp32, so
+    # it is the same everywhere; gpu is bf16 on CUDA and "auto" on any other device
+    precision: str = knob(              "fp32",     "auto",     "bf16")
     # characters of the training works used; None: all of them
     train_chars: int | None = knob(     200_000,    None,       None)
     eval_every: int = knob(             30,         200,        250)
