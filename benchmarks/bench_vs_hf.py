@@ -32,6 +32,7 @@ LM loss per predicted token. Steps/s is steps over the wall time of the call tha
 
     python benchmarks/bench_vs_hf.py                          # both tasks, 3 runs each side
     python benchmarks/bench_vs_hf.py --task mlm --runs 1 --steps 40   # a quick check
+    python benchmarks/bench_vs_hf.py --wait-for-load 0.6      # each run waits for idle cores
 
 It needs `accelerate` (which `transformers.Trainer` requires): `pip install -e .[bench]`.
 It prints a table and writes benchmarks/results/vs_hf.json.
@@ -206,6 +207,9 @@ def hf_run(task: str, setting: Setting, rows: dict[str, Tensor], seed: int) -> d
             resid_pdrop=d,
             embd_pdrop=d,
             attn_pdrop=d,
+            # GPT-2's defaults (50256) name tokens of its own vocabulary; ours has none.
+            bos_token_id=None,
+            eos_token_id=None,
         )
         model = GPT2LMHeadModel(config)
     collator = DataCollatorForLanguageModeling(
@@ -408,6 +412,13 @@ def run_worker(side: str, task: str, setting: Setting, seed: int, cache: Path) -
         return json.loads(out.read_text())
 
 
+def wait_for_load(limit: float) -> None:
+    """Sleep until the 1-minute load average is below `limit`: on a shared machine, a run
+    should not start while someone else's job (or the previous run) still holds the cores."""
+    while os.getloadavg()[0] >= limit:
+        time.sleep(30)
+
+
 def spread(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -474,6 +485,12 @@ def main() -> None:
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--out", type=Path, default=RESULTS / "vs_hf.json")
+    parser.add_argument(
+        "--wait-for-load",
+        type=float,
+        metavar="LOAD",
+        help="before each run, wait until the 1-minute load average is below LOAD",
+    )
     parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
@@ -507,6 +524,8 @@ def main() -> None:
                 # Alternate who goes first, so a drift in the machine's load hits both.
                 order = SIDES if run % 2 == 0 else SIDES[::-1]
                 for side in order:
+                    if args.wait_for_load is not None:
+                        wait_for_load(args.wait_for_load)
                     result = run_worker(side, task, setting, run, cache)
                     runs.append(result)
                     print(

@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         help="run a benchmark script (other arguments go to it; try NAME --help)",
         add_help=False,
     )
-    bench.add_argument("name", help="baby_gpt or attention: benchmarks/bench_NAME.py")
+    bench.add_argument("name", help="baby_gpt, attention or vs_hf: benchmarks/bench_NAME.py")
     # Unknown arguments are JupyterLab's (e.g. --port 8899) or the benchmark's.
     args, extra = parser.parse_known_args(argv)
     if args.command == "lab":
