@@ -23,6 +23,12 @@ step has learning rate 0), sslm_lab as (step + 1) / (warmup + 1). Masked LM rows
 random replacement, sslm_lab never does: 5 ids of 4096). Causal LM rows are 128 tokens;
 both sides read all 128 and score the 127 that have a successor.
 
+Precision: each side runs at its default unless told otherwise. The HF recipe's
+`TrainingArguments` default on a CPU is fp32 (`bf16=False`); sslm_lab's `precision="auto"`
+takes bf16 autocast on a CPU that multiplies bf16 natively (attention kept in fp32) and
+fp32 elsewhere. `--hf-precision bf16` gives the HF side `bf16=True` and `--precision fp32`
+makes sslm_lab fp32, for the like-for-like tables.
+
 Every run is its own process, so peak memory is that run's; the sides alternate (which
 one goes first alternates too) so that a change in the machine's load hits both. After
 training, outside the timed part, both models are scored on the same fixed validation
@@ -33,6 +39,7 @@ LM loss per predicted token. Steps/s is steps over the wall time of the call tha
     python benchmarks/bench_vs_hf.py                          # both tasks, 3 runs each side
     python benchmarks/bench_vs_hf.py --task mlm --runs 1 --steps 40   # a quick check
     python benchmarks/bench_vs_hf.py --wait-for-load 0.6      # each run waits for idle cores
+    python benchmarks/bench_vs_hf.py --hf-precision bf16      # the HF side in bf16 as well
 
 It needs `accelerate` (which `transformers.Trainer` requires): `pip install -e .[bench]`.
 It prints a table and writes benchmarks/results/vs_hf.json.
@@ -91,7 +98,8 @@ class Setting:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     mask_rate: float = 0.15
-    precision: str = "auto"  # resolved once, then the same on both sides
+    precision: str = "auto"  # sslm_lab's, resolved once ("auto": bf16 on a bf16 CPU)
+    hf_precision: str = "fp32"  # the HF side's: TrainingArguments' default, bf16=False
     val_rows: int = 512
     eval_batch_size: int = 256
     threads: int = 2
@@ -239,7 +247,7 @@ def hf_run(task: str, setting: Setting, rows: dict[str, Tensor], seed: int) -> d
             warmup_steps=setting.warmup_steps,
             weight_decay=setting.weight_decay,
             max_grad_norm=setting.grad_clip,
-            bf16=setting.precision == "bf16",
+            bf16=setting.hf_precision == "bf16",
             eval_strategy="no",
             save_strategy="no",
             report_to="none",
@@ -454,7 +462,8 @@ def print_table(report: dict) -> None:
     print(
         f"\nsslm_lab vs the Hugging Face Trainer recipe: {report['runs']} runs each, median "
         f"(range); {report['machine']}, {report['threads']} threads, torch {report['torch']}, "
-        f"transformers {report['transformers']}, precision {report['precision']}"
+        f"transformers {report['transformers']}; precision: sslm_lab {report['precision']}, "
+        f"HF {report['setting']['hf_precision']}"
     )
     for task in report["tasks"]:
         summary = report["summary"][task]
@@ -482,7 +491,18 @@ def main() -> None:
     parser.add_argument("--task", choices=(*TASKS, "both"), default="both")
     parser.add_argument("--runs", type=int, default=3, help="runs per side and task")
     parser.add_argument("--steps", type=int, help="override the 300 training steps")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="sslm_lab's precision (default auto: bf16 where the CPU multiplies bf16 natively)",
+    )
+    parser.add_argument(
+        "--hf-precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="the HF side's (default fp32, TrainingArguments' default; bf16 sets bf16=True)",
+    )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--out", type=Path, default=RESULTS / "vs_hf.json")
     parser.add_argument(
@@ -509,7 +529,7 @@ def main() -> None:
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     precision = resolve_precision(args.precision, torch.device("cpu"))
-    setting = Setting(precision=precision, threads=args.threads)
+    setting = Setting(precision=precision, hf_precision=args.hf_precision, threads=args.threads)
     if args.steps:
         setting = replace(
             setting, steps=args.steps, warmup_steps=min(setting.warmup_steps, args.steps // 6)

@@ -22,7 +22,7 @@
 # 1. **the machine** — which versions and which device the numbers below come from;
 # 2. **the corpus** — 42 works of Shakespeare, split *by work* so a classifier is
 #    always tested on plays it never saw;
-# 3. **the digits** — 1,797 tiny images for the VAE and GAN notebooks;
+# 3. **the digits** — 1,797 tiny images for the generative and contrastive notebooks;
 # 4. **tokens** — the same line cut into characters and into byte-level BPE pieces;
 # 5. **the baselines** — how many bits per character simple counting models need.
 #    Every language model in this suite must beat them.
@@ -132,17 +132,25 @@ assert set().union(*stems_per_split.values()) == {w.stem for w in works}, "a wor
 # %%
 # NBVAL_CHECK_OUTPUT
 lm_train, lm_val = data.lm_text("train"), data.lm_text("val")
-print(f"LM split: train {len(lm_train):,} characters, val {len(lm_val):,} characters")
+val_share = len(lm_val) / (len(lm_train) + len(lm_val))
+print(
+    f"LM split: train {len(lm_train):,} characters, val {len(lm_val):,} characters "
+    f"({1 - val_share:.0%} / {val_share:.0%})"
+)
 print(repr(lm_val[:120]))
 
 # %% [markdown]
 # ## 3 · The digits
 #
-# scikit-learn ships 1,797 handwritten digits of 8×8 pixels. They are small enough to
-# train a VAE or a GAN on a laptop in minutes, and big enough to see what it learned.
+# scikit-learn ships 1,797 handwritten digits of 8×8 pixels (counted below), split once,
+# stratified by class, into the same train, val and test sets on every machine. Later
+# notebooks train generative and contrastive models on them: a model that small trains on
+# a laptop CPU, and its samples are still pictures anyone can judge.
 
 # %%
 digit_images, digit_labels = data.load_digits_split("train")
+split_sizes = {split: len(data.load_digits_split(split)[1]) for split in ("train", "val", "test")}
+print(f"digits: {sum(split_sizes.values()):,} in all, split {split_sizes}")
 print(
     f"train digits: {tuple(digit_images.shape)}, values in "
     f"[{digit_images.min():.0f}, {digit_images.max():.0f}], dtype {digit_images.dtype}"
