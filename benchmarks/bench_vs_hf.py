@@ -48,6 +48,7 @@ It prints a table and writes benchmarks/results/vs_hf.json.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -527,10 +528,17 @@ def main() -> None:
         )
         return
     if args.runs < 1:
-        parser.error("--runs must be at least 1")
+        parser.error(f"--runs must be at least 1; got {args.runs}")
+    if args.steps is not None and args.steps < 6:
+        parser.error(f"--steps must be at least 6 (the warmup is a sixth of it); got {args.steps}")
+    if importlib.util.find_spec("accelerate") is None:
+        parser.error(
+            "the HF side needs accelerate (transformers.Trainer requires it), which the default "
+            "install leaves out: pip install -e '.[bench]'"
+        )
     precision = resolve_precision(args.precision, torch.device("cpu"))
     setting = Setting(precision=precision, hf_precision=args.hf_precision, threads=args.threads)
-    if args.steps:
+    if args.steps is not None:
         setting = replace(
             setting, steps=args.steps, warmup_steps=min(setting.warmup_steps, args.steps // 6)
         )
