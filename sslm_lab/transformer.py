@@ -143,21 +143,36 @@ def allowed_keys(
 # ---------------------------------------------------------------------------- dropout
 
 
+DROPOUT_LEVELS = 2**15  # a CPU keep mask's resolution: p is a multiple of 2^-15
+
+
 def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     """Inverted dropout (Srivastava et al. 2014): zero each element with probability `p` and
     scale the others by 1 / (1 - p), so that the expected value is unchanged. Any shape.
 
-    On a CPU the keep mask comes from uniform numbers compared with `p`: PyTorch's own CPU
-    dropout draws it with `bernoulli_`, and took 12.7 ms per million elements on the 2-core
-    VM against 5.1 ms this way (its random numbers are drawn on one thread either way). At
-    0.1 dropout that was 15 % of a small BERT's training step. Elsewhere: `F.dropout`.
+    On a CPU, drawing the keep mask is most of dropout's cost, and a 32-bit uniform number
+    per element is more randomness than a keep-or-drop decision needs. So each element
+    gets 15 random bits, four elements per 64-bit draw, kept where the bits, read as an
+    integer in [0, 2^15), are at least p * 2^15. That rounds p to a multiple of 2^-15
+    (0.1 becomes 0.100006) and scales by that p's 1 / (1 - p), so the mean stays exact.
+    Measured on the 2-core VM, forward and backward over the weights of one attention layer
+    of a small BERT (2.1 M elements): 10.3 ms this way, 14.3 ms with one uniform number per
+    element and more with `F.dropout`'s `bernoulli_`. Elsewhere: `F.dropout`.
     """
     if not training or p == 0.0:
         return x
     if x.device.type != "cpu":
         return F.dropout(x, p, training=True)  # one fused kernel on a GPU
-    keep = torch.rand(x.shape, device=x.device).ge_(p)  # 1.0 where kept, 0.0 where dropped
-    return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))
+    threshold = round(p * DROPOUT_LEVELS)
+    if threshold >= DROPOUT_LEVELS:
+        return x * 0.0  # p = 1 (or within 2^-16 of it): everything dropped
+    count = x.numel()
+    bits = torch.empty((count + 3) // 4, dtype=torch.int64, device=x.device).random_()
+    # random_() fills an int64 with 63 random bits, so every 16-bit lane's low 15 are random.
+    lanes = bits.view(torch.int16)[:count].view(x.shape) & (DROPOUT_LEVELS - 1)
+    keep = lanes >= threshold
+    scale = DROPOUT_LEVELS / (DROPOUT_LEVELS - threshold)  # 1 / (1 - p as drawn)
+    return torch.where(keep, x * scale, 0.0)
 
 
 class Dropout(nn.Module):
