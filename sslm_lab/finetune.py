@@ -1,0 +1,345 @@
+"""Fine-tuning a pretrained encoder on a labelled task.
+
+A pretrained body (`sslm_lab.transformer.Transformer`) gets a task head and is trained
+on few labels. What this file offers, in the order a fine-tuning run uses it:
+
+    with_head              a pretrained body + a new head: one label per sequence
+                           (`SequenceClassifier`, [CLS] or mean pooling, from `sslm_lab.heads`)
+                           or one label per token (`TokenClassifier`, tagging in the NER mould)
+    few_shot_indices       k labelled examples per class, seeded; the same seed gives nested
+                           budgets (the 8 are among the 32), so a learning curve adds labels
+    freeze, unfreeze       requires_grad by parameter-name pattern ("transformer.*")
+    frozen_features,       a linear probe: the body's pooled features, computed once with
+    fit_linear_probe       the body frozen, and a logistic regression on them
+    layerwise_lr_groups    layer-wise learning-rate decay (Howard & Ruder 2018; ELECTRA):
+                           optimizer parameter groups, lower layers at smaller rates
+    fgm_perturbation,      adversarial training on the embeddings (FGM, Miyato et al. 2017):
+    fgm_step               one more forward and backward at the embeddings moved by
+                           epsilon · g / ||g|| along their own gradient
+
+The parameter-efficient methods (LoRA, adapters, prefix tuning) are in `sslm_lab.peft`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sslm_lab.checks import ArgumentError, check_choice, check_int, check_real, invalid
+from sslm_lab.eval_mode import evaluating
+from sslm_lab.heads import Pooling, SequenceClassifier, pool
+from sslm_lab.transformer import Dropout, Transformer, TransformerConfig, TransformerModel
+
+Task = Literal["sequence", "token"]
+TASKS = ("sequence", "token")
+
+# ---------------------------------------------------------------------------- heads
+
+
+class TokenClassificationHead(nn.Module):
+    """(..., n_embd) -> (..., num_labels): dropout and one linear layer at every position."""
+
+    def __init__(self, config: TransformerConfig, num_labels: int) -> None:
+        super().__init__()
+        check_int("num_labels", num_labels, low=1)
+        self.dropout = Dropout(config.dropout)
+        self.classifier = nn.Linear(config.n_embd, num_labels)
+        nn.init.normal_(self.classifier.weight, mean=0.0, std=0.02)
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return self.classifier(self.dropout(hidden))
+
+
+class TokenClassifier(TransformerModel):
+    """Encoder + a label per token: input_ids (batch, seq) -> logits (batch, seq, num_labels)."""
+
+    def __init__(self, config: TransformerConfig, num_labels: int) -> None:
+        super().__init__()
+        self.config = config
+        self.transformer = Transformer(config)
+        self.head = TokenClassificationHead(config, num_labels)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+    ) -> Tensor:
+        return self.head(self.hidden_states(input_ids, attention_mask, token_type_ids))
+
+
+def with_head(
+    body: Transformer, task: Task, num_labels: int, pooling: Pooling = "cls"
+) -> SequenceClassifier | TokenClassifier:
+    """A classifier whose body *is* `body` (shared, not copied) and whose head is new.
+
+    task "sequence": `SequenceClassifier`, logits (batch, num_labels), pooled by `pooling`;
+    task "token": `TokenClassifier`, logits (batch, seq, num_labels). Fine-tuning changes
+    `body`: pass `copy.deepcopy(body)` to keep the pretrained one.
+    """
+    check_choice("task", task, TASKS)
+    if not isinstance(body, Transformer):
+        raise invalid("body", type(body).__name__, "a sslm_lab.transformer.Transformer")
+    if task == "sequence":
+        model: SequenceClassifier | TokenClassifier = SequenceClassifier(
+            body.config, num_labels, pooling
+        )
+    else:
+        model = TokenClassifier(body.config, num_labels)
+    model.transformer = body
+    return model
+
+
+# ---------------------------------------------------------------------------- few-shot budgets
+
+
+def few_shot_indices(
+    labels: Sequence[int] | Tensor, k: int | None, seed: int, num_classes: int | None = None
+) -> list[int]:
+    """Indices of k examples of each class, drawn without replacement; sorted.
+
+    k=None takes every example. Each class is shuffled once by `seed` and its first k
+    taken, so with one seed the budgets are nested: the 8 per class are among the 32.
+    num_classes, if given, makes a class with no example at all an error too.
+    """
+    labels = [int(label) for label in torch.as_tensor(labels).flatten().tolist()]
+    k = check_int("k", k, low=1, allow_none=True)
+    seed = check_int("seed", seed, low=0)
+    classes = sorted(set(labels))
+    if num_classes is not None:
+        check_int("num_classes", num_classes, low=1)
+        classes = list(range(num_classes))
+    by_class = {c: [i for i, label in enumerate(labels) if label == c] for c in classes}
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for c, members in by_class.items():
+        if k is not None and len(members) < k:
+            raise ArgumentError(
+                f"k={k} is more than class {c} has: it has {len(members)} examples; "
+                f"allowed: k <= {min(len(m) for m in by_class.values())} (the smallest class)"
+            )
+        order = torch.randperm(len(members), generator=generator).tolist()
+        chosen += [members[i] for i in order[:k]]
+    return sorted(chosen)
+
+
+# ---------------------------------------------------------------------------- freezing
+
+
+def _pattern_of(name: str) -> str:
+    """A parameter name with its layer numbers as '*': the shape of the names that exist."""
+    return re.sub(r"\.\d+\.", ".*.", name)
+
+
+def matching_parameters(model: nn.Module, patterns: Sequence[str]) -> list[str]:
+    """Names of the parameters that match any of the glob `patterns` ("transformer.blocks.0.*").
+
+    A pattern that matches nothing is an error that lists the names that exist (layer
+    numbers written as '*'), so a typo does not silently train or freeze the wrong thing.
+    """
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    names = [name for name, _ in model.named_parameters()]
+    for pattern in patterns:
+        if not fnmatch.filter(names, pattern):
+            existing = sorted({_pattern_of(name) for name in names})
+            raise invalid(
+                "pattern", pattern, "a glob over the parameter names: " + ", ".join(existing)
+            )
+    return [name for name in names if any(fnmatch.fnmatchcase(name, p) for p in patterns)]
+
+
+def _set_trainable(model: nn.Module, patterns: Sequence[str], trainable: bool) -> list[str]:
+    names = matching_parameters(model, patterns)
+    parameters = dict(model.named_parameters())
+    for name in names:
+        parameters[name].requires_grad_(trainable)
+    return names
+
+
+def freeze(model: nn.Module, patterns: Sequence[str]) -> list[str]:
+    """requires_grad=False for every parameter matching a pattern; returns their names."""
+    return _set_trainable(model, patterns, False)
+
+
+def unfreeze(model: nn.Module, patterns: Sequence[str]) -> list[str]:
+    """requires_grad=True for every parameter matching a pattern; returns their names."""
+    return _set_trainable(model, patterns, True)
+
+
+# ---------------------------------------------------------------------------- linear probe
+
+
+def frozen_features(
+    model: TransformerModel,
+    input_ids: Tensor,
+    attention_mask: Tensor | None = None,
+    pooling: Pooling = "mean",
+    batch_size: int = 64,
+) -> Tensor:
+    """The body's pooled hidden states (n, n_embd), in eval mode, without gradients.
+
+    input_ids: (n, seq). Run once; a probe then trains on these numbers alone.
+    """
+    check_choice("pooling", pooling, ("cls", "mean"))
+    check_int("batch_size", batch_size, low=1)
+    features = []
+    with evaluating(model):
+        for start in range(0, len(input_ids), batch_size):
+            ids = input_ids[start : start + batch_size]
+            mask = None if attention_mask is None else attention_mask[start : start + batch_size]
+            features.append(pool(model.hidden_states(ids, mask), mask, pooling))
+    return torch.cat(features)
+
+
+def fit_linear_probe(
+    features: Tensor,
+    labels: Tensor,
+    num_labels: int,
+    weight_decay: float = 1e-3,
+    max_iter: int = 200,
+) -> nn.Linear:
+    """Multinomial logistic regression on frozen features, by L-BFGS: a linear layer.
+
+    features: (n, dim); labels: (n,). Minimises mean cross-entropy + weight_decay/2 · ||W||²
+    (a convex problem, so the result does not depend on a seed: the layer starts at 0).
+    """
+    check_int("num_labels", num_labels, low=1)
+    check_real("weight_decay", weight_decay, low=0)
+    check_int("max_iter", max_iter, low=1)
+    if features.dim() != 2 or labels.shape != features.shape[:1]:
+        raise invalid(
+            "features.shape, labels.shape",
+            (tuple(features.shape), tuple(labels.shape)),
+            "(n, dim) and (n,)",
+        )
+    features = features.detach().float()
+    probe = nn.Linear(features.size(1), num_labels).to(features.device)
+    nn.init.zeros_(probe.weight)
+    nn.init.zeros_(probe.bias)
+    optimizer = torch.optim.LBFGS(
+        probe.parameters(), max_iter=max_iter, line_search_fn="strong_wolfe"
+    )
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(probe(features), labels)
+        loss = loss + weight_decay / 2 * probe.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return probe.requires_grad_(False)
+
+
+# ---------------------------------------------------------------------------- layer-wise LR decay
+
+
+def layer_depth(name: str, n_layer: int) -> int:
+    """Where a parameter sits: 0 embeddings, i + 1 block i, n_layer + 1 the top (head, final norm)."""
+    found = re.search(r"(?:^|\.)blocks\.(\d+)\.", name)
+    if found:
+        return int(found.group(1)) + 1
+    if re.search(
+        r"(?:^|\.)(token_embedding|position_embedding|token_type_embedding|embedding_norm)\.", name
+    ):
+        return 0
+    return n_layer + 1
+
+
+def layerwise_lr_groups(
+    model: TransformerModel, lr: float, decay: float, weight_decay: float = 0.01
+) -> list[dict[str, Any]]:
+    """AdamW parameter groups with layer-wise learning-rate decay.
+
+    The top (head, final norm) trains at `lr`, block i at lr · decay^(n_layer - i), the
+    embeddings at lr · decay^(n_layer + 1): lower layers hold the most general features
+    and move least (Howard & Ruder 2018; Clark et al. 2020 use decay 0.8). decay=1 is plain
+    fine-tuning. As in `sslm_lab.training`, only >= 2-D parameters are weight-decayed.
+    Frozen parameters are left out. Each group carries "depth" besides the optimizer's keys:
+
+        torch.optim.AdamW(layerwise_lr_groups(model, lr=1e-4, decay=0.8))
+    """
+    lr = check_real("lr", lr, low=0, low_open=True)
+    decay = check_real("decay", decay, low=0, high=1, low_open=True)
+    weight_decay = check_real("weight_decay", weight_decay, low=0)
+    n_layer = model.config.n_layer
+    groups: dict[tuple[int, bool], dict[str, Any]] = {}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        depth = layer_depth(name, n_layer)
+        decayed = parameter.dim() >= 2
+        group = groups.setdefault(
+            (depth, decayed),
+            {
+                "params": [],
+                "lr": lr * decay ** (n_layer + 1 - depth),
+                "weight_decay": weight_decay if decayed else 0.0,
+                "depth": depth,
+            },
+        )
+        group["params"].append(parameter)
+    return [groups[key] for key in sorted(groups)]
+
+
+# ---------------------------------------------------------------------------- FGM
+
+
+@contextmanager
+def fgm_perturbation(embedding: nn.Embedding, epsilon: float) -> Iterator[Tensor]:
+    """Move the embedding weights by r = epsilon · g / ||g|| for the block, then restore them.
+
+    g is `embedding.weight.grad`, so call this after the clean loss's backward. r is the
+    fast gradient method's adversarial step (Miyato et al. 2017): the direction in which the
+    loss rises fastest, at L2 length epsilon. The weights are restored exactly (from a copy)
+    even if the block raises. Yields r (vocab, n_embd).
+    """
+    epsilon = check_real("epsilon", epsilon, low=0, low_open=True)
+    gradient = embedding.weight.grad
+    if gradient is None:
+        raise ValueError(
+            "fgm_perturbation needs embedding.weight.grad: run the clean loss's backward() "
+            "first (and keep the embedding trainable)"
+        )
+    norm = gradient.norm()
+    perturbation = torch.zeros_like(gradient) if norm == 0 else epsilon * gradient / norm
+    saved = embedding.weight.detach().clone()
+    with torch.no_grad():
+        embedding.weight.add_(perturbation)
+    try:
+        yield perturbation
+    finally:
+        with torch.no_grad():
+            embedding.weight.copy_(saved)
+
+
+def fgm_step(
+    model: nn.Module,
+    loss_fn: Callable[[nn.Module, Any], Tensor],
+    batch: Any,
+    optimizer: torch.optim.Optimizer,
+    embedding: nn.Embedding,
+    epsilon: float = 1.0,
+) -> tuple[float, float]:
+    """One optimizer step on the clean loss plus the loss at FGM-perturbed embeddings.
+
+    loss_fn(model, batch) -> scalar loss. The gradients of both losses are summed, then
+    the weights (restored) are updated. Returns (clean loss, adversarial loss).
+    """
+    optimizer.zero_grad(set_to_none=True)
+    clean = loss_fn(model, batch)
+    clean.backward()
+    with fgm_perturbation(embedding, epsilon):
+        adversarial = loss_fn(model, batch)
+        adversarial.backward()
+    optimizer.step()
+    return float(clean.detach()), float(adversarial.detach())
