@@ -1,0 +1,265 @@
+"""Generative adversarial networks on 8x8 digits (Goodfellow et al. 2014).
+
+A generator G turns noise into images; a discriminator D outputs a logit, the log-odds that
+its input is real. D minimises the cross-entropy of telling real from fake; G wants D wrong.
+With D(x) = sigmoid(logit):
+
+    discriminator_loss   -log D(x) - log(1 - D(G(z)))
+    generator_loss       "minimax":         log(1 - D(G(z)))   (the game as written)
+                         "non_saturating":  -log D(G(z))       (Goodfellow's fix)
+
+Both generator losses have the same fixed point, but at the start, when D rejects every
+fake (D(G(z)) ≈ 0), log(1 - D) is flat and the minimax generator gets almost no gradient.
+
+Diagnostics: `discriminator_accuracy`, `gradient_norm`; with a digit classifier trained on
+real digits, `mode_coverage` (which classes the confident samples cover, and the entropy
+of their predicted-class histogram) and `frechet_distance` between the classifier's
+penultimate features of samples and of real digits (the FID idea, Heusel et al. 2017,
+with this classifier in place of Inception).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sslm_lab.checks import check_choice, check_int, check_real, invalid
+
+GENERATOR_LOSSES = ("minimax", "non_saturating")
+PIXELS = 64
+NUM_CLASSES = 10
+
+
+# ---------------------------------------------------------------------------- the two players
+
+
+class DigitGenerator(nn.Module):
+    """MLP: noise (batch, noise_size) -> images (batch, 8, 8) in [0, 1] (a sigmoid output)."""
+
+    def __init__(self, noise_size: int = 16, hidden_size: int = 128) -> None:
+        super().__init__()
+        self.noise_size = check_int("noise_size", noise_size, low=1)
+        check_int("hidden_size", hidden_size, low=1)
+        self.layers = nn.Sequential(
+            nn.Linear(noise_size, hidden_size),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden_size, hidden_size),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden_size, PIXELS),
+        )
+
+    def forward(self, noise: Tensor) -> Tensor:
+        return self.layers(noise).sigmoid().view(len(noise), 8, 8)
+
+    def sample_noise(self, count: int, generator: torch.Generator | None = None) -> Tensor:
+        """count draws of z ~ N(0, I): (count, noise_size)."""
+        check_int("count", count, low=1)
+        device = next(self.parameters()).device
+        return torch.randn(count, self.noise_size, generator=generator, device=device)
+
+
+class DigitDiscriminator(nn.Module):
+    """MLP: images (batch, 8, 8) -> logits (batch,), the log-odds of "real"."""
+
+    def __init__(self, hidden_size: int = 128) -> None:
+        super().__init__()
+        check_int("hidden_size", hidden_size, low=1)
+        self.layers = nn.Sequential(
+            nn.Linear(PIXELS, hidden_size),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden_size, hidden_size),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden_size, 1),
+        )
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.layers(images.reshape(len(images), -1)).squeeze(-1)
+
+
+# ---------------------------------------------------------------------------- losses
+
+
+def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """mean -log D(x) + mean -log(1 - D(G(z))): binary cross-entropy, real = 1, fake = 0.
+
+    With log D = -softplus(-logit) and log(1 - D) = -softplus(logit), computed stably."""
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def generator_loss(fake_logits: Tensor, loss: str = "non_saturating") -> Tensor:
+    """What the generator minimises, from D's logits on its samples (batch,).
+
+    "minimax": mean log(1 - D(G(z))) = -mean softplus(logit); its gradient with respect to
+    the logit is -D, which vanishes as D(G(z)) -> 0. "non_saturating": mean -log D(G(z)) =
+    mean softplus(-logit); gradient D - 1, near -1 exactly when the fakes are rejected.
+    """
+    check_choice("loss", loss, GENERATOR_LOSSES)
+    if loss == "minimax":
+        return -F.softplus(fake_logits).mean()
+    return F.softplus(-fake_logits).mean()
+
+
+# ---------------------------------------------------------------------------- diagnostics
+
+
+def discriminator_accuracy(real_logits: Tensor, fake_logits: Tensor) -> tuple[float, float]:
+    """Share of real images D calls real (logit > 0) and of fakes it calls fake (logit < 0)."""
+    return float((real_logits > 0).float().mean()), float((fake_logits < 0).float().mean())
+
+
+def gradient_norm(module: nn.Module) -> float:
+    """L2 norm of all of a module's parameter gradients together (0 if there are none)."""
+    squares = [p.grad.detach().pow(2).sum() for p in module.parameters() if p.grad is not None]
+    return float(torch.stack(squares).sum().sqrt()) if squares else 0.0
+
+
+def gan_training_step(
+    generator: DigitGenerator,
+    discriminator: DigitDiscriminator,
+    generator_optimizer: torch.optim.Optimizer,
+    discriminator_optimizer: torch.optim.Optimizer,
+    real: Tensor,
+    *,
+    loss: str = "non_saturating",
+    rng: torch.Generator | None = None,
+) -> dict[str, float]:
+    """One update of D on real images (batch, 8, 8) and as many fakes, then one of G.
+
+    Returns both losses, D's accuracy on real and fake (before its update) and both
+    gradient norms (before clipping or stepping), the curves a GAN notebook plots.
+    """
+    check_choice("loss", loss, GENERATOR_LOSSES)
+    noise = generator.sample_noise(len(real), rng)
+    fake = generator(noise)
+    real_logits, fake_logits = discriminator(real), discriminator(fake.detach())
+    d_loss = discriminator_loss(real_logits, fake_logits)
+    discriminator_optimizer.zero_grad()
+    d_loss.backward()
+    d_grad = gradient_norm(discriminator)
+    discriminator_optimizer.step()
+    real_accuracy, fake_accuracy = discriminator_accuracy(real_logits, fake_logits)
+
+    g_loss = generator_loss(discriminator(fake), loss)
+    generator_optimizer.zero_grad()
+    g_loss.backward()  # also fills D's gradients, which the next D step clears
+    g_grad = gradient_norm(generator)
+    generator_optimizer.step()
+    return {
+        "discriminator_loss": d_loss.item(),
+        "generator_loss": g_loss.item(),
+        "real_accuracy": real_accuracy,
+        "fake_accuracy": fake_accuracy,
+        "discriminator_grad_norm": d_grad,
+        "generator_grad_norm": g_grad,
+    }
+
+
+# ---------------------------------------------------------------------------- judging samples
+
+
+class DigitClassifier(nn.Module):
+    """MLP 64 -> hidden -> hidden -> 10 classes; `features` gives the penultimate layer."""
+
+    def __init__(self, hidden_size: int = 64) -> None:
+        super().__init__()
+        check_int("hidden_size", hidden_size, low=1)
+        self.body = nn.Sequential(
+            nn.Linear(PIXELS, hidden_size),
+            nn.ReLU(),
+            nn.Linear(hidden_size, hidden_size),
+            nn.ReLU(),
+        )
+        self.output = nn.Linear(hidden_size, NUM_CLASSES)
+
+    def features(self, images: Tensor) -> Tensor:
+        """images (batch, 8, 8) -> penultimate features (batch, hidden)."""
+        return self.body(images.reshape(len(images), -1))
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.output(self.features(images))  # (batch, 10)
+
+
+def train_digit_classifier(
+    images: Tensor, labels: Tensor, steps: int = 300, lr: float = 1e-2, seed: int = 0
+) -> DigitClassifier:
+    """A `DigitClassifier` fitted by full-batch Adam on (images (n, 8, 8), labels (n,))."""
+    check_int("steps", steps, low=1)
+    check_real("lr", lr, low=0, low_open=True)
+    torch.manual_seed(check_int("seed", seed, low=0))
+    classifier = DigitClassifier()
+    optimizer = torch.optim.Adam(classifier.parameters(), lr=lr)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        F.cross_entropy(classifier(images), labels).backward()
+        optimizer.step()
+    return classifier.eval()
+
+
+@dataclass(frozen=True)
+class ModeCoverage:
+    """What a classifier sees in a set of samples.
+
+    classes_covered: classes with at least one confident sample; histogram: (10,) share of
+    all samples by predicted class; entropy_bits: entropy of that histogram (log2 10 = 3.32
+    for all classes equally often, 0 for one class); confident_share: samples whose top
+    probability reached the confidence."""
+
+    classes_covered: int
+    histogram: Tensor
+    entropy_bits: float
+    confident_share: float
+
+
+def mode_coverage(probabilities: Tensor, confidence: float = 0.9) -> ModeCoverage:
+    """`ModeCoverage` from a classifier's class probabilities on samples, (n, classes)."""
+    confidence = check_real("confidence", confidence, low=0, high=1)
+    if probabilities.dim() != 2 or len(probabilities) == 0:
+        raise invalid("probabilities.shape", tuple(probabilities.shape), "(n, classes), n >= 1")
+    top, predicted = probabilities.max(1)
+    confident = top >= confidence
+    histogram = torch.bincount(predicted, minlength=probabilities.size(1)).float()
+    histogram /= histogram.sum()
+    nonzero = histogram[histogram > 0]
+    return ModeCoverage(
+        classes_covered=len(predicted[confident].unique()),
+        histogram=histogram,
+        entropy_bits=float(-(nonzero * nonzero.log2()).sum()),
+        confident_share=float(confident.float().mean()),
+    )
+
+
+def frechet_distance(first: Tensor, second: Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (n, dim), (m, dim):
+
+        ||μ₁ - μ₂||² + Tr(Σ₁ + Σ₂ - 2 (Σ₁ Σ₂)^½)
+
+    Tr (Σ₁ Σ₂)^½ is the sum of the square roots of the eigenvalues of Σ₁^½ Σ₂ Σ₁^½ (same
+    eigenvalues, but symmetric), so two symmetric eigen-decompositions replace a general
+    matrix square root. Computed in float64; 0 for identical sets.
+    """
+    if first.dim() != 2 or second.dim() != 2 or first.size(1) != second.size(1):
+        raise invalid(
+            "first.shape, second.shape",
+            (tuple(first.shape), tuple(second.shape)),
+            "(n, dim) and (m, dim) with the same dim",
+        )
+    check_int("number of rows", min(len(first), len(second)), low=2, hint="covariance needs 2")
+    first, second = first.double(), second.double()
+    mean_gap = (first.mean(0) - second.mean(0)).pow(2).sum()
+    dim = first.size(1)
+    cov_1, cov_2 = first.T.cov().reshape(dim, dim), second.T.cov().reshape(dim, dim)
+    values, vectors = torch.linalg.eigh(cov_1)
+    root_1 = vectors @ torch.diag(values.clamp(min=0).sqrt()) @ vectors.T
+    cross = torch.linalg.eigvalsh(root_1 @ cov_2 @ root_1).clamp(min=0).sqrt().sum()
+    return float(mean_gap + cov_1.trace() + cov_2.trace() - 2 * cross)
+
+
+@torch.no_grad()
+def classifier_frechet_distance(
+    classifier: DigitClassifier, first: Tensor, second: Tensor
+) -> float:
+    """`frechet_distance` of the classifier's penultimate features of two image sets."""
+    return frechet_distance(classifier.features(first), classifier.features(second))

@@ -1,0 +1,489 @@
+"""Variational autoencoders: a code z per example, learned by maximising a bound on log p(x).
+
+An encoder maps x to a Gaussian q(z|x) = N(μ, diag σ²); z = μ + σ·ε is drawn by the
+reparameterisation trick (Kingma & Welling 2014), so the gradient flows through μ and σ;
+a decoder gives p(x|z). The evidence lower bound, per example, in nats:
+
+    ELBO = E_q[log p(x|z)] - KL(q(z|x) || N(0, I))  <=  log p(x)
+
+Pieces, in reading order:
+
+    reparameterize, gaussian_kl       the sample and the KL in closed form
+    categorical_pixel_log_likelihood  an exact likelihood for the 17 grey levels of the digits
+    DigitsVAE                         MLP encoder and decoder for 8x8 digits
+    elbo_terms, vae_loss              the two terms, β weighting and free bits
+    kl_weight                         KL annealing: constant, linear, cyclical
+    iwae_bound                        the importance-weighted bound with k samples
+    latent_activity, active_units     Burda et al. 2016's count of used latent dimensions
+    PixelMixture, fit_pixel_mixture   classical baselines: per-pixel categoricals, and a
+                                      mixture of them fitted by EM
+    SentenceVAE                       Transformer encoder -> z -> causal decoder, word dropout
+
+A model fits `elbo_terms` and `iwae_bound` when it has `encode(*inputs) -> (μ, log σ²)`
+and `log_likelihood(z, *inputs) -> log p(x|z)` per example: `DigitsVAE` takes
+`(images,)`, `SentenceVAE` takes `(input_ids, attention_mask)`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sslm_lab.checks import check_choice, check_int, check_real, invalid
+from sslm_lab.masking import IGNORE_INDEX
+from sslm_lab.transformer import Transformer, TransformerConfig, validate_attention_mask
+
+PIXEL_LEVELS = 17  # sklearn's digits hold counts 0..16 in every pixel
+PIXELS = 64  # 8 x 8
+SCHEDULES = ("constant", "linear", "cyclical")
+
+
+def _check_latent_size(latent_size: int) -> int:
+    return check_int("latent_size", latent_size, low=1, hint="the number of dimensions of z")
+
+
+# ---------------------------------------------------------------------------- the Gaussian code
+
+
+def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """z = μ + σ·ε with ε ~ N(0, I): a sample of q(z|x) that gradients flow through.
+
+    mu, logvar: (..., latent). Returns z of the same shape.
+    """
+    noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu + (0.5 * logvar).exp() * noise
+
+
+def gaussian_kl(mu: Tensor, logvar: Tensor, per_dimension: bool = False) -> Tensor:
+    """KL(N(μ, diag σ²) || N(0, I)) in closed form, nats.
+
+    Per dimension ½(μ² + σ² - 1 - log σ²). mu, logvar: (batch, latent). Returns (batch,),
+    the sum over dimensions, or (batch, latent) with per_dimension=True (free bits needs it).
+    """
+    per_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+    return per_dim if per_dimension else per_dim.sum(-1)
+
+
+def gaussian_log_density(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
+    """log N(z; μ, diag σ²), summed over the last (latent) dimension: (...,) nats."""
+    return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
+
+
+# ---------------------------------------------------------------------------- digits
+
+
+def pixel_levels(images: Tensor) -> Tensor:
+    """Images in [0, 1] (as `sslm_lab.data.digits` gives them) -> grey levels 0..16, int64,
+    flattened to (batch, 64)."""
+    return (images.reshape(len(images), -1) * (PIXEL_LEVELS - 1)).round().long()
+
+
+def categorical_pixel_log_likelihood(logits: Tensor, levels: Tensor) -> Tensor:
+    """log p(x|z) = Σ_pixels log softmax(logits)[level], nats per image.
+
+    logits: (batch, pixels, 17), one categorical over the 17 grey levels per pixel; levels:
+    (batch, pixels) int64 in 0..16. A categorical is an exact discrete likelihood, so the
+    result is a true log-probability of the image (unlike a Gaussian density on pixels).
+    Returns (batch,).
+    """
+    if logits.shape[:-1] != levels.shape or logits.size(-1) != PIXEL_LEVELS:
+        raise invalid(
+            "logits.shape, levels.shape",
+            (tuple(logits.shape), tuple(levels.shape)),
+            f"(batch, pixels, {PIXEL_LEVELS}) and (batch, pixels)",
+        )
+    log_probs = logits.log_softmax(-1)  # (batch, pixels, 17)
+    return log_probs.gather(-1, levels.unsqueeze(-1)).squeeze(-1).sum(-1)
+
+
+def bits_per_pixel(nats_per_image: float | Tensor, pixels: int = PIXELS) -> float:
+    """A negative log-likelihood in nats per image as bits per pixel: nats / pixels / ln 2."""
+    check_int("pixels", pixels, low=1)
+    return float(nats_per_image) / pixels / math.log(2)
+
+
+class DigitsVAE(nn.Module):
+    """MLP encoder 64 -> hidden -> (μ, log σ²) and decoder z -> hidden -> 64 × 17 logits.
+
+    `encode(images)` takes images (batch, 8, 8) in [0, 1]; `decode(z)` returns logits
+    (batch, 64, 17) of each pixel's grey level; `log_likelihood(z, images)` scores the images
+    under them (nats per image). A 2-D latent can be drawn and explored directly.
+    """
+
+    def __init__(self, latent_size: int = 2, hidden_size: int = 256) -> None:
+        super().__init__()
+        self.latent_size = _check_latent_size(latent_size)
+        check_int("hidden_size", hidden_size, low=1)
+        self.encoder = nn.Sequential(
+            nn.Linear(PIXELS, hidden_size), nn.ReLU(), nn.Linear(hidden_size, 2 * latent_size)
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_size, hidden_size),
+            nn.ReLU(),
+            nn.Linear(hidden_size, PIXELS * PIXEL_LEVELS),
+        )
+
+    def encode(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """images (batch, 8, 8) -> μ, log σ², each (batch, latent)."""
+        mu, logvar = self.encoder(images.reshape(len(images), -1)).chunk(2, dim=-1)
+        return mu, logvar
+
+    def decode(self, z: Tensor) -> Tensor:
+        """z (batch, latent) -> logits (batch, 64, 17)."""
+        return self.decoder(z).view(len(z), PIXELS, PIXEL_LEVELS)
+
+    def log_likelihood(self, z: Tensor, images: Tensor) -> Tensor:
+        """log p(images | z), (batch,) nats."""
+        return categorical_pixel_log_likelihood(self.decode(z), pixel_levels(images))
+
+    @torch.no_grad()
+    def mean_images(self, z: Tensor) -> Tensor:
+        """The expected image under p(x|z), (batch, 8, 8) in [0, 1]: what a viewer shows."""
+        levels = torch.arange(PIXEL_LEVELS, dtype=z.dtype, device=z.device) / (PIXEL_LEVELS - 1)
+        return (self.decode(z).softmax(-1) @ levels).view(len(z), 8, 8)
+
+
+# ---------------------------------------------------------------------------- the bound
+
+
+def elbo_terms(
+    model: nn.Module, *inputs: Tensor, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    """One-sample reconstruction term log p(x|z) (batch,) and the closed-form KL per
+    dimension (batch, latent), both nats. ELBO = first - second.sum(-1)."""
+    mu, logvar = model.encode(*inputs)
+    z = reparameterize(mu, logvar, generator)
+    return model.log_likelihood(z, *inputs), gaussian_kl(mu, logvar, per_dimension=True)
+
+
+def free_bits_kl(kl_per_dimension: Tensor, free_bits: float) -> Tensor:
+    """Σ_i max(λ, mean over the batch of KL_i): Kingma et al. 2016's free bits, nats.
+
+    kl_per_dimension: (batch, latent). A dimension whose batch-mean KL is below λ = free_bits
+    costs λ whatever it does, so the optimiser gains nothing by pushing it to zero (the
+    gradient there is zero); λ = 0 gives the plain mean KL. Returns a scalar.
+    """
+    free_bits = check_real("free_bits", free_bits, low=0, hint="nats per latent dimension")
+    return kl_per_dimension.mean(0).clamp(min=free_bits).sum()
+
+
+def vae_loss(
+    model: nn.Module,
+    *inputs: Tensor,
+    beta: float = 1.0,
+    free_bits: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """-(reconstruction - β · KL), batch mean, nats per example; the KL through free bits.
+
+    β = 1 is the ELBO; β > 1 the β-VAE (Higgins et al. 2017), which buys a more compressed
+    code with worse reconstructions; β < 1 the reverse. Metrics (unweighted, batch means):
+    reconstruction (log p(x|z)), kl, elbo.
+    """
+    beta = check_real("beta", beta, low=0, hint="the KL's weight; 1 is the ELBO")
+    reconstruction, kl_per_dim = elbo_terms(model, *inputs, generator=generator)
+    kl = kl_per_dim.sum(-1)  # (batch,)
+    loss = -reconstruction.mean() + beta * free_bits_kl(kl_per_dim, free_bits)
+    metrics = {
+        "reconstruction": reconstruction.mean().detach(),
+        "kl": kl.mean().detach(),
+        "elbo": (reconstruction - kl).mean().detach(),
+    }
+    return loss, metrics
+
+
+def kl_weight(
+    step: int,
+    schedule: str = "constant",
+    *,
+    beta: float = 1.0,
+    ramp_steps: int = 1,
+    cycle_steps: int | None = None,
+) -> float:
+    """The KL's weight at a training step (KL annealing, Bowman et al. 2016; Fu et al. 2019).
+
+        constant  β
+        linear    β · min(1, step / ramp_steps): from 0 to β, then β
+        cyclical  β · min(1, (step mod cycle_steps) / ramp_steps): the linear ramp again
+                  every cycle_steps (Fu et al. use ramp_steps = cycle_steps / 2)
+
+    Annealing lets the decoder learn to use z before the KL pushes q(z|x) onto the prior.
+    """
+    check_int("step", step, low=0)
+    check_choice("schedule", schedule, SCHEDULES)
+    beta = check_real("beta", beta, low=0)
+    ramp_steps = check_int("ramp_steps", ramp_steps, low=1)
+    if schedule == "constant":
+        return beta
+    if schedule == "linear":
+        return beta * min(1.0, step / ramp_steps)
+    cycle_steps = check_int(
+        "cycle_steps", cycle_steps, low=ramp_steps, hint=f"a cycle holds its ramp of {ramp_steps}"
+    )
+    return beta * min(1.0, (step % cycle_steps) / ramp_steps)
+
+
+def vae_objective(
+    model: nn.Module,
+    batch: Tensor | tuple[Tensor, ...],
+    step: int,
+    *,
+    schedule: str = "constant",
+    beta: float = 1.0,
+    ramp_steps: int = 1,
+    cycle_steps: int | None = None,
+    free_bits: float = 0.0,
+) -> tuple[Tensor, dict[str, Any]]:
+    """`vae_loss` in the trainer's shape (bind the keywords with functools.partial): the
+    batch is the model's inputs (a tensor or a tuple), the KL weight `kl_weight(step, ...)`."""
+    weight = kl_weight(step, schedule, beta=beta, ramp_steps=ramp_steps, cycle_steps=cycle_steps)
+    inputs = batch if isinstance(batch, tuple | list) else (batch,)
+    loss, metrics = vae_loss(model, *inputs, beta=weight, free_bits=free_bits)
+    return loss, {**metrics, "kl_weight": weight}
+
+
+@torch.no_grad()
+def iwae_bound(
+    model: nn.Module, *inputs: Tensor, k: int, generator: torch.Generator | None = None
+) -> Tensor:
+    """The importance-weighted bound (Burda et al. 2016), nats per example, (batch,):
+
+        log (1/k) Σ_j p(x|z_j) p(z_j) / q(z_j|x),   z_j ~ q(z|x)
+
+    k = 1 is a one-sample ELBO; the bound rises towards log p(x) as k grows (in
+    expectation), so -bound at large k is an honest NLL estimate. logsumexp keeps it stable.
+    """
+    k = check_int("k", k, low=1, hint="the number of importance samples")
+    mu, logvar = model.encode(*inputs)
+    log_weights = []
+    for _ in range(k):  # one sample at a time: memory stays that of one forward pass
+        z = reparameterize(mu, logvar, generator)
+        prior = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
+        log_weights.append(
+            model.log_likelihood(z, *inputs) + prior - gaussian_log_density(z, mu, logvar)
+        )
+    return torch.stack(log_weights).logsumexp(0) - math.log(k)  # (batch,)
+
+
+def latent_activity(posterior_means: Tensor) -> Tensor:
+    """Cov over x of E_q[z_i | x] for each dimension: posterior_means (n, latent) -> (latent,).
+
+    A dimension whose mean does not move with x carries no information about x."""
+    check_int("number of examples", len(posterior_means), low=2, hint="a variance needs two")
+    return posterior_means.var(0)
+
+
+def active_units(posterior_means: Tensor, threshold: float = 0.01) -> int:
+    """How many latent dimensions have latent_activity > threshold (Burda et al. 2016: 0.01)."""
+    threshold = check_real("threshold", threshold, low=0)
+    return int((latent_activity(posterior_means) > threshold).sum())
+
+
+# ---------------------------------------------------------------------------- classical baselines
+
+
+@dataclass
+class PixelMixture:
+    """A mixture of K products of per-pixel categoricals:
+
+        p(x) = Σ_c π_c Π_pixels θ_c[pixel, x_pixel]
+
+    log_weights: (K,) log π; log_probs: (K, pixels, 17) log θ. K = 1 is the model of
+    independent pixels. `log_likelihood(levels)` -> (n,) nats per image.
+    """
+
+    log_weights: Tensor
+    log_probs: Tensor
+
+    def component_log_likelihoods(self, levels: Tensor) -> Tensor:
+        """(n, K): log π_c + log p(x | c) for every image and component."""
+        one_hot = F.one_hot(levels, PIXEL_LEVELS).to(self.log_probs.dtype)  # (n, pixels, 17)
+        per_component = torch.einsum("npl,kpl->nk", one_hot, self.log_probs)
+        return per_component + self.log_weights
+
+    def log_likelihood(self, levels: Tensor) -> Tensor:
+        return self.component_log_likelihoods(levels).logsumexp(-1)
+
+
+def fit_pixel_mixture(
+    levels: Tensor,
+    components: int,
+    iterations: int = 50,
+    smoothing: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> tuple[PixelMixture, list[float]]:
+    """Fit a `PixelMixture` by expectation-maximisation (Dempster et al. 1977).
+
+    levels: (n, pixels) int64 in 0..16 (`pixel_levels`). E-step: responsibilities
+    r[n, c] ∝ π_c p(x_n | c). M-step: π_c = mean_n r[n, c]; θ_c = r-weighted level counts
+    plus `smoothing` (a Dirichlet prior, so an unseen level keeps some probability on test
+    images). Starts from random responsibilities. Returns the model and the mean training
+    log-likelihood (nats per image) after each iteration, which EM never lowers (up to the
+    smoothing, a MAP term).
+    """
+    components = check_int("components", components, low=1)
+    iterations = check_int("iterations", iterations, low=1)
+    smoothing = check_real("smoothing", smoothing, low=0, low_open=True)
+    one_hot = F.one_hot(levels, PIXEL_LEVELS).double()  # (n, pixels, 17)
+    responsibilities = torch.rand(len(levels), components, generator=generator, dtype=torch.float64)
+    responsibilities /= responsibilities.sum(1, keepdim=True)
+    history = []
+    for _ in range(iterations):
+        counts = torch.einsum("nk,npl->kpl", responsibilities, one_hot) + smoothing
+        model = PixelMixture(
+            log_weights=responsibilities.mean(0).log(),
+            log_probs=(counts / counts.sum(-1, keepdim=True)).log(),
+        )
+        joint = model.component_log_likelihoods(levels)  # (n, K)
+        history.append(float(joint.logsumexp(-1).mean()))
+        responsibilities = joint.softmax(-1)
+    return model, history
+
+
+def fit_independent_pixels(levels: Tensor, smoothing: float = 1.0) -> PixelMixture:
+    """Independent per-pixel categoricals (smoothed level frequencies): the 1-component mixture."""
+    return fit_pixel_mixture(levels, components=1, iterations=1, smoothing=smoothing)[0]
+
+
+# ---------------------------------------------------------------------------- sentences
+
+
+class SentenceVAE(nn.Module):
+    """A Transformer encoder reads the sentence into z; a causal decoder writes it back.
+
+    encoder: an sslm_lab `Transformer` (causal=False); its hidden states, averaged over the
+    real tokens, give μ and log σ². decoder: a `Transformer` (causal=True) whose next-token
+    logits come through its tied token embedding.
+
+    How z reaches the decoder: a projection of z is *added to the input embedding at every
+    position*. A prefix token would be one key among seq that attention may learn to
+    ignore, and it would shift every position by one; added everywhere, z is part of what
+    every position reads, the direct route. That makes posterior collapse, where a strong
+    decoder still ignores z, the more telling finding.
+
+    Word dropout (Bowman et al. 2016): in training, each decoder input token is replaced by
+    `word_dropout_id` with probability `word_dropout`, so predicting the next word from the
+    previous ones alone gets harder and z is worth using. Targets are never dropped.
+    """
+
+    def __init__(
+        self,
+        encoder_config: TransformerConfig,
+        decoder_config: TransformerConfig,
+        latent_size: int = 32,
+        word_dropout: float = 0.0,
+        word_dropout_id: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.latent_size = _check_latent_size(latent_size)
+        if encoder_config.causal or not decoder_config.causal:
+            raise invalid(
+                "encoder_config.causal, decoder_config.causal",
+                (encoder_config.causal, decoder_config.causal),
+                "(False, True): a bidirectional encoder and a causal decoder",
+            )
+        if encoder_config.vocab_size != decoder_config.vocab_size:
+            raise invalid(
+                "decoder_config.vocab_size",
+                decoder_config.vocab_size,
+                f"the encoder's vocab_size={encoder_config.vocab_size}",
+            )
+        self.word_dropout = check_real("word_dropout", word_dropout, low=0, high=1, high_open=True)
+        if self.word_dropout > 0:
+            check_int("word_dropout_id", word_dropout_id, low=0, high=decoder_config.vocab_size - 1)
+        self.word_dropout_id = word_dropout_id
+        self.encoder = Transformer(encoder_config)
+        self.to_posterior = nn.Linear(encoder_config.n_embd, 2 * latent_size)
+        self.decoder = Transformer(decoder_config)
+        self.from_latent = nn.Linear(latent_size, decoder_config.n_embd)
+
+    def encode(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """(batch, seq) ids -> μ, log σ², each (batch, latent)."""
+        hidden = self.encoder(input_ids, attention_mask)  # (batch, seq, n_embd)
+        if attention_mask is None:
+            pooled = hidden.mean(1)
+        else:
+            real = validate_attention_mask(attention_mask, *input_ids.shape).unsqueeze(-1)
+            pooled = (hidden * real).sum(1) / real.sum(1).clamp(min=1)
+        mu, logvar = self.to_posterior(pooled).chunk(2, dim=-1)
+        return mu, logvar
+
+    def decode(self, z: Tensor, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """Next-token logits (batch, seq, vocab) for decoder inputs (batch, seq) given z.
+
+        The decoder's own `run` takes ids, so its embedding step is written out here with
+        z added; the blocks and the final norm are the decoder's own.
+        """
+        decoder = self.decoder
+        decoder.check_inputs(input_ids, None)
+        if attention_mask is not None:
+            attention_mask = validate_attention_mask(attention_mask, *input_ids.shape)
+        positions = torch.arange(input_ids.size(1), device=input_ids.device)
+        x = decoder.token_embedding(input_ids) + decoder.position_embedding(positions)
+        x = x + self.from_latent(z).unsqueeze(1)  # (batch, seq, n_embd): z at every position
+        if decoder.embedding_norm is not None:
+            x = decoder.embedding_norm(x)
+        x = decoder.dropout(x)
+        for block in decoder.blocks:
+            x, _ = block(x, attention_mask)
+        if decoder.final_norm is not None:
+            x = decoder.final_norm(x)
+        return x @ decoder.token_embedding.weight.T  # tied output layer
+
+    def drop_words(self, input_ids: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Decoder inputs with word dropout applied (in training mode only)."""
+        if not self.training or self.word_dropout == 0:
+            return input_ids
+        draws = torch.rand(input_ids.shape, generator=generator, device=input_ids.device)
+        dropped = draws < self.word_dropout
+        dropped[:, 0] = False  # the first token (the start of the sentence) always stays
+        return input_ids.masked_fill(dropped, self.word_dropout_id)
+
+    def log_likelihood(
+        self, z: Tensor, input_ids: Tensor, attention_mask: Tensor | None = None
+    ) -> Tensor:
+        """log p(tokens 2..n | token 1, z), summed over each sentence's predicted tokens:
+        (batch,) nats. Padding is neither read as a target nor counted."""
+        logits = self.decode(z, self.drop_words(input_ids), attention_mask)
+        targets = input_ids[:, 1:]
+        if attention_mask is not None:
+            real = validate_attention_mask(attention_mask, *input_ids.shape)[:, 1:]
+            targets = targets.masked_fill(~real, IGNORE_INDEX)
+        nats = F.cross_entropy(
+            logits[:, :-1].flatten(0, 1).float(),
+            targets.flatten(),
+            ignore_index=IGNORE_INDEX,
+            reduction="none",
+        )
+        return -nats.view(len(input_ids), -1).sum(1)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        z: Tensor,
+        start_ids: Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Continue start_ids (batch, start) given z (batch, latent), sampling each next token
+        at `temperature` (0: greedy). Returns (batch, start + max_new_tokens) ids."""
+        check_int("max_new_tokens", max_new_tokens, low=1)
+        temperature = check_real("temperature", temperature, low=0)
+        ids = start_ids
+        for _ in range(max_new_tokens):
+            logits = self.decode(z, ids[:, -self.decoder.config.block_size :])[:, -1]
+            if temperature == 0:
+                next_ids = logits.argmax(-1, keepdim=True)
+            else:
+                probs = (logits / temperature).softmax(-1)
+                next_ids = torch.multinomial(probs, 1, generator=generator)
+            ids = torch.cat([ids, next_ids], dim=1)
+        return ids
