@@ -62,7 +62,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from IPython.display import HTML, display
+from IPython.display import HTML, Markdown, display
 from torch import nn
 from torch.testing import assert_close
 
@@ -80,7 +80,7 @@ from sslm_lab.lab.widgets.masking import (
     masking_html,
     masking_playground,
 )
-from sslm_lab.masking import IGNORE_INDEX, mask_tokens, word_ids_from_pieces
+from sslm_lab.masking import IGNORE_INDEX, mask_tokens, select_tokens, word_ids_from_pieces
 from sslm_lab.objectives import masked_lm_loss, masked_lm_objective, next_sentence_loss
 from sslm_lab.pretrained import load_pretrained, save_pretrained
 from sslm_lab.training.batches import sample_rows
@@ -150,7 +150,10 @@ toy_ids = torch.tensor(
         for line in toy_lines
     ]
 )  # (4, longest + 2): [CLS] words [SEP], padded
-print(f"toy vocabulary: {len(toy_vocabulary)} tokens; batch {tuple(toy_ids.shape)}")
+print(
+    f"toy vocabulary: {len(toy_vocabulary)} tokens, {len(toy_specials)} of them special "
+    f"({' '.join(data.SPECIAL_TOKENS)}); batch {tuple(toy_ids.shape)}"
+)
 
 # %% [markdown]
 # Three random draws, in this order, from one seeded generator: a uniform number per
@@ -210,6 +213,7 @@ package_inputs, package_labels = mask_tokens(
 )
 assert torch.equal(package_inputs, by_hand) and torch.equal(package_labels, labels_by_hand)
 print("mask_tokens == masking by hand: identical inputs and labels")
+print(f"label at every position not selected: {IGNORE_INDEX}")
 
 # %% [markdown]
 # **The loss.** The model outputs a score (logit) for every vocabulary entry at every
@@ -243,14 +247,19 @@ passage = (
     "And all the clouds that lour'd upon our house\nIn the deep bosom of the ocean buried."
 )
 display(HTML(masking_html(masking_example(tokenizer, passage, 0.3, "token", seed))))
+name_pieces = [tokenizer.id_to_token(i) for i in tokenizer.encode("Buckingham")]
+print(
+    f"with {tokenizer.vocab_size:,} tokens, Buckingham is {len(name_pieces)} pieces: {name_pieces}"
+)
 
 # %% [markdown]
 # Now try it: raise the rate, change the seed, and switch the strategy.
 #
 # - `token`: every piece on its own, as BERT did at first;
-# - `whole_word`: all the pieces of a word together. With 2,048 tokens *Buckingham* is cut
-#   into *B* *uck* *ing* *ham*; hide only *ham* and the model fills it in from the pieces
-#   it can still see, which teaches spelling more than meaning;
+# - `whole_word`: all the pieces of a word together. A rare name is cut into several
+#   pieces (the cell above prints how *Buckingham* is cut: *B* *uck* *ing* *ham* at laptop
+#   size); hide only its last piece and the model fills it in from the pieces it can still
+#   see, which teaches spelling more than meaning;
 # - `span`: runs of consecutive tokens (SpanBERT), so the model must rebuild whole phrases.
 #
 # The playground is a view over `sslm_lab.lab.widgets.masking.masking_example(tokenizer,
@@ -388,9 +397,9 @@ print(
 # **The model**: a BERT-style encoder (bidirectional attention, exact GELU, token-type
 # embeddings) with BERT's MLM head, whose output layer shares the token-embedding
 # matrix. One change from BERT: each block normalises its input (pre-LN, as GPT-2 and
-# most later models do) instead of its output (post-LN, BERT's choice). On this budget
-# that trains clearly faster: in our runs of 1,500 steps, pre-LN reached a val loss of
-# 4.4 nats where post-LN was still at 5.0.
+# most later models do) instead of its output (post-LN, BERT's choice). Pre-LN keeps the
+# gradients of the lower layers well scaled, so it trains stably with a short warmup
+# (Xiong et al. 2020); this notebook does not compare the two.
 #
 # Every step draws `batch_size` random windows and masks them afresh, so the model never
 # sees the same exercise twice. The validation windows keep one fixed masking, so the
@@ -412,9 +421,11 @@ config = TransformerConfig(
 )
 torch.manual_seed(seed)
 model = MaskedLM(config)
+tied = model.head.vocab_projection.weight is model.transformer.token_embedding.weight
+assert tied, "the MLM head's output layer is the token-embedding matrix"
 print(
     f"{model.num_parameters():,} parameters, {M.n_layer} layers × {M.n_head} heads, "
-    f"n_embd {M.n_embd}, vocabulary {tokenizer.vocab_size}"
+    f"n_embd {M.n_embd}, vocabulary {tokenizer.vocab_size}; output layer = token embeddings: {tied}"
 )
 
 # %% [markdown]
@@ -422,10 +433,13 @@ print(
 # positions alone, about 15 % of them. The other positions still need hidden states,
 # since every token is context for the others, but nobody reads a prediction there. The
 # MLM head, and above all its projection onto the vocabulary, is a large share of a small
-# model's work. So `masked_lm_objective` gathers the hidden states of the selected
-# positions first and runs the head on those alone, as NVIDIA's BERT does
-# (`model(inputs, positions=selected)` returns one row of logits per selected position).
-# Loss and accuracy must be exactly those computed from logits at every position:
+# model's work. So `masked_lm_objective` gathers the selected positions and runs the head
+# on those alone, as NVIDIA's BERT does (`model(inputs, positions=selected)` returns one
+# row of logits per selected position). The same holds one step earlier: in the last
+# block every position still serves as a key and a value, but what comes after the
+# attention (output projection, feed-forward, norms) works position by position, so it
+# too runs at the selected positions only. Loss and accuracy must be exactly those
+# computed from logits at every position:
 
 # %%
 check_inputs, check_labels = mask(train_rows[: M.batch_size], torch.Generator().manual_seed(seed))
@@ -437,15 +451,19 @@ check_selected = check_labels != IGNORE_INDEX
 full_right = full_logits.argmax(-1)[check_selected] == check_labels[check_selected]
 assert_close(gathered_loss, full_loss)
 assert_close(gathered_metrics["accuracy"], full_right.float().mean())
-# training FLOPs per position of the head: its dense layer and the vocabulary projection
+# Training FLOPs per position (6 per weight: multiply-add, forward and backward) that only a
+# position the loss reads needs: the head's dense layer and vocabulary projection, and the
+# last block's output projection and feed-forward.
 head_flops = 6 * (M.n_embd**2 + M.n_embd * tokenizer.vocab_size)
-head_share = head_flops / model.flops_per_token()
+last_block_flops = 6 * (M.n_embd**2 + 2 * M.n_embd * config.intermediate_size)
+read_only_share = (head_flops + last_block_flops) / model.flops_per_token()
 selected_share = float(check_selected.float().mean())
-saved_share = head_share * (1 - selected_share)
+saved_share = read_only_share * (1 - selected_share)
 print(f"loss from the gathered positions {gathered_loss:.6f}, from full logits {full_loss:.6f}")
 print(
-    f"the head is {head_share:.0%} of the training FLOPs per position; run at the "
-    f"{selected_share:.1%} selected positions only, a step needs {saved_share:.0%} fewer FLOPs"
+    f"head and last block after attention: {read_only_share:.0%} of the training FLOPs per "
+    f"position; at the {selected_share:.1%} selected positions only, a step needs "
+    f"{saved_share:.0%} fewer FLOPs"
 )
 
 # %%
@@ -510,12 +528,19 @@ print(
 fig = plot_masked_lm_history(history, unigram_loss, unigram_accuracy)
 
 # %% [markdown]
-# Within a few dozen steps the model learns the token frequencies and sits on the unigram
-# line; everything below that line it owes to the context, as attention learns which
-# neighbours tell it something about the hidden token.
+# Early on the model learns the token frequencies and its training loss reaches the
+# unigram line (the cell below prints at which step); everything below that line it owes
+# to the context, as attention learns which neighbours tell it something about the hidden
+# token.
 
 # %%
 mlm_accuracy, mlm_val_loss = final["val/accuracy"], final["val/loss"]
+train_losses = [(row["step"], row["mlm/loss"]) for row in history if "mlm/loss" in row]
+reached = next((step for step, loss in train_losses if loss < unigram_loss), None)
+print(
+    f"training loss first below the unigram loss ({unigram_loss:.3f}) at step {reached} "
+    f"of {steps}; final val loss {mlm_val_loss:.3f}"
+)
 uniform_loss = math.log(tokenizer.vocab_size)  # every token equally likely
 assert mlm_val_loss < uniform_loss - 0.5, "every run learns at least the token frequencies"
 if M.learns_context:  # laptop and gpu: the context helps, by a wide margin
@@ -609,8 +634,7 @@ cloze_explorer(model, tokenizer, cloze_lines[0], k=5)
 # The baseline ignores the sentence and always picks the form that is more frequent in
 # the training text (*I* over *me*, *he* over *him*, ...). Beating it means the model
 # reads the role of the gap from the words around it. As a contrast, the same test for
-# *he* or *she*: the choice depends on who is being talked about, which a couple of
-# lines of context rarely reveal.
+# *he* or *she*: the choice depends on who is being talked about, not on grammar.
 
 # %%
 token_of = {piece: i for i, piece in enumerate(vocab_pieces)}
@@ -669,9 +693,9 @@ for name, probe in (("I or me (case)", case_probe), ("he or she", gender_probe))
 
 # %% [markdown]
 # Six gaps spread through the validation text, with the words around them (⏎ is a line
-# break). Some gaps are the numeral of a heading, like *ACT I* below: the probe cannot
-# tell a numeral from a pronoun, so they count like any other gap, and model and
-# baseline both say *I* there.
+# break), and whether the model and the frequency baseline chose right. Some gaps are the
+# numeral of a heading, like *ACT I* below at laptop size: the probe cannot tell a numeral
+# from a pronoun, so they count like any other gap.
 
 # %%
 for row, position, answer, other, right in case_probe["examples"]:
@@ -679,13 +703,16 @@ for row, position, answer, other, right in case_probe["examples"]:
     after = tokenizer.decode(row[position + 1 :])[:24]
     choice = vocab_pieces[answer] if right else vocab_pieces[other]
     verdict = "right" if right else f"wrong, it is{vocab_pieces[answer]}"
-    print(f"…{before} [{choice.strip()}]{after}…  ({verdict})".replace("\n", " ⏎ "))
+    frequency = "right" if counts[answer] > counts[other] else "wrong"
+    line = f"…{before} [{choice.strip()}]{after}…  (model {verdict}; frequency {frequency})"
+    print(line.replace("\n", " ⏎ "))
 
 # %% [markdown]
 # The model knows which form fits the gap far better than frequency alone: that is
 # grammar, learned from nothing but filling in hidden words. *He* versus *she* is another
-# matter. The grammar is the same for both; what decides is who the scene is about,
-# usually named many lines earlier, beyond the model's short window.
+# matter: there the model does not beat frequency. The grammar is the same for both; what
+# decides is who is being talked about, and a likely reason is that the person is
+# often named outside the model's short window.
 
 # %%
 probe_accuracy, probe_baseline = case_probe["accuracy"], case_probe["baseline"]
@@ -821,6 +848,15 @@ if run_ablation:
             ablation[name]["nsp_accuracy"] = last["val/nsp_accuracy"]
             line += f"; next-sentence accuracy {last['val/nsp_accuracy']:.1%} (chance: 50 %)"
         print(line)
+    alone, both = ablation["MLM alone"]["val_loss"], ablation["MLM + NSP"]["val_loss"]
+    verdict = "lower" if alone < both else "higher"
+    display(
+        Markdown(
+            f"At {ablation_steps:,} steps per arm, MLM alone ended at a val MLM loss of "
+            f"{alone:.3f} nats, {verdict} than MLM + NSP ({both:.3f}), which answered "
+            f"{ablation['MLM + NSP']['nsp_accuracy']:.0%} of the next-line questions right."
+        )
+    )
     merged = [
         {"step": row["step"], f"{name} · val MLM loss": row["val/loss"]}
         for name, rows in histories.items()
@@ -832,12 +868,11 @@ else:
     print("skipped in this profile (set nsp_ablation = True to run it)")
 
 # %% [markdown]
-# We ran it once at laptop size (`nsp_ablation = True`, 1,600 steps per arm, seed 0; two
-# more training runs, so the notebook takes about three times as long): MLM alone ended
-# at a val MLM loss of 4.72 nats
-# (13.9 % masked accuracy), MLM + NSP at 4.91 (12.1 %) while getting 66 % of the
-# next-line questions right. The second task was learned, but at equal budget it cost the
-# first one some quality, in line with what RoBERTa reported.
+# When it runs, the cell above says in a sentence how the two arms compare. RoBERTa's
+# finding would show as MLM alone ending at the lower MLM loss while the NSP arm still
+# answers more than half of the next-line questions right. The laptop profile skips it
+# (two more trainings, so about three times the time); set `nsp_ablation = True` to see
+# it at this size.
 #
 # ## 9 · Saving the encoder for fine-tuning
 #
@@ -873,6 +908,194 @@ print(
     + ", ".join(sorted(p.name for p in folder.iterdir()))
 )
 print("reloaded: identical logits and tokenizer")
+
+# %% [markdown]
+# ## Exercises
+#
+# Four pieces of this notebook to write yourself, easiest first. Each function goes
+# between its two SOLUTION comment lines; the cell below it compares yours with
+# `sslm_lab.masking`, `sslm_lab.objectives` or `sslm_lab.heads` on the inputs shown (and,
+# when an instructor grades, on random ones). Nothing after these cells uses your
+# functions.
+#
+# **Exercise 1 (1 point).** Choose the positions to predict: one uniform draw per
+# position from `generator` (a single `torch.rand` of the shape of `ids`); a position is
+# chosen when its draw is below `mask_rate`, unless it holds one of `special_ids`.
+
+
+# %% nbgrader={"grade": false, "grade_id": "select", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def select_by_hand(
+    ids: torch.Tensor, special_ids: list[int], mask_rate: float, generator: torch.Generator
+) -> torch.Tensor:
+    """(batch, seq) bool: True at the positions the model must predict."""
+    ### BEGIN SOLUTION
+    draws = torch.rand(ids.shape, generator=generator)
+    return (draws < mask_rate) & ~torch.isin(ids, torch.tensor(special_ids))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "select_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+yours = select_by_hand(toy_ids, toy_specials, mask_rate, torch.Generator().manual_seed(seed))
+expected = select_tokens(
+    toy_ids, mask_rate, toy_specials, generator=torch.Generator().manual_seed(seed)
+)
+assert not (yours & special).any(), "a special token was chosen"
+assert torch.equal(yours, expected), "one torch.rand(ids.shape) draw, compared with mask_rate"
+### BEGIN HIDDEN TESTS
+for draw_seed, rate in ((1, 0.15), (2, 0.5), (3, 0.99)):
+    ids = torch.randint(
+        tokenizer.vocab_size, (8, 40), generator=torch.Generator().manual_seed(draw_seed)
+    )
+    ids[:, 0], ids[:, -1] = tokenizer.cls_id, tokenizer.sep_id
+    mine = select_by_hand(ids, special_ids, rate, torch.Generator().manual_seed(draw_seed))
+    theirs = select_tokens(
+        ids, rate, special_ids, generator=torch.Generator().manual_seed(draw_seed)
+    )
+    assert torch.equal(mine, theirs)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 2 (2 points).** The 80/10/10 replacement, given the selection. Draw, in this
+# order from `generator`: one uniform fate per position (`torch.rand`, shape of `ids`),
+# then one random index per position into the ordinary (non-special) ids sorted in
+# increasing order (`torch.randint(vocab_size - len(special_ids), ids.shape)`). A selected
+# position becomes `mask_id` when its fate is below 0.8, the ordinary id its index picks
+# when the fate is in [0.8, 0.9), and keeps its token otherwise; nothing else changes.
+
+
+# %% nbgrader={"grade": false, "grade_id": "replace", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def replace_by_hand(
+    ids: torch.Tensor,
+    selected: torch.Tensor,
+    mask_id: int,
+    vocab_size: int,
+    special_ids: list[int],
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """(batch, seq) model input: the selected tokens masked, swapped or kept."""
+    ### BEGIN SOLUTION
+    fate = torch.rand(ids.shape, generator=generator)
+    ordinary_ids = torch.tensor([i for i in range(vocab_size) if i not in set(special_ids)])
+    picks = torch.randint(len(ordinary_ids), ids.shape, generator=generator)
+    out = torch.where(selected & (fate < 0.8), mask_id, ids)
+    return torch.where(selected & (fate >= 0.8) & (fate < 0.9), ordinary_ids[picks], out)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "replace_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+def replace_matches_package(ids, mask_id, vocab_size, specials, rate, draw_seed):
+    """Your replacement after the package's selection == mask_tokens from the same seed."""
+    generator = torch.Generator().manual_seed(draw_seed)
+    chosen = select_tokens(ids, rate, specials, generator=generator)
+    mine = replace_by_hand(ids, chosen, mask_id, vocab_size, specials, generator)
+    theirs, _ = mask_tokens(
+        ids,
+        mask_id=mask_id,
+        vocab_size=vocab_size,
+        special_ids=specials,
+        mask_rate=rate,
+        generator=torch.Generator().manual_seed(draw_seed),
+    )
+    return torch.equal(mine, theirs)
+
+
+assert replace_matches_package(
+    toy_ids, toy_id["[MASK]"], len(toy_vocabulary), toy_specials, 0.5, seed
+)
+### BEGIN HIDDEN TESTS
+for draw_seed in (1, 2, 3):
+    ids = torch.randint(
+        tokenizer.vocab_size, (16, 32), generator=torch.Generator().manual_seed(draw_seed)
+    )
+    assert replace_matches_package(
+        ids, tokenizer.mask_id, tokenizer.vocab_size, special_ids, 0.6, draw_seed
+    )
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 3 (2 points).** The MLM loss and accuracy, read at the selected positions
+# only (where `labels` is not `IGNORE_INDEX`): the mean cross-entropy there, and the
+# share of those positions where the highest logit is the label. Both as 0-d tensors.
+
+
+# %% nbgrader={"grade": false, "grade_id": "mlm_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def mlm_loss_and_accuracy_by_hand(
+    logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """logits (batch, seq, V), labels (batch, seq) -> (loss, accuracy) at the selected positions."""
+    ### BEGIN SOLUTION
+    chosen = labels != IGNORE_INDEX
+    picked, targets = logits[chosen], labels[chosen]  # (selected, V), (selected,)
+    loss = -picked.log_softmax(-1).gather(1, targets[:, None]).mean()
+    return loss, (picked.argmax(-1) == targets).float().mean()
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "mlm_loss_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+def package_loss_and_accuracy(logits, labels):
+    """masked_lm_objective on a stand-in model that returns these logits."""
+    loss, metrics = masked_lm_objective(
+        lambda inputs, positions: logits[positions], (labels, labels), 0
+    )
+    return loss, metrics["accuracy"]
+
+
+yours = mlm_loss_and_accuracy_by_hand(logits, labels_by_hand)
+assert_close(yours[0], masked_lm_loss(logits, labels_by_hand), msg="the loss differs")
+assert_close(yours, package_loss_and_accuracy(logits, labels_by_hand))
+### BEGIN HIDDEN TESTS
+for draw_seed in (1, 2):
+    generator = torch.Generator().manual_seed(draw_seed)
+    ids = torch.randint(50, (6, 20), generator=generator)
+    some_labels = torch.where(torch.rand(ids.shape, generator=generator) < 0.3, ids, IGNORE_INDEX)
+    some_labels[0, 0] = ids[0, 0]  # at least one selected position
+    some_logits = 3 * torch.randn(6, 20, 50, generator=generator)
+    assert_close(
+        mlm_loss_and_accuracy_by_hand(some_logits, some_labels),
+        package_loss_and_accuracy(some_logits, some_labels),
+    )
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 4 (3 points).** Gather before the projection: run the encoder body
+# (`model.hidden_states`) at every position, keep the rows of the selected positions in
+# row-major order, and only then apply the MLM head (`model.head`). The result must
+# equal the full logits at those positions, and what `model(inputs, positions=selected)`
+# returns.
+
+
+# %% nbgrader={"grade": false, "grade_id": "gather", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def gathered_logits_by_hand(
+    model: MaskedLM, inputs: torch.Tensor, selected: torch.Tensor
+) -> torch.Tensor:
+    """inputs (batch, seq), selected (batch, seq) bool -> logits (number selected, V)."""
+    ### BEGIN SOLUTION
+    hidden = model.hidden_states(inputs)  # (batch, seq, n_embd)
+    return model.head(hidden[selected])  # (selected, V)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "gather_check", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+def gathering_matches(some_model, inputs, chosen):
+    with evaluating(some_model), torch.no_grad():
+        mine = gathered_logits_by_hand(some_model, inputs, chosen)
+        assert mine.shape == (int(chosen.sum()), some_model.config.vocab_size), "one row each"
+        assert_close(mine, some_model(inputs)[chosen], msg="differs from the full logits")
+        assert_close(mine, some_model(inputs, positions=chosen))
+
+
+model.cpu()
+gathering_matches(model, check_inputs[:4], check_selected[:4])
+### BEGIN HIDDEN TESTS
+torch.manual_seed(seed + 1)
+small = MaskedLM(
+    TransformerConfig(vocab_size=40, block_size=12, n_layer=2, n_head=2, n_embd=16, causal=False)
+)
+generator = torch.Generator().manual_seed(seed + 1)
+some_inputs = torch.randint(40, (5, 12), generator=generator)
+gathering_matches(small, some_inputs, torch.rand(5, 12, generator=generator) < 0.2)
+gathering_matches(small, some_inputs, torch.ones(5, 12, dtype=torch.bool))
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## What this notebook established
