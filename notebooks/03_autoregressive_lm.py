@@ -32,7 +32,8 @@
 # 5. **generates**: greedy, temperature, top-k and top-p sampling, with a KV cache,
 #    and gives you a **sampling widget**;
 # 6. measures how **temperature** changes the entropy of what the model writes;
-# 7. **saves the decoder** for the fine-tuning notebook.
+# 7. **saves the decoder** for the fine-tuning notebook;
+# 8. leaves four **exercises** (teacher forcing, top-k, top-p, cached greedy decoding).
 #
 # The cell below holds every knob. `profile` picks the run sizes from
 # `sslm_lab.lab.profiles` (`None` reads `$SSLM_PROFILE`, else `laptop`). The other `None`s
@@ -53,13 +54,23 @@ prompt = "KING."
 import math
 import time
 
+import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
 from sslm_lab import data
 from sslm_lab.data.windows import evenly_spaced_windows, random_windows
-from sslm_lab.generation import encode_prompt, entropy_bits, generate, generate_text, sampling
+from sslm_lab.generation import (
+    encode_prompt,
+    entropy_bits,
+    generate,
+    generate_text,
+    greedy,
+    sampling,
+    top_k_filter,
+    top_p_filter,
+)
 from sslm_lab.heads import CausalLM
 from sslm_lab.lab import profiles
 from sslm_lab.lab.results import record_results, run_dir
@@ -68,13 +79,13 @@ from sslm_lab.lab.viz.language_models import (
     plot_teacher_forcing,
     plot_temperature_effect,
 )
-from sslm_lab.lab.widgets.sampling import sampling_explorer
+from sslm_lab.lab.widgets.sampling import sample_continuation, sampling_explorer
 from sslm_lab.ngrams import ngram_baselines
 from sslm_lab.objectives import bits_per_character, causal_lm_loss, causal_lm_objective
 from sslm_lab.pretrained import load_pretrained, save_pretrained
 from sslm_lab.training.hardware import device_name, resolve_device, resolve_precision
 from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig
-from sslm_lab.transformer import TransformerConfig
+from sslm_lab.transformer import KVCache, TransformerConfig
 
 notebook_started = time.perf_counter()
 P = profiles.get_profile(profile)
@@ -223,6 +234,10 @@ example_loss = 4.0  # nats per BPE token
 by_hand = example_loss * tokens_per_char["BPE"] / math.log(2)
 assert math.isclose(by_hand, bits_per_character(example_loss, len(val_ids["BPE"]), len(val_text)))
 print(f"a BPE loss of {example_loss} nats per token = {by_hand:.3f} bits per character")
+print(f"one BPE token covers {1 / tokens_per_char['BPE']:.2f} characters of val on average")
+bpe_counts = torch.bincount(train_ids["BPE"].cpu(), minlength=bpe.vocab_size)
+rare_tokens = int((bpe_counts < 100).sum())
+print(f"{rare_tokens} of the {bpe.vocab_size} BPE tokens occur fewer than 100 times in training")
 
 # %% [markdown]
 # Training draws random windows of `block_size + 1` tokens (`sslm_lab.data.windows`):
@@ -356,6 +371,16 @@ print(f"val loss {bpe_val_loss:.3f} nats/token = {bpe_val_bpc:.3f} bits/char")
 print(repr(generate_text(bpe_model, bpe, prompt, 30)))
 
 # %%
+for name, curve in (("char", char_curve), ("BPE", bpe_curve)):
+    print(
+        f"{name:>4}: final train {curve[1][-1]:.3f}, val {curve[2][-1]:.3f} bits/char "
+        f"(gap {curve[2][-1] - curve[1][-1]:+.3f}); trigram {baselines['trigram']:.3f}"
+    )
+windows_drawn = char_steps * C.batch_size
+print(
+    f"the char run drew {windows_drawn:,} windows from {len(train_ids['char']):,} start "
+    f"positions: at most {windows_drawn / len(train_ids['char']):.1%} of them"
+)
 fig = plot_learning_curves(
     {"char": char_curve, f"BPE {bpe.vocab_size}": bpe_curve},
     baselines,
@@ -363,18 +388,21 @@ fig = plot_learning_curves(
 )
 
 # %% [markdown]
-# At the `laptop` size and above, both decoders pass the trigram within minutes. The
-# trigram sees two characters of context; a decoder sees `block_size` tokens and learns
-# which of them matter. Per step the BPE model reads almost three times as much text as
-# the character model, which is why it gets ahead in a short run. Its price is a
-# vocabulary of thousands of tokens, many of them rare, each needing its own embedding.
+# At the `laptop` size, both decoders pass the trigram in about a minute of training
+# each (the times are printed above; at `smoke` size they only have to beat the unigram).
+# The trigram sees two characters of context; a decoder sees `block_size` tokens and
+# learns which of them matter. Per step the BPE model reads as many tokens, and so
+# (characters per token, printed above) several times as much text as the character
+# model, which is how it gets ahead in a shorter run. Its price is a vocabulary of
+# thousands of tokens, many of them rare (the count is printed above), each needing its
+# own embedding.
 #
 # ## 4 · The gap between training and validation loss
 #
 # The dashed lines above (loss on training text) and the solid ones (on unseen text)
-# stay close. With millions of characters and a short run the model hardly ever sees
-# the same window twice, so there is little to memorise: every training batch is almost
-# as good as new data. A gap opens when the data is small next to the model. To see it,
+# stay close (the final gaps are printed above). With millions of characters and a short
+# run the model sees only a small share of all windows (printed above), so there is
+# little to memorise: every training batch is almost as good as new data. A gap opens when the data is small next to the model. To see it,
 # train the same decoder on only a few thousand characters, twice: without dropout, and
 # with dropout, which zeroes a random fraction of the activations at every training
 # step. A network that cannot count on any single unit being there cannot store a
@@ -392,6 +420,34 @@ for rate in (0.0, with_dropout):
 gaps = {name: curve[2][-1] - curve[1][-1] for name, curve in dropout_runs.items()}
 for name, (_, train, val) in dropout_runs.items():
     print(f"{name}: train {train[-1]:.3f}, val {val[-1]:.3f} bits/char, gap {gaps[name]:.3f}")
+steps_0, _, val_0 = dropout_runs["dropout 0"]
+best_index = min(range(len(val_0)), key=val_0.__getitem__)
+best_step, best_val = steps_0[best_index], val_0[best_index]
+with_val = dropout_runs[f"dropout {with_dropout:g}"][2][-1]
+print(
+    f"dropout 0: lowest val {best_val:.3f} bits/char at step {best_step} of {C.dropout_steps} "
+    f"(evaluated every {dropout_eval_every}); dropout {with_dropout:g} ends at {with_val:.3f}"
+)
+print(f"early stopping at step {best_step} beats dropout's final val by {with_val - best_val:.3f}")
+print(f"bigram {baselines['bigram']:.3f} bits/char; {C.dropout_train_chars:,} training characters")
+gpu_sizes = profiles.get_profile("gpu").causal_lm
+gpu_model = CausalLM(
+    TransformerConfig(
+        vocab_size=chars.vocab_size,
+        block_size=gpu_sizes.block_size,
+        n_layer=gpu_sizes.n_layer,
+        n_head=gpu_sizes.n_head,
+        n_embd=gpu_sizes.n_embd,
+        bias=gpu_sizes.bias,
+    )
+)
+gpu_passes = gpu_sizes.max_steps * gpu_sizes.batch_size * gpu_sizes.block_size / len(full_train)
+print(
+    f"gpu profile: {gpu_model.num_parameters():,} parameters "
+    f"({gpu_model.num_parameters() / char_model.num_parameters():.0f}× this profile's), "
+    f"{gpu_passes:.0f} passes over the training text, dropout {gpu_sizes.dropout}"
+)
+del gpu_model
 fig = plot_learning_curves(
     dropout_runs,
     {"trigram": baselines["trigram"]},
@@ -399,15 +455,17 @@ fig = plot_learning_curves(
 )
 
 # %% [markdown]
-# Without dropout the training loss plunges while the validation loss turns and climbs:
-# the model is memorising its few thousand characters, and what it memorises is useless
-# on other text. Dropout holds the training loss up, keeps the two curves much closer,
-# and ends with the better validation loss. Look at the level, though: both runs end far
-# above the bigram baseline. Dropout slows the memorising down; it cannot make a few
-# thousand characters teach what millions do. It is not free either: on the big corpus,
-# where nothing overfits in a short run, it only slows learning down. That is why the small
-# profiles train without it, and the `gpu` profile, with a model ten times larger and
-# many passes over the data, uses 0.2.
+# At `laptop` size (the figures are printed above): without dropout the training loss
+# plunges while the validation loss reaches its lowest early and then climbs: the model is
+# memorising its few thousand characters, and what it memorises is useless on other text.
+# Dropout holds the training loss up, keeps the two curves closer (a smaller gap) and ends
+# with the better *final* validation loss. But it is not the best model here: simply
+# stopping the no-dropout run at its validation minimum (early stopping; the step and
+# value are printed above) would have done better than dropout's last step. Look at the
+# level, though: both runs end above the bigram baseline. Dropout slows the memorising
+# down; it cannot make a few thousand characters teach what millions do. The small
+# profiles train their main runs without it; the `gpu` profile, with a model many times
+# larger that makes many passes over the data (both printed above), uses it.
 #
 # ## 5 · Generation
 #
@@ -419,9 +477,105 @@ fig = plot_learning_curves(
 #   $T < 1$ sharpens the distribution, $T > 1$ flattens it.
 # - **top-k** keeps only the $k$ most likely tokens; **top-p** (nucleus) keeps the
 #   smallest set whose probabilities add up to at least $p$. Both cut the long tail of
-#   unlikely tokens, where a sample's nonsense mostly comes from. Top-p adapts: after
-#   "Exeun" one token holds almost all the mass and is kept alone, while at the start
-#   of a line many tokens stay in play.
+#   unlikely tokens, where a sample's nonsense mostly comes from.
+#
+# Both filters are defined on the probabilities sorted from the largest down,
+# $p_{(1)} \ge p_{(2)} \ge \dots \ge p_{(V)}$. **Top-k** keeps every token with
+# $p_i \ge p_{(k)}$ (so ties with the $k$-th are kept too). **Top-p** keeps the token of
+# rank $r$ when the tokens ranked above it hold less than $p$ together,
+# $\sum_{j<r} p_{(j)} < p$: the first token is always kept, and the set stops as soon as
+# its mass reaches $p$. A dropped token's logit becomes $-\infty$, so the softmax
+# renormalises over the survivors. Top-k keeps a fixed number of tokens; top-p keeps as
+# many as the distribution needs. Below, two real next-token distributions of the trained
+# character model: after "Exeun" (one continuation is all but certain) and at the start of
+# a line (many are plausible).
+
+# %%
+contexts = {"after 'Exeun'": "[Exeun", "start of a line": "KING.\n"}
+with torch.no_grad():
+    context_logits = torch.cat(
+        [
+            char_model(torch.tensor([chars.encode(text)], device=device))[:, -1].float().cpu()
+            for text in contexts.values()
+        ]
+    )  # (2, vocab)
+
+
+def kept_by_rank(probabilities: list[float], top_p: float) -> set[int]:
+    """Top-p, one row, in plain Python: walk down the ranks until the mass reaches p."""
+    kept, mass = set(), 0.0
+    for index in sorted(range(len(probabilities)), key=lambda i: -probabilities[i]):
+        if mass >= top_p:
+            break
+        kept.add(index)
+        mass += probabilities[index]
+    return kept
+
+
+filter_ps = (0.1, 0.5, 0.8, 0.9, 0.95, 0.99)
+for row, name in enumerate(contexts):
+    probabilities = context_logits[row].softmax(-1).tolist()
+    for k in (1, 3, 10, 40):
+        kth = sorted(probabilities, reverse=True)[k - 1]
+        direct = {i for i, value in enumerate(probabilities) if value >= kth}
+        package = set(
+            torch.isfinite(top_k_filter(context_logits[row : row + 1], k))[0]
+            .nonzero()
+            .flatten()
+            .tolist()
+        )
+        assert package == direct, f"top-k {k} differs {name}"
+    for p_value in filter_ps:
+        package = set(
+            torch.isfinite(top_p_filter(context_logits[row : row + 1], p_value))[0]
+            .nonzero()
+            .flatten()
+            .tolist()
+        )
+        assert package == kept_by_rank(probabilities, p_value), f"top-p {p_value} differs {name}"
+print("top_k_filter and top_p_filter keep the same tokens as the direct definitions")
+for row, name in enumerate(contexts):
+    probabilities = context_logits[row].softmax(-1)
+    sizes = [
+        int(torch.isfinite(top_p_filter(context_logits[row : row + 1], v)).sum()) for v in filter_ps
+    ]
+    top = probabilities.max().item()
+    print(
+        f"{name:>16}: most likely token {top:.3f}; tokens kept by top-p "
+        + ", ".join(f"{v}: {n}" for v, n in zip(filter_ps, sizes, strict=True))
+    )
+
+# %%
+fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+ks = range(1, chars.vocab_size + 1)
+p_grid = torch.linspace(0.01, 1.0, 100)
+for row, name in enumerate(contexts):
+    sorted_probabilities = context_logits[row].softmax(-1).sort(descending=True).values
+    left.plot(list(ks), sorted_probabilities.cumsum(0).tolist(), label=name)
+    sizes = [
+        int(torch.isfinite(top_p_filter(context_logits[row : row + 1], v.item())).sum())
+        for v in p_grid
+    ]
+    right.plot(p_grid.tolist(), sizes, label=name)
+left.set(
+    xscale="log",
+    xlabel="k (tokens kept by top-k)",
+    ylabel="probability mass kept",
+    title="top-k: the mass k tokens hold",
+)
+right.set(
+    yscale="log", xlabel="p", ylabel="tokens kept by top-p", title="top-p: tokens needed for mass p"
+)
+for axis in (left, right):
+    axis.legend()
+fig.tight_layout()
+
+# %% [markdown]
+# Top-p adapts where top-k cannot (the counts are printed above): after "Exeun" the
+# most likely token holds nearly all the mass and the nucleus stays tiny even at
+# $p = 0.9$, while at the start of a line many tokens stay in play. A fixed $k$ is too
+# generous for the first and may be too strict for the second. Now the four strategies
+# on the same prompt:
 
 # %%
 strategies = {
@@ -447,11 +601,22 @@ for name, settings in strategies.items():
 # %%
 prompt_ids = torch.tensor([chars.encode(prompt)], device=device)
 inside = C.block_size - prompt_ids.size(1)  # new tokens that fit in the context
-cache_checks, cache_seconds = [], {}
-for use_cache in (True, False):
-    started = time.perf_counter()
-    generate(char_model, prompt_ids, inside, use_cache=use_cache)
-    cache_seconds[use_cache] = time.perf_counter() - started
+cache_checks, cache_table = [], []
+# Several context lengths, each the best of 3 runs (a shared machine makes single runs noisy)
+for new_tokens in sorted({max(1, inside // 4), inside // 2, 3 * inside // 4, inside}):
+    seconds = {}
+    for use_cache in (True, False):
+        runs = []
+        for _ in range(3):
+            started = time.perf_counter()
+            generate(char_model, prompt_ids, new_tokens, use_cache=use_cache)
+            runs.append(time.perf_counter() - started)
+        seconds[use_cache] = min(runs)
+    # positions run through the model: the cache runs each once; without it step t reruns t
+    start = prompt_ids.size(1)
+    positions = {True: start + new_tokens - 1, False: sum(range(start, start + new_tokens))}
+    cache_table.append((start + new_tokens, seconds, positions))
+cache_seconds = cache_table[-1][1]
 for settings in ({}, {"temperature": 1.0, "top_p": 0.9}):
     outputs = [
         generate(
@@ -468,23 +633,39 @@ for settings in ({}, {"temperature": 1.0, "top_p": 0.9}):
 cache_speedup = cache_seconds[False] / cache_seconds[True]
 print(f"same tokens with and without the cache (greedy, sampled): {cache_checks}")
 print(
-    f"{inside} tokens inside the context: {cache_seconds[True] * 1e3:.0f} ms with the cache, "
-    f"{cache_seconds[False] * 1e3:.0f} ms without ({cache_speedup:.1f}×)"
+    "| context at the end | with cache (ms) | without (ms) | speed-up | positions computed, "
+    "without / with |"
+)
+print("| --- | --- | --- | --- | --- |")
+for length, seconds, positions in cache_table:
+    print(
+        f"| {length} | {seconds[True] * 1e3:.0f} | {seconds[False] * 1e3:.0f} | "
+        f"{seconds[False] / seconds[True]:.1f}× | {positions[False] / positions[True]:.1f}× |"
+    )
+print(
+    f"greedy decoding from {prompt!r}, batch 1, on {device_name(device)}; block_size {C.block_size}"
 )
 assert all(cache_checks)
 
 # %% [markdown]
-# The saving grows with the context: at step $t$ the uncached model recomputes $t$
-# positions through every layer, the cached one only one. With short contexts and a
-# small model much of the time is Python overhead, so the gain here is modest.
+# The table times greedy decoding from the prompt up to several context lengths, each
+# the best of three runs. At step $t$ the uncached model recomputes $t$ positions through
+# every layer, the cached one only one, so the work saved (last column, a count) grows
+# with the context. The measured speed-up does not follow that count: it stays small
+# and need not rise with every length (see the table). With a small
+# model and short contexts most of each step is fixed per-call overhead (Python, kernel
+# launches) that the cache does not remove. Read the timings as indicative: they come
+# from one shared machine.
 #
 # ### Try it
 #
 # The widget is a view over `sslm_lab.lab.widgets.sample_continuation(model, tokenizer,
 # prompt, temperature, top_k, top_p, length, seed)`: the same arguments always give the
-# same text. Try temperature 0.2 and 2.0, then top-p 0.5 at temperature 1.5.
+# same text (checked below). Try temperature 0.2 and 2.0, then top-p 0.5 at temperature 1.5.
 
 # %%
+twice = [sample_continuation(char_model, chars, prompt, 0.8, 0, 1.0, 40, seed) for _ in range(2)]
+assert twice[0] == twice[1], "the same settings gave different text"
 sampling_explorer(char_model, chars, prompt, temperature=0.8, length=C.sample_tokens, seed=seed)
 
 # %% [markdown]
@@ -515,16 +696,18 @@ with torch.no_grad():
         val_bits_at.append(mean_loss(char_model, val_windows, temperature) / math.log(2))
 for temperature, entropy, bits in zip(C.temperatures, sample_entropy, val_bits_at, strict=True):
     print(f"T = {temperature:<4}: sampling entropy {entropy:.2f} bits, val {bits:.3f} bits/char")
+lowest_at = C.temperatures[min(range(len(val_bits_at)), key=val_bits_at.__getitem__)]
+print(f"val bits/char lowest at T = {lowest_at}")
 fig = plot_temperature_effect(C.temperatures, sample_entropy, val_bits_at)
 for temperature in (C.temperatures[0], 1.0, C.temperatures[-1]):
     text = generate_text(char_model, chars, prompt, 80, temperature=temperature, seed=seed)
     print(f"--- T = {temperature}\n{prompt}{text}\n")
 
 # %% [markdown]
-# Low temperature makes each draw nearly certain: the text is safe, repetitive, and
+# Low temperature makes each draw nearly certain (the entropy is lowest): the text is safe, repetitive, and
 # soon loops. High temperature spreads the choice over more characters and the text
 # dissolves into letter soup. Neither improves the model as a model of Shakespeare:
-# its validation bits per character are lowest near $T = 1$, the distribution it was
+# its validation bits per character are lowest near $T = 1$ (printed above), the distribution it was
 # trained to match. Temperature is a dial for the *reader*, trading surprise against
 # coherence; it adds no knowledge.
 #
@@ -550,6 +733,141 @@ with torch.no_grad():
 print(f"saved in {folder.name}/: {', '.join(sorted(path.name for path in saved.values()))}")
 print(f"reloaded char decoder gives identical logits: {reload_identical}")
 assert reload_identical and loaded_chars.characters == chars.characters
+
+# %% [markdown]
+# ## 8 · Exercises
+#
+# Four pieces of what this notebook derived, easiest first. Write each function between
+# its two SOLUTION comment lines; the cell below it checks your answer against
+# `sslm_lab` on the inputs shown (and, when an instructor grades, on more). Nothing after
+# these cells uses your functions, so an unfinished exercise breaks nothing else.
+#
+# **Exercise 1 (1 point).** Teacher forcing (section 1): from a `(batch, seq)` tensor of
+# token ids, return the model's inputs and its targets, each `(batch, seq - 1)`.
+
+
+# %% nbgrader={"grade": false, "grade_id": "shift", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def teacher_forcing_by_hand(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch, seq) -> (inputs, targets), both (batch, seq - 1)."""
+    ### BEGIN SOLUTION
+    return ids[:, :-1], ids[:, 1:]
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "shift_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+def loss_from_shift(model, ids):
+    inputs_, targets_ = teacher_forcing_by_hand(ids)
+    with torch.no_grad():
+        return F.cross_entropy(model(inputs_).flatten(0, 1), targets_.flatten())
+
+
+with torch.no_grad():
+    assert_close(loss_from_shift(tiny, ids), causal_lm_loss(tiny(ids), ids))
+### BEGIN HIDDEN TESTS
+generator = torch.Generator().manual_seed(1)
+for batch, length in ((1, 2), (3, 17), (2, 32)):
+    sample_ids = torch.randint(0, chars.vocab_size, (batch, length), generator=generator)
+    with torch.no_grad():
+        assert_close(
+            loss_from_shift(tiny, sample_ids), causal_lm_loss(tiny(sample_ids), sample_ids)
+        )
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 2 (2 points).** Top-k (section 5): keep the logits that are at least the
+# $k$-th largest of their row (ties kept), set the others to `-math.inf`. `logits` is
+# `(batch, vocab)`; a `k` above the vocabulary keeps everything.
+
+
+# %% nbgrader={"grade": false, "grade_id": "top_k", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def top_k_by_hand(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """(batch, vocab) -> (batch, vocab), all but the k largest of each row -inf."""
+    ### BEGIN SOLUTION
+    k = min(k, logits.size(-1))
+    threshold = logits.sort(dim=-1, descending=True).values[:, k - 1 : k]  # (batch, 1)
+    return torch.where(logits >= threshold, logits, -math.inf)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "top_k_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+for k in (1, 3, 10):
+    assert torch.equal(top_k_by_hand(context_logits, k), top_k_filter(context_logits, k))
+### BEGIN HIDDEN TESTS
+generator = torch.Generator().manual_seed(2)
+random_logits = torch.randn(5, 50, generator=generator)
+for k in (1, 7, 50, 80):
+    assert torch.equal(top_k_by_hand(random_logits, k), top_k_filter(random_logits, k))
+ties = torch.tensor([[2.0, 1.0, 2.0, 0.5]])
+assert torch.equal(top_k_by_hand(ties, 1), top_k_filter(ties, 1))
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 3 (2 points).** Top-p (section 5), vectorised: sort each row, and keep the
+# token of rank $r$ when the tokens ranked above it hold less than $p$ of the
+# probability; set the others to `-math.inf`, in the original vocabulary order.
+
+
+# %% nbgrader={"grade": false, "grade_id": "top_p", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def top_p_by_hand(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """(batch, vocab) -> (batch, vocab), tokens outside the nucleus -inf."""
+    ### BEGIN SOLUTION
+    values, order = logits.sort(dim=-1, descending=True)
+    probabilities = values.softmax(dim=-1)
+    above = probabilities.cumsum(dim=-1) - probabilities  # mass of the higher-ranked tokens
+    keep_sorted = above < p
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    return torch.where(keep, logits, -math.inf)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "top_p_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+for p_value in (0.5, 0.9):
+    assert torch.equal(
+        top_p_by_hand(context_logits, p_value), top_p_filter(context_logits, p_value)
+    )
+### BEGIN HIDDEN TESTS
+generator = torch.Generator().manual_seed(3)
+random_logits = 3 * torch.randn(6, 40, generator=generator)
+for p_value in (0.05, 0.3, 0.75, 0.99):
+    assert torch.equal(top_p_by_hand(random_logits, p_value), top_p_filter(random_logits, p_value))
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 4 (3 points).** Greedy decoding with a KV cache (section 5): run the whole
+# prompt once with `cache=KVCache(model.config.n_layer)`, then feed only the newest token
+# each step, appending the argmax of the last position's logits. Stay inside the context
+# (`prompt + new_tokens <= block_size`); the tokens must equal `generate(...,
+# use_cache=False)`.
+
+
+# %% nbgrader={"grade": false, "grade_id": "cached_greedy", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def cached_greedy_by_hand(model: CausalLM, ids: torch.Tensor, new_tokens: int) -> torch.Tensor:
+    """(batch, seq) prompt -> (batch, seq + new_tokens), greedy, with a KV cache."""
+    ### BEGIN SOLUTION
+    cache = KVCache(model.config.n_layer)
+    with torch.no_grad():
+        fresh = ids
+        for _ in range(new_tokens):
+            next_ids = model(fresh, cache=cache)[:, -1].argmax(dim=-1, keepdim=True)
+            ids = torch.cat([ids, next_ids], dim=1)
+            fresh = next_ids
+    return ids
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "cached_greedy_check", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+expected = generate(char_model, prompt_ids, 20, greedy, use_cache=False)
+assert torch.equal(cached_greedy_by_hand(char_model, prompt_ids, 20), expected)
+### BEGIN HIDDEN TESTS
+generator = torch.Generator().manual_seed(4)
+starts = torch.randint(0, chars.vocab_size, (3, 5), generator=generator).to(device)
+room = C.block_size - starts.size(1)
+expected = generate(char_model, starts, room, greedy, use_cache=False)
+assert torch.equal(cached_greedy_by_hand(char_model, starts, room), expected)
+assert torch.equal(
+    cached_greedy_by_hand(tiny, ids[:, :4], 10), generate(tiny, ids[:, :4], 10, use_cache=False)
+)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## What this notebook established
