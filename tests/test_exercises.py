@@ -153,7 +153,10 @@ def test_grade_reports_broken_submissions_and_goes_on(tmp_path, capsys) -> None:
         ["grade", str(paths[0]), str(paths[1]), str(not_json), "--out", str(out), "--timeout", "5"]
     )
     assert code == 0
-    records = {r["notebook"]: r for r in json.loads((out / "grades.json").read_text())}
+    rows = json.loads((out / "grades.json").read_text())
+    # each row is named by the path as given, so same-named files of two students differ
+    assert [r["notebook"] for r in rows] == [str(paths[0]), str(paths[1]), str(not_json)]
+    records = {Path(r["notebook"]).name: r for r in rows}
     assert records["broken.ipynb"]["points"] == {"square_check": 0.0, "cube_check": 1.0}
     assert (
         "SyntaxError" in records["broken.ipynb"]["messages"]["square_check"]
@@ -162,7 +165,7 @@ def test_grade_reports_broken_submissions_and_goes_on(tmp_path, capsys) -> None:
     assert "Timeout" in records["looping.ipynb"]["error"] and records["looping.ipynb"]["total"] == 0
     assert records["garbage.ipynb"]["error"].startswith("cannot read the notebook")
     table = (out / "grades.md").read_text()
-    assert "| broken.ipynb | square_check | 0 / 2 |" in table and "garbage.ipynb" in table
+    assert f"| {paths[0]} | square_check | 0 / 2 |" in table and "garbage.ipynb" in table
     assert grades_table([]).count("\n") == 2
 
 

@@ -172,13 +172,16 @@ def grade_notebook(
 
     check_int("timeout", timeout, low=1, hint="seconds one cell may run")
     path, out = Path(path), Path(out_dir)
+    # The path as given names the row: 200 students' files are all called 00_tour.ipynb,
+    # and submissions/alice/00_tour.ipynb says whose it is.
+    label = str(path)
     out.mkdir(parents=True, exist_ok=True)
     executed = out / path.name
     started = time.perf_counter()
     try:
         original = nbformat.read(path, as_version=4)
     except Exception as error:  # not JSON, not a notebook
-        return Grade(path.name, error=f"cannot read the notebook ({type(error).__name__}: {error})")
+        return Grade(label, error=f"cannot read the notebook ({type(error).__name__}: {error})")
     failure = None
     try:
         papermill.execute_notebook(
@@ -197,7 +200,7 @@ def grade_notebook(
     except Exception as error:  # a timeout, a dead kernel
         failure = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
     notebook = nbformat.read(executed, as_version=4) if executed.exists() else original
-    grade = score(notebook, path.name)
+    grade = score(notebook, label)
     if failure is not None:
         grade.error = failure
         grade.points = {grade_id: 0.0 for grade_id in grade.possible}
