@@ -255,23 +255,40 @@ def layer_depth(name: str, n_layer: int) -> int:
     return n_layer + 1
 
 
+def layerwise_lr_scale(n_layer: int, decay: float) -> Callable[[str], float]:
+    """Layer-wise learning-rate decay as a factor of the peak rate, by parameter name.
+
+    The top (head, final norm) trains at factor 1, block i at decay^(n_layer - i), the
+    embeddings at decay^(n_layer + 1): lower layers hold the most general features and
+    move least (Howard & Ruder 2018; Clark et al. 2020 use decay 0.8). decay=1 is plain
+    fine-tuning. The form `Phase(lr_scale=...)` takes, so the trainer's schedule applies:
+
+        Phase("finetune", model, loss_fn, lr=1e-4, lr_scale=layerwise_lr_scale(4, 0.8))
+    """
+    n_layer = check_int("n_layer", n_layer, low=1)
+    decay = check_real("decay", decay, low=0, high=1, low_open=True)
+
+    def scale(name: str) -> float:
+        return decay ** (n_layer + 1 - layer_depth(name, n_layer))
+
+    return scale
+
+
 def layerwise_lr_groups(
     model: TransformerModel, lr: float, decay: float, weight_decay: float = 0.01
 ) -> list[dict[str, Any]]:
-    """AdamW parameter groups with layer-wise learning-rate decay.
+    """AdamW parameter groups with layer-wise learning-rate decay (`layerwise_lr_scale`).
 
-    The top (head, final norm) trains at `lr`, block i at lr · decay^(n_layer - i), the
-    embeddings at lr · decay^(n_layer + 1): lower layers hold the most general features
-    and move least (Howard & Ruder 2018; Clark et al. 2020 use decay 0.8). decay=1 is plain
-    fine-tuning. As in `sslm_lab.training`, only >= 2-D parameters are weight-decayed.
-    Frozen parameters are left out. Each group carries "depth" besides the optimizer's keys:
+    For an optimizer of your own; as in `sslm_lab.training`, only >= 2-D parameters are
+    weight-decayed and frozen parameters are left out. Each group carries "depth" besides
+    the optimizer's keys:
 
         torch.optim.AdamW(layerwise_lr_groups(model, lr=1e-4, decay=0.8))
     """
     lr = check_real("lr", lr, low=0, low_open=True)
-    decay = check_real("decay", decay, low=0, high=1, low_open=True)
     weight_decay = check_real("weight_decay", weight_decay, low=0)
     n_layer = model.config.n_layer
+    scale = layerwise_lr_scale(n_layer, decay)
     groups: dict[tuple[int, bool], dict[str, Any]] = {}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
@@ -282,7 +299,7 @@ def layerwise_lr_groups(
             (depth, decayed),
             {
                 "params": [],
-                "lr": lr * decay ** (n_layer + 1 - depth),
+                "lr": lr * scale(name),
                 "weight_decay": weight_decay if decayed else 0.0,
                 "depth": depth,
             },

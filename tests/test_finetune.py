@@ -19,6 +19,7 @@ from sslm_lab.finetune import (
     freeze,
     frozen_features,
     layerwise_lr_groups,
+    layerwise_lr_scale,
     matching_parameters,
     unfreeze,
     with_head,
@@ -128,6 +129,36 @@ def test_layerwise_lr_decay_groups(body: Transformer) -> None:
     assert id(model.transformer.token_embedding.weight) not in params
     with pytest.raises(ArgumentError, match="decay=1.5"):
         layerwise_lr_groups(model, lr=1.0, decay=1.5)
+
+
+def test_layerwise_lr_scale_drives_the_trainer_at_the_same_rates(body: Transformer) -> None:
+    from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig
+
+    model = with_head(body, "sequence", num_labels=2)
+    scale = layerwise_lr_scale(model.config.n_layer, 0.5)
+    expected = {
+        (id(p), group["lr"])
+        for group in layerwise_lr_groups(model, 0.01, 0.5)
+        for p in group["params"]
+    }
+    ids = torch.randint(0, 40, (8, 6))
+    labels = torch.tensor([0, 1] * 4)
+
+    def loss_fn(module, batch, step):
+        return nn.functional.cross_entropy(module(batch[0]), batch[1]), {}
+
+    phase = Phase("tune", model, loss_fn, lr=0.01, schedule="constant", lr_scale=scale)
+    trainer = Trainer(
+        model,
+        phase,
+        lambda step, g: (ids, labels),
+        TrainerConfig(max_steps=1, device="cpu", progress=False),
+    )
+    trainer.fit()
+    got = {(id(p), g["lr"]) for g in trainer._states[0].optimizer.param_groups for p in g["params"]}
+    assert {(i, round(lr, 12)) for i, lr in got} == {(i, round(lr, 12)) for i, lr in expected}
+    with pytest.raises(ArgumentError, match="n_layer=0"):
+        layerwise_lr_scale(0, 0.5)
 
 
 def test_fgm_moves_the_embeddings_by_epsilon_and_restores_them(body: Transformer) -> None:

@@ -79,6 +79,49 @@ def test_weight_decay_only_on_parameters_with_two_or_more_dimensions():
     assert [g["weight_decay"] for g in groups] == [0.01, 0.0]
 
 
+def test_lr_scale_gives_each_factor_its_own_groups_and_the_schedule_scales_them_alike():
+    torch.manual_seed(0)
+    model = TinyLM(dropout=0.0)
+    factors = {"embedding": 0.25, "mix": 0.5}  # the rest (hidden, norm) at 1
+
+    def scale(name: str) -> float:
+        return factors.get(name.split(".")[0], 1.0)
+
+    groups = adamw_param_groups(model, 0.1, lr=0.02, lr_scale=scale)
+    named = {id(p): name for name, p in model.named_parameters()}
+    summary = [
+        (g["lr"], g["weight_decay"], sorted(named[id(p)] for p in g["params"])) for g in groups
+    ]
+    assert summary == [
+        (0.005, 0.1, ["embedding.weight"]),
+        (0.01, 0.1, ["mix.weight"]),
+        (0.01, 0.0, ["mix.bias"]),
+        (0.02, 0.1, ["hidden.weight"]),
+        (0.02, 0.0, ["hidden.bias", "norm.bias", "norm.weight"]),
+    ]
+    phase = Phase(
+        "lm", model, clean_lm_loss, lr=0.02, warmup_steps=2, schedule="constant", lr_scale=scale
+    )
+    trainer = Trainer(model, phase, block_sampler(make_tokens(), 8), quiet(max_steps=6))
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    history = trainer.fit()
+    optimizer = trainer._states[0].optimizer
+    rates = [g["lr"] for g in optimizer.param_groups]
+    # past the warmup every group runs at its factor of the phase's rate, which the row logs
+    assert rates == pytest.approx([0.02 * g["lr_scale"] for g in groups])
+    assert [row["lm/lr"] for row in history] == pytest.approx([0.02 / 3, 0.02 * 2 / 3] + [0.02] * 4)
+    assert all(not torch.equal(before[name], p) for name, p in model.named_parameters())
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), "1", True, None])
+def test_lr_scale_returning_a_bad_factor_names_the_parameter(bad):
+    model = TinyLM()
+    with pytest.raises(ValueError, match=r"lr_scale\('embedding.weight'\)"):
+        adamw_param_groups(model, 0.1, lr=0.01, lr_scale=lambda name: bad)
+    with pytest.raises(ValueError, match=r"Phase\('lm'\)\.lr_scale"):
+        Phase("lm", model, clean_lm_loss, lr_scale=0.5)
+
+
 def test_single_phase_training_learns_and_records_history(capsys):
     trainer = lm_trainer(None, 40, dropout=0.0, noisy=False)
     history = trainer.fit()

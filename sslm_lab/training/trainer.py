@@ -133,6 +133,10 @@ class Phase:
     min_lr: float = 0.0
     decay_steps: int | None = None  # updates until min_lr; default: all of this phase's updates
     every: int = 1  # run this phase on steps 0, every, 2*every, ...
+    # Per-parameter learning rates: a function of the parameter's name in `module` giving a
+    # factor (> 0) of lr, e.g. sslm_lab.finetune.layerwise_lr_scale for layer-wise decay.
+    # The schedule scales every parameter's rate alike. None: every parameter at lr.
+    lr_scale: Callable[[str], float] | None = None
 
     def __post_init__(self) -> None:
         where = f"Phase({self.name!r})"
@@ -152,6 +156,8 @@ class Phase:
         if not callable(self.loss_fn):
             signature = "a function (module, batch, step) -> (loss, metrics)"
             raise invalid(f"{where}.loss_fn", self.loss_fn, signature)
+        if self.lr_scale is not None and not callable(self.lr_scale):
+            raise invalid(f"{where}.lr_scale", self.lr_scale, "None or a function name -> factor")
 
 
 @dataclass
@@ -208,17 +214,44 @@ class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite and the config did not ask to skip such steps."""
 
 
-def adamw_param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def adamw_param_groups(
+    module: nn.Module,
+    weight_decay: float,
+    lr: float | None = None,
+    lr_scale: Callable[[str], float] | None = None,
+) -> list[dict[str, Any]]:
     """Split trainable parameters: decay matrices and embeddings, not biases and norm gains.
 
     Decaying a LayerNorm gain or a bias toward 0 only fights the model (nanoGPT,
-    following GPT-2); `parameters()` lists a tied weight once, so it is updated once.
+    following GPT-2); `named_parameters()` lists a tied weight once, so it is updated once.
+    With `lr_scale` (parameter name -> factor) each distinct factor gets its own pair of
+    groups at lr * factor, in order of the factor (a group then also has "lr_scale").
     """
-    trainable = [p for p in module.parameters() if p.requires_grad]
-    return [
-        {"params": [p for p in trainable if p.dim() >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in trainable if p.dim() < 2], "weight_decay": 0.0},
-    ]
+    trainable = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
+    if lr_scale is None:
+        return [
+            {"params": [p for _, p in trainable if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for _, p in trainable if p.dim() < 2], "weight_decay": 0.0},
+        ]
+    if lr is None:
+        raise ValueError("adamw_param_groups: lr_scale needs the peak lr")
+    groups: dict[tuple[float, bool], dict[str, Any]] = {}
+    for name, parameter in trainable:
+        factor = lr_scale(name)
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or not factor > 0:
+            raise invalid(f"lr_scale({name!r})", factor, "a number > 0")
+        decayed = parameter.dim() >= 2
+        group = groups.setdefault(
+            (float(factor), decayed),
+            {
+                "params": [],
+                "lr": lr * factor,
+                "weight_decay": weight_decay if decayed else 0.0,
+                "lr_scale": float(factor),
+            },
+        )
+        group["params"].append(parameter)
+    return [groups[key] for key in sorted(groups, key=lambda key: (key[0], not key[1]))]
 
 
 def lr_multiplier(
@@ -273,7 +306,7 @@ def _optimizer_and_schedule(
 ) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
     """The phase's AdamW and its learning-rate schedule over a run of `max_steps` steps."""
     optimizer = torch.optim.AdamW(
-        adamw_param_groups(phase.module, phase.weight_decay),
+        adamw_param_groups(phase.module, phase.weight_decay, phase.lr, phase.lr_scale),
         lr=phase.lr,
         betas=phase.betas,
         eps=phase.eps,
@@ -449,7 +482,9 @@ class Trainer:
             summed /= self.dist.world_size
         numbers = summed.tolist()
         name = phase.name
-        row = {f"{name}/loss": numbers[0], f"{name}/lr": optimizer.param_groups[0]["lr"]}
+        # The phase's own rate (lr times the schedule), whatever lr_scale gives each group
+        lr_now = optimizer.param_groups[0]["lr"] / optimizer.param_groups[0].get("lr_scale", 1.0)
+        row = {f"{name}/loss": numbers[0], f"{name}/lr": lr_now}
         row.update({f"{name}/{key}": v for key, v in zip(metric_sums, numbers[1:], strict=False)})
         if self.config.grad_clip is not None:
             row[f"{name}/grad_norm"] = numbers[-1]
