@@ -185,6 +185,18 @@ def test_labelled_passages_without_a_cap_keep_every_full_passage(
     assert len(passages) == expected
 
 
+def test_labelled_passages_of_the_plays_only(shakespeare_works: list[Work]) -> None:
+    plays = ("comedy", "history", "tragedy")
+    passages = LabelledPassages("val", char_tokenizer(), 256, max_per_work=20, genres=plays)
+    assert passages.class_counts() == {"comedy": 40, "history": 20, "tragedy": 40}
+    assert all(work.genre != "poetry" for work in passages.works)
+    for index in range(0, len(passages), 11):
+        assert plays[int(passages[index][1])] == passages.work_of(index).genre
+    for bad in ((), ("comedy", "comedy"), ("comedy", "epic")):
+        with pytest.raises(ValueError, match="genres: got"):
+            LabelledPassages("val", char_tokenizer(), 256, genres=bad)
+
+
 def test_labelled_passages_validation(shakespeare_works: list[Work]) -> None:
     with pytest.raises(
         ValueError, match=r"n_tokens=0 \(int\) is not allowed; allowed: an integer >= 1"

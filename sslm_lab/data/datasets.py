@@ -195,9 +195,10 @@ class LabelledPassages(Dataset):
     keep long plays from outweighing short poems, at most `max_per_work` passages are
     kept per work (None keeps all), spread evenly through the work. Genres still
     differ in size because they differ in number of works; `class_counts()` says by
-    how much, so a majority-class baseline is one line away.
+    how much, so a majority-class baseline is one line away. `genres` keeps only the
+    works of those genres (e.g. the plays: ("comedy", "history", "tragedy")).
 
-    Items are (ids (n_tokens,) int64, label () int64), label = GENRES.index(genre).
+    Items are (ids (n_tokens,) int64, label () int64), label = genres.index(genre).
     """
 
     def __init__(
@@ -207,11 +208,16 @@ class LabelledPassages(Dataset):
         n_tokens: int,
         *,
         max_per_work: int | None = 64,
+        genres: tuple[str, ...] = GENRES,
     ) -> None:
         check_int("n_tokens", n_tokens, low=1)
         check_int("max_per_work", max_per_work, low=1, allow_none=True)
+        genres = tuple(genres)
+        if not genres or len(set(genres)) != len(genres) or not set(genres) <= set(GENRES):
+            raise ValueError(f"genres: got {genres!r}; allowed: distinct values from {GENRES}")
         self.split = split
-        self.works: list[Work] = works_in_split(split)
+        self.genres = genres
+        self.works: list[Work] = [w for w in works_in_split(split) if w.genre in genres]
         passages, labels, work_index = [], [], []
         for position, work in enumerate(self.works):
             ids = torch.tensor(tokenizer.encode(read_work(work)), dtype=torch.long)
@@ -223,7 +229,7 @@ class LabelledPassages(Dataset):
                 chosen = torch.linspace(0, count - 1, max_per_work).round().long()
                 chunks = chunks[chosen]
             passages.append(chunks)
-            labels += [work.label] * len(chunks)
+            labels += [genres.index(work.genre)] * len(chunks)
             work_index += [position] * len(chunks)
         if not passages:
             raise ValueError(
@@ -241,9 +247,9 @@ class LabelledPassages(Dataset):
         return self.passages[index].clone(), self.labels[index]
 
     def class_counts(self) -> dict[str, int]:
-        """Number of passages per genre, in GENRES order."""
-        counts = torch.bincount(self.labels, minlength=len(GENRES))
-        return {genre: int(count) for genre, count in zip(GENRES, counts, strict=True)}
+        """Number of passages per genre, in the order of `genres`."""
+        counts = torch.bincount(self.labels, minlength=len(self.genres))
+        return {genre: int(count) for genre, count in zip(self.genres, counts, strict=True)}
 
     def work_of(self, index: int) -> Work:
         """The work passage `index` was cut from."""

@@ -1,0 +1,190 @@
+"""Who is named: a token-classification task built from the plays' speaker headings.
+
+A play prints the name of whoever speaks above each speech (`sslm_lab.data.speeches`).
+Those headings are labels nobody had to write: they say which words of this play are
+its characters' names. Tagging the names where they occur *inside the dialogue*
+("Good Horatio, a word") is then a named-entity task in the BIO scheme, one entity
+type, PER:
+
+    words  Good  Horatio  ,  a  word     Sir  Toby  Belch  ,  away
+    tags   O     B-PER    O  O  O        O    B-PER I-PER  O  O
+
+Which heading words are names. A heading mixes names with roles and titles ("FIRST
+CITIZEN", "KING HENRY", "LADY MACBETH", "SIR TOBY"), and some editions abbreviate
+("Hor" for Horatio). A word is a name here when the dialogue itself treats it as a
+proper noun: written capitalised each time it follows a lower-case word, at least
+`min_uses` times. "Macbeth" passes; "lord", "citizen" and "king" are mostly
+lower-case mid-sentence and fail, so "KING HENRY" gives "Henry". An abbreviation
+(a heading word the dialogue never uses) stands for the most frequent such proper noun
+that it begins, preferring one the list of persons or a stage direction spells out
+("Hor" -> "Horatio"), if there is one. Possessives count ("Hamlet's").
+
+Evaluated on plays unseen in training, a tagger cannot memorise the list: it has to
+recognise a name from its context and form. `capitalisation_tags` is the obvious
+baseline (every capitalised word that is not sentence-initial and not a frequent
+capitalised non-name), and `entity_f1` scores with seqeval, entity by entity.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from sslm_lab.checks import check_int
+from sslm_lab.data.shakespeare import Work, read_work, works_in_split
+from sslm_lab.data.speeches import speeches
+
+TAGS = ("O", "B-PER", "I-PER")  # label ids 0, 1, 2
+_WORD = re.compile(r"[A-Za-z]+(?:['\-][A-Za-z]+)*|[^\sA-Za-z]")  # words, and each mark alone
+_SPLIT_SPEAKERS = re.compile(r",? (?:and|&) |, ")
+_SENTENCE_END = {".", "!", "?", ":", ";"}
+# Heading words that are titles or roles even where the dialogue capitalises them
+# ("Don Pedro", "Sir Toby", "the Constable"), and words capitalised for other reasons.
+_TITLES = {"Sir", "Don", "Lady", "Lord", "King", "Queen", "Prince", "Duke", "Mistress", "Master"}
+_TITLES |= {"Messenger", "Servant", "Constable", "Hostess", "Attendants", "All", "Both", "French"}
+_ALWAYS_CAPITAL = {"I", "O", "God", "Heaven", "Madam"} | _TITLES
+
+
+def words(text: str) -> list[str]:
+    """`text` cut into words and punctuation marks, as the tagger sees it."""
+    return _WORD.findall(text)
+
+
+def _stem(word: str) -> str:
+    return word[:-2] if word.endswith("'s") else word
+
+
+def _mid_sentence(tokens: list[str]) -> list[bool]:
+    """Whether each token of a line follows another token of its sentence on that line."""
+    return [index > 0 and tokens[index - 1] not in _SENTENCE_END for index in range(len(tokens))]
+
+
+def proper_nouns(dialogue: list[str], min_uses: int = 2) -> Counter[str]:
+    """Words the dialogue always writes capitalised when they stand inside a sentence.
+
+    `dialogue`: the spoken text, one string per speech. Returns word -> how often it is
+    used inside a sentence (at least `min_uses`); a word ever written in lower case
+    ("lord", "king") is not a proper noun.
+    """
+    check_int("min_uses", min_uses, low=1)
+    capital, lower = Counter[str](), set()
+    for speech in dialogue:
+        for line in speech.splitlines():
+            tokens = words(line)
+            for token, inside in zip(tokens, _mid_sentence(tokens), strict=True):
+                word = _stem(token)
+                if not word[0].isalpha():
+                    continue
+                if word[0].islower():
+                    lower.add(word.capitalize())
+                elif inside:
+                    capital[word] += 1
+    return Counter({w: n for w, n in capital.items() if n >= min_uses and w not in lower})
+
+
+def character_names(text: str, min_uses: int = 2) -> set[str]:
+    """The characters' names a play's dialogue uses, from its speaker headings (see above)."""
+    play = speeches(text)
+    nouns = proper_nouns([speech.text for speech in play], min_uses)
+    # The lists of persons and the stage directions spell out what headings abbreviate
+    outside = Counter(w.capitalize() for w in words(text))
+    outside.subtract(w.capitalize() for speech in play for w in words(speech.text))
+    names: set[str] = set()
+    for speaker in {speech.speaker for speech in play}:
+        for heading in _SPLIT_SPEAKERS.split(speaker):
+            for part in heading.replace(".", " ").split():
+                word = part.capitalize() if part.isupper() else part
+                if word in _TITLES:
+                    continue
+                if word in nouns:
+                    names.add(word)
+                elif len(word) >= 3:  # maybe an abbreviation of a name the play spells out
+                    longer = [
+                        (outside[w] > 0, n, w) for w, n in nouns.items() if w.startswith(word)
+                    ]
+                    if longer:
+                        names.add(max(longer)[2])
+    return names
+
+
+def bio_tags(tokens: list[str], names: set[str]) -> list[str]:
+    """BIO tags for `tokens`: a run of consecutive names is one entity."""
+    tags = []
+    for index, token in enumerate(tokens):
+        if _stem(token) in names:
+            inside = index > 0 and tags[-1] != "O"
+            tags.append("I-PER" if inside else "B-PER")
+        else:
+            tags.append("O")
+    return tags
+
+
+def capitalisation_tags(
+    tokens: list[str], line_starts: list[bool] | None = None, not_names: set[str] = _ALWAYS_CAPITAL
+) -> list[str]:
+    """The baseline: a capitalised word that starts no sentence and no line is a name."""
+    if line_starts is None:
+        line_starts = [index == 0 for index in range(len(tokens))]
+    if len(line_starts) != len(tokens):
+        raise ValueError(f"line_starts: {len(line_starts)} flags for {len(tokens)} tokens")
+    tags = []
+    for index, token in enumerate(tokens):
+        starts = line_starts[index] or index == 0 or tokens[index - 1] in _SENTENCE_END
+        if token[0].isupper() and not starts and _stem(token) not in not_names:
+            tags.append("I-PER" if tags and tags[-1] != "O" else "B-PER")
+        else:
+            tags.append("O")
+    return tags
+
+
+def entity_f1(true_tags: list[list[str]], predicted_tags: list[list[str]]) -> dict[str, float]:
+    """Entity-level precision, recall and F1 (seqeval, strict BIO spans of type PER)."""
+    from seqeval.metrics import f1_score, precision_score, recall_score
+    from seqeval.scheme import IOB2
+
+    if [len(t) for t in true_tags] != [len(p) for p in predicted_tags]:
+        raise ValueError("true_tags and predicted_tags: each sequence needs one tag per token")
+    options = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
+    return {
+        "precision": float(precision_score(true_tags, predicted_tags, **options)),
+        "recall": float(recall_score(true_tags, predicted_tags, **options)),
+        "f1": float(f1_score(true_tags, predicted_tags, **options)),
+    }
+
+
+@dataclass(frozen=True)
+class TaggedSpeech:
+    """One speech's words and their tags, with where it came from."""
+
+    work: str  # the play's title
+    speaker: str
+    tokens: list[str]
+    tags: list[str]
+    line_starts: list[bool]  # whether each token begins a printed line (verse capitalises it)
+
+
+def tagged_speeches(
+    split: str, max_words: int = 64, min_uses: int = 2, works: list[Work] | None = None
+) -> list[TaggedSpeech]:
+    """Every speech of the plays of `split` ('train', 'val', 'test'), tagged with its names.
+
+    Each speech is cut to its first `max_words` tokens; poems (no headings) give none.
+    The names come from each play's own headings, so a test play's names are its own.
+    """
+    check_int("max_words", max_words, low=1)
+    rows = []
+    for work in works if works is not None else works_in_split(split):
+        text = read_work(work)
+        names = character_names(text, min_uses)
+        for speech in speeches(text):
+            tokens, starts = [], []
+            for line in speech.text.splitlines():
+                in_line = words(line)
+                tokens += in_line
+                starts += [index == 0 for index in range(len(in_line))]
+            tokens, starts = tokens[:max_words], starts[:max_words]
+            if tokens:
+                tags = bio_tags(tokens, names)
+                rows.append(TaggedSpeech(work.title, speech.speaker, tokens, tags, starts))
+    return rows
