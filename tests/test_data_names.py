@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from sslm_lab.data import names
 from sslm_lab.data.names import (
@@ -112,3 +113,33 @@ def test_tagged_speeches_of_unseen_plays_use_their_own_names() -> None:
 
 def test_the_tags_are_the_bio_scheme_of_one_type() -> None:
     assert names.TAGS == ("O", "B-PER", "I-PER")
+
+
+def test_encode_tagged_labels_each_words_first_piece_and_reads_back() -> None:
+    from sslm_lab.data import bpe_tokenizer
+    from sslm_lab.data.names import IGNORE, encode_tagged, word_tags
+
+    tokenizer = bpe_tokenizer(512)
+    rows = [r for r in tagged_speeches("test", max_words=30) if "B-PER" in r.tags][:20]
+    encoded = encode_tagged(rows, tokenizer, max_tokens=48)
+    assert encoded.ids.shape == encoded.labels.shape == (20, 48)
+    assert (encoded.ids[:, 0] == tokenizer.cls_id).all() and (encoded.labels[:, 0] == IGNORE).all()
+    assert ((encoded.ids == tokenizer.pad_id) == (encoded.attention_mask == 0)).all()
+    back = word_tags(encoded.labels.clamp(min=0), encoded.labels, encoded.words_kept)
+    for index, (row, tags, kept) in enumerate(zip(rows, back, encoded.words_kept, strict=True)):
+        assert tags == row.tags[:kept]  # the labels are the tags, one per word kept
+        pieces = encoded.ids[index][encoded.attention_mask[index] == 1][1:]  # after [CLS]
+        spaced = "".join(
+            t if i == 0 or not t[0].isalnum() else " " + t for i, t in enumerate(row.tokens[:kept])
+        )
+        assert tokenizer.decode(pieces) == spaced  # the words, spaced as in running text
+    assert sum(encoded.words_kept) < sum(len(r.tokens) for r in rows)  # 48 pieces cut some
+    short = encode_tagged(rows[:1], tokenizer, max_tokens=4)
+    assert 1 <= short.words_kept[0] <= 3 and int(short.attention_mask.sum()) <= 4
+    with pytest.raises(ValueError, match="max_tokens"):
+        encode_tagged(rows, tokenizer, max_tokens=1)
+    predicted = torch.zeros_like(encoded.labels)
+    predicted[0, 1] = 2  # I-PER after nothing: read as the start of an entity
+    assert word_tags(predicted, encoded.labels, encoded.words_kept)[0][0] == "B-PER"
+    with pytest.raises(ValueError, match="must match"):
+        word_tags(predicted[:, :5], encoded.labels, encoded.words_kept)

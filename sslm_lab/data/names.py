@@ -23,6 +23,8 @@ Evaluated on plays unseen in training, a tagger cannot memorise the list: it has
 recognise a name from its context and form. `capitalisation_tags` is the obvious
 baseline (every capitalised word that is not sentence-initial and not a frequent
 capitalised non-name), and `entity_f1` scores with seqeval, entity by entity.
+`encode_tagged` turns the words into subword pieces for a model (the label on each
+word's first piece) and `word_tags` reads a model's predictions back as word tags.
 """
 
 from __future__ import annotations
@@ -31,9 +33,13 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+import torch
+from torch import Tensor
+
 from sslm_lab.checks import check_int
 from sslm_lab.data.shakespeare import Work, read_work, works_in_split
 from sslm_lab.data.speeches import speeches
+from sslm_lab.data.tokenizers import TextTokenizer
 
 TAGS = ("O", "B-PER", "I-PER")  # label ids 0, 1, 2
 _WORD = re.compile(r"[A-Za-z]+(?:['\-][A-Za-z]+)*|[^\sA-Za-z]")  # words, and each mark alone
@@ -188,3 +194,81 @@ def tagged_speeches(
                 tags = bio_tags(tokens, names)
                 rows.append(TaggedSpeech(work.title, speech.speaker, tokens, tags, starts))
     return rows
+
+
+def _spelled(tokens: list[str]) -> list[str]:
+    """Each token with the space that precedes it in running text (none before a mark)."""
+    return [t if i == 0 or not t[0].isalnum() else " " + t for i, t in enumerate(tokens)]
+
+
+@dataclass(frozen=True)
+class EncodedTags:
+    """Tagged speeches as model input: one row per speech, [CLS] first, padded.
+
+    labels hold a tag id (TAGS) at the first piece of every word and IGNORE elsewhere
+    ([CLS], later pieces of a word, padding), the usual way to train a word tagger on
+    subword pieces; word_index maps each labelled piece back to its word.
+    """
+
+    ids: Tensor  # (rows, max_tokens) int64
+    attention_mask: Tensor  # (rows, max_tokens) int64, 1 on real pieces
+    labels: Tensor  # (rows, max_tokens) int64, TAGS index or IGNORE
+    words_kept: list[int]  # how many words of each speech fit into max_tokens
+
+
+IGNORE = -100  # the label PyTorch's cross-entropy skips by default
+
+
+def encode_tagged(
+    rows: list[TaggedSpeech], tokenizer: TextTokenizer, max_tokens: int
+) -> EncodedTags:
+    """Cut each speech's words into the tokenizer's pieces, labelling each word's first.
+
+    A word whose pieces would not fit is dropped with the rest of its speech
+    (`words_kept` says how many stayed), so no label ever points at half a word.
+    """
+    check_int("max_tokens", max_tokens, low=2)
+    ids = torch.full((len(rows), max_tokens), tokenizer.pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), max_tokens), IGNORE, dtype=torch.long)
+    kept = []
+    for row_index, row in enumerate(rows):
+        pieces = [tokenizer.cls_id]
+        row_labels = [IGNORE]
+        count = 0
+        for spelled, tag in zip(_spelled(row.tokens), row.tags, strict=True):
+            word_ids = tokenizer.encode(spelled)
+            if len(pieces) + len(word_ids) > max_tokens:
+                break
+            pieces += word_ids
+            row_labels += [TAGS.index(tag)] + [IGNORE] * (len(word_ids) - 1)
+            count += 1
+        ids[row_index, : len(pieces)] = torch.tensor(pieces)
+        labels[row_index, : len(pieces)] = torch.tensor(row_labels)
+        kept.append(count)
+    return EncodedTags(ids, (ids != tokenizer.pad_id).long(), labels, kept)
+
+
+def word_tags(predicted: Tensor, labels: Tensor, words_kept: list[int]) -> list[list[str]]:
+    """Per speech, the tag predicted at each word's first piece (where labels are set).
+
+    predicted: (rows, max_tokens) tag ids from a tagger, e.g. logits.argmax(-1).
+    """
+    if predicted.shape != labels.shape:
+        raise ValueError(
+            f"predicted {tuple(predicted.shape)} must match labels {tuple(labels.shape)}"
+        )
+    out = []
+    for row_predicted, row_labels, count in zip(predicted, labels, words_kept, strict=True):
+        at_words = row_predicted[row_labels != IGNORE].tolist()
+        if len(at_words) != count:
+            raise ValueError(f"labels mark {len(at_words)} words where words_kept says {count}")
+        out.append(_valid_bio([TAGS[i] for i in at_words]))
+    return out
+
+
+def _valid_bio(tags: list[str]) -> list[str]:
+    """An I-PER that follows an O starts an entity: read it as B-PER (strict BIO)."""
+    return [
+        "B-PER" if tag == "I-PER" and (i == 0 or tags[i - 1] == "O") else tag
+        for i, tag in enumerate(tags)
+    ]
