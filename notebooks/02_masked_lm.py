@@ -70,6 +70,7 @@ from sslm_lab import data
 from sslm_lab.eval_mode import evaluating
 from sslm_lab.heads import MaskedLM
 from sslm_lab.lab import profiles
+from sslm_lab.lab.recipes import masked_lm_train_flops
 from sslm_lab.lab.results import record_results, run_dir
 from sslm_lab.lab.viz.language_models import plot_masked_lm_history
 from sslm_lab.lab.viz.training import plot_bars, plot_history
@@ -895,6 +896,11 @@ save_pretrained(
         "val_masked_accuracy": mlm_accuracy,
         "val_loss": mlm_val_loss,
         "bpe_vocab_size": M.bpe_vocab_size,
+        # What the pretraining cost, for comparing objectives at equal compute (07)
+        "train_tokens": steps * M.batch_size * M.block_size,
+        "train_flops": masked_lm_train_flops(
+            model.transformer, steps * M.batch_size * M.block_size, M.block_size, mask_rate
+        ),
     },
 )
 loaded, loaded_tokenizer, metadata = load_pretrained(folder)

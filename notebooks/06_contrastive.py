@@ -96,6 +96,7 @@ from sslm_lab.heads import MaskedLM, pool
 from sslm_lab.interop import load_minilm
 from sslm_lab.lab import profiles
 from sslm_lab.lab.env import device_description
+from sslm_lab.lab.recipes import body_flops_per_token
 from sslm_lab.lab.results import record_results, run_dir
 from sslm_lab.lab.viz.contrastive import (
     plot_accuracy_against,
@@ -1261,6 +1262,10 @@ save_pretrained(
         "line_tokens": C.line_tokens,
         "steps": text_steps,
         "work_recall_at_10": retrieval["SimCSE"]["work"][max(C.recall_at)],
+        # What the pretraining cost (two passes per line), for comparing objectives (07)
+        "train_tokens": 2 * text_steps * C.simcse_batch_size * C.line_tokens,
+        "train_flops": body_flops_per_token(text_encoder.transformer, C.line_tokens)
+        * (2 * text_steps * C.simcse_batch_size * C.line_tokens),
     },
 )
 text_encoder.to(device)

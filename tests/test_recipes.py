@@ -1,0 +1,113 @@
+"""Tests for sslm_lab.lab.recipes: one pretrained encoder per objective, reused or trained."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from sslm_lab.heads import MaskedLM
+from sslm_lab.lab import recipes
+from sslm_lab.lab.recipes import EncoderRecipe, pretrained_encoder
+from sslm_lab.lab.results import RUNS_ENV_VAR, run_dir
+from sslm_lab.pretrained import save_pretrained
+from sslm_lab.transformer import Transformer
+
+TINY = EncoderRecipe(
+    vocab_size=300, n_layer=2, n_head=2, n_embd=16, intermediate_size=32, block_size=16,
+    steps=3, batch_size=4, lr=1e-3,
+)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv(RUNS_ENV_VAR, str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+@pytest.mark.parametrize("objective", ["mlm", "clm", "simcse", "electra", "vae"])
+def test_each_objective_trains_an_encoder_of_the_recipes_shape(objective) -> None:
+    random = pretrained_encoder("random", TINY)
+    encoder = pretrained_encoder(objective, TINY)
+    body = encoder.body
+    assert isinstance(body, Transformer) and not body.training
+    assert recipes.matches(body.config, TINY, causal=objective == "clm") == []
+    assert encoder.source == "trained here (no profile given)"
+    assert encoder.steps == 3
+    tokens = 3 * 4 * 16 * (2 if objective == "simcse" else 1)
+    assert encoder.train_tokens == tokens
+    # at least the body's 6 N per token, at most a few times it (ELECTRA, the VAE: two nets)
+    six_n = 6 * body.num_parameters(exclude_embeddings=True) * tokens
+    assert six_n < encoder.train_flops < 4 * six_n + 6 * 300 * 16 * tokens
+    moved = [
+        name
+        for name, weight in body.state_dict().items()
+        if not torch.equal(weight, random.body.state_dict()[name])
+    ]
+    assert moved, "pretraining changed nothing"
+    ids = torch.randint(5, 300, (2, 16))
+    assert body(ids).shape == (2, 16, 16)
+
+
+def test_random_init_costs_nothing_and_is_seeded() -> None:
+    first, second = pretrained_encoder("random", TINY), pretrained_encoder("random", TINY)
+    assert first.train_flops == 0 and first.source == "random init"
+    for name, weight in first.body.state_dict().items():
+        assert torch.equal(weight, second.body.state_dict()[name])
+    other = pretrained_encoder("random", replace(TINY, seed=1))
+    assert not torch.equal(other.body.token_embedding.weight, first.body.token_embedding.weight)
+
+
+def saved_mlm(recipe: EncoderRecipe, metadata: dict) -> MaskedLM:
+    torch.manual_seed(5)
+    model = MaskedLM(recipe.config())
+    from sslm_lab import data
+
+    save_pretrained(
+        model, data.bpe_tokenizer(300), run_dir("02_masked_lm", "smoke") / "encoder", metadata
+    )
+    return model
+
+
+def test_a_matching_checkpoint_with_its_flops_is_reused() -> None:
+    model = saved_mlm(TINY, {"steps": 60, "train_tokens": 1000, "train_flops": 1.5e9})
+    encoder = pretrained_encoder("mlm", TINY, profile="smoke")
+    assert encoder.source.startswith("checkpoint ") and encoder.source.endswith("encoder")
+    assert (encoder.steps, encoder.train_tokens, encoder.train_flops) == (60, 1000, 1.5e9)
+    for name, weight in model.transformer.state_dict().items():
+        assert torch.equal(weight, encoder.body.state_dict()[name]), name
+    again = pretrained_encoder("mlm", TINY, profile="smoke", reuse=False)
+    assert again.source == "trained here (reuse=False)"
+    missing = pretrained_encoder("simcse", TINY, profile="smoke")
+    assert "no checkpoint at" in missing.source and "06_contrastive" in missing.source
+
+
+@pytest.mark.parametrize(
+    ("saved", "metadata", "reason"),
+    [
+        (replace(TINY, n_embd=32, intermediate_size=64), {"train_flops": 1.0}, "another shape"),
+        (replace(TINY, block_size=8), {"train_flops": 1.0}, "block_size 8 < 16"),
+        (TINY, {"steps": 60}, "does not record its train_flops"),
+    ],
+)
+def test_a_checkpoint_that_does_not_fit_is_trained_again_and_says_why(
+    saved, metadata, reason
+) -> None:
+    saved_mlm(saved, metadata)
+    encoder = pretrained_encoder("mlm", TINY, profile="smoke")
+    assert encoder.source.startswith("trained here (") and reason in encoder.source
+
+
+def test_bad_input_is_named() -> None:
+    with pytest.raises(ValueError, match="objective='bert'"):
+        pretrained_encoder("bert", TINY)
+    with pytest.raises(ValueError, match="EncoderRecipe.batch_size=1"):
+        replace(TINY, batch_size=1)
+    with pytest.raises(ValueError, match="EncoderRecipe.dropout"):
+        replace(TINY, dropout=1.0)
+
+
+def test_describe_lists_every_encoder() -> None:
+    table = recipes.describe([pretrained_encoder("random", TINY), pretrained_encoder("mlm", TINY)])
+    assert table.count("\n") == 4 and "| random | random init | 0 | 0 | 0.00e+00 |" in table
