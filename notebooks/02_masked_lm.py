@@ -899,7 +899,7 @@ save_pretrained(
         # What the pretraining cost, for comparing objectives at equal compute (07)
         "train_tokens": steps * M.batch_size * M.block_size,
         "train_flops": masked_lm_train_flops(
-            model.transformer, steps * M.batch_size * M.block_size, M.block_size, mask_rate
+            model, steps * M.batch_size * M.block_size, M.block_size, mask_rate
         ),
     },
 )

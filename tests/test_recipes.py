@@ -111,3 +111,22 @@ def test_bad_input_is_named() -> None:
 def test_describe_lists_every_encoder() -> None:
     table = recipes.describe([pretrained_encoder("random", TINY), pretrained_encoder("mlm", TINY)])
     assert table.count("\n") == 4 and "| random | random init | 0 | 0 | 0.00e+00 |" in table
+
+
+def test_flop_counts_agree_with_flops_per_token_where_every_position_is_computed() -> None:
+    from sslm_lab.electra import Electra
+    from sslm_lab.lab.recipes import electra_train_flops, masked_lm_train_flops
+
+    model = MaskedLM(TINY.config())
+    assert masked_lm_train_flops(model, 1000, 16, mask_rate=1.0) == pytest.approx(
+        model.flops_per_token(16) * 1000
+    )
+    body_only = recipes.body_flops_per_token(model.transformer, 16) * 1000
+    output = 6 * (300 * 16 + 16 * 16) * 0.15 * 1000  # tied projection, the head's dense layer
+    assert masked_lm_train_flops(model, 1000, 16) == pytest.approx(body_only + output, rel=0.01)
+    generator = replace(TINY, n_layer=1).config()
+    electra = Electra(generator, TINY.config())
+    assert electra_train_flops(electra, 1000, 16, mask_rate=1.0) == pytest.approx(
+        electra.flops_per_token(16) * 1000
+    )
+    assert electra_train_flops(electra, 1000, 16) < electra.flops_per_token(16) * 1000

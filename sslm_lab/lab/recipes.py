@@ -208,12 +208,35 @@ def body_flops_per_token(body: Transformer, seq_len: int) -> float:
 
 
 def masked_lm_train_flops(
-    body: Transformer, tokens: int, seq_len: int, mask_rate: float = 0.15
+    model: MaskedLM, tokens: int, seq_len: int, mask_rate: float = 0.15
 ) -> float:
-    """Training FLOPs of masked LM: the body at every token, the (tied) vocabulary
-    projection at the masked ones only, where the gathered loss computes it."""
-    output_layer = 6 * body.config.vocab_size * body.config.n_embd * mask_rate * tokens
-    return body_flops_per_token(body, seq_len) * tokens + output_layer
+    """Training FLOPs of masked LM: the body at every token, the MLM head (with the tied
+    vocabulary projection) at the masked ones only, where the gathered loss computes it.
+    With mask_rate=1 it is `model.flops_per_token(seq_len) * tokens`."""
+    body = model.transformer
+    head = model.num_parameters(exclude_embeddings=True) - body.num_parameters(
+        exclude_embeddings=True
+    )
+    if model.output_matmul_is_tied():
+        head += model.config.vocab_size * model.config.n_embd
+    return body_flops_per_token(body, seq_len) * tokens + 6 * head * mask_rate * tokens
+
+
+def electra_train_flops(
+    model: Electra, tokens: int, seq_len: int, mask_rate: float = 0.15
+) -> float:
+    """Training FLOPs of ELECTRA: the discriminator (body and RTD head) at every token, the
+    generator as `masked_lm_train_flops` counts it. With mask_rate=1 it is
+    `model.flops_per_token(seq_len) * tokens`."""
+    discriminator = model.discriminator.flops_per_token(seq_len) * tokens
+    return discriminator + masked_lm_train_flops(model.generator, tokens, seq_len, mask_rate)
+
+
+def sentence_vae_train_flops(model: SentenceVAE, tokens: int, seq_len: int) -> float:
+    """Training FLOPs of a sentence VAE: its encoder body, and its decoder with the
+    vocabulary projection, at every token (the small posterior maps are left out)."""
+    encoder = body_flops_per_token(model.encoder, seq_len)
+    return (encoder + model.decoder.flops_per_token(seq_len)) * tokens
 
 
 # ------------------------------------------------------------------ training here
@@ -298,7 +321,7 @@ def _mlm(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> Pretrai
 
     history = _fit(model, model, masked_lm_objective, batch_fn, recipe, device)
     tokens = _tokens_seen(recipe)
-    flops = masked_lm_train_flops(model.transformer, tokens, recipe.block_size, MASK_RATE)
+    flops = masked_lm_train_flops(model, tokens, recipe.block_size, MASK_RATE)
     meta = {"final_loss": history[-1]["pretrain/loss"]}
     return PretrainedEncoder(
         "mlm", model.transformer, tokenizer, "", recipe.steps, tokens, flops, meta
@@ -369,16 +392,7 @@ def _electra(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> Pre
 
     history = _fit(model, model, loss_fn, windows, recipe, device)
     tokens = _tokens_seen(recipe)
-    # Both bodies at every position, the RTD head too, the generator's vocabulary
-    # projection at the masked positions only (where it is computed)
-    head = sum(p.numel() for p in model.discriminator.head.parameters())
-    per_token = (
-        body_flops_per_token(model.discriminator.transformer, recipe.block_size)
-        + body_flops_per_token(model.generator.transformer, recipe.block_size)
-        + 6 * head
-    )
-    output_layer = 6 * recipe.vocab_size * recipe.n_embd * MASK_RATE * tokens
-    flops = per_token * tokens + output_layer
+    flops = electra_train_flops(model, tokens, recipe.block_size, MASK_RATE)
     meta = {
         "final_loss": history[-1]["pretrain/loss"],
         "rtd_accuracy": history[-1].get("pretrain/rtd_accuracy"),
@@ -412,9 +426,7 @@ def _vae(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> Pretrai
         model, model, loss_fn, sample_rows(ids, mask, batch_size=recipe.batch_size), recipe, device
     )
     tokens = _tokens_seen(recipe)
-    flops = (
-        body_flops_per_token(model.encoder, recipe.block_size) + model.decoder.flops_per_token()
-    ) * tokens
+    flops = sentence_vae_train_flops(model, tokens, recipe.block_size)
     meta = {"final_loss": history[-1]["pretrain/loss"], "final_kl": history[-1].get("pretrain/kl")}
     return PretrainedEncoder("vae", model.encoder, tokenizer, "", recipe.steps, tokens, flops, meta)
 
