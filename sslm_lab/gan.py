@@ -125,22 +125,28 @@ def gan_training_step(
     *,
     loss: str = "non_saturating",
     rng: torch.Generator | None = None,
+    discriminator_steps: int = 1,
 ) -> dict[str, float]:
-    """One update of D on real images (batch, 8, 8) and as many fakes, then one of G.
+    """`discriminator_steps` updates of D on real images (batch, 8, 8), each against as
+    many fresh fakes, then one update of G.
 
-    Returns both losses, D's accuracy on real and fake (before its update) and both
-    gradient norms (before clipping or stepping), the curves a GAN notebook plots.
+    Returns both losses, D's accuracy on real and fake and D's gradient norm (from its
+    first update, before stepping), and G's gradient norm: the curves a GAN notebook plots.
+    More D steps per G step keep the discriminator ahead, a common remedy when the
+    generator outruns it (Goodfellow et al. 2014 used k steps of D per step of G).
     """
     check_choice("loss", loss, GENERATOR_LOSSES)
-    noise = generator.sample_noise(len(real), rng)
-    fake = generator(noise)
-    real_logits, fake_logits = discriminator(real), discriminator(fake.detach())
-    d_loss = discriminator_loss(real_logits, fake_logits)
-    discriminator_optimizer.zero_grad()
-    d_loss.backward()
-    d_grad = gradient_norm(discriminator)
-    discriminator_optimizer.step()
-    real_accuracy, fake_accuracy = discriminator_accuracy(real_logits, fake_logits)
+    check_int("discriminator_steps", discriminator_steps, low=1)
+    for update in range(discriminator_steps):
+        fake = generator(generator.sample_noise(len(real), rng))
+        real_logits, fake_logits = discriminator(real), discriminator(fake.detach())
+        loss_now = discriminator_loss(real_logits, fake_logits)
+        discriminator_optimizer.zero_grad()
+        loss_now.backward()
+        if update == 0:
+            d_loss, d_grad = loss_now, gradient_norm(discriminator)
+            real_accuracy, fake_accuracy = discriminator_accuracy(real_logits, fake_logits)
+        discriminator_optimizer.step()
 
     g_loss = generator_loss(discriminator(fake), loss)
     generator_optimizer.zero_grad()

@@ -401,6 +401,10 @@ class SentenceVAE(nn.Module):
         self.to_posterior = nn.Linear(encoder_config.n_embd, 2 * latent_size)
         self.decoder = Transformer(decoder_config)
         self.from_latent = nn.Linear(latent_size, decoder_config.n_embd)
+        # At the token embeddings' scale (std 0.02): with PyTorch's default init, z ~ N(0, I)
+        # would add noise far larger than the embeddings to every position at the start.
+        nn.init.normal_(self.from_latent.weight, std=0.02)
+        nn.init.zeros_(self.from_latent.bias)
 
     def encode(
         self, input_ids: Tensor, attention_mask: Tensor | None = None

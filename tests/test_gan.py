@@ -91,3 +91,34 @@ def test_bad_input_names_the_parameter() -> None:
         mode_coverage(torch.eye(10), confidence=1.5)
     with pytest.raises(ArgumentError, match="shape"):
         frechet_distance(torch.zeros(5, 2), torch.zeros(5, 3))
+
+
+def test_more_discriminator_steps_update_the_discriminator_more_and_start_alike() -> None:
+    real = torch.rand(16, 8, 8, generator=torch.Generator().manual_seed(0))
+
+    def one_step(discriminator_steps: int) -> tuple[dict[str, float], DigitDiscriminator]:
+        torch.manual_seed(0)
+        generator, discriminator = DigitGenerator(hidden_size=16), DigitDiscriminator(16)
+        g_opt = torch.optim.SGD(generator.parameters(), lr=0.1)
+        d_opt = torch.optim.SGD(discriminator.parameters(), lr=0.1)
+        row = gan_training_step(
+            generator,
+            discriminator,
+            g_opt,
+            d_opt,
+            real,
+            rng=torch.Generator().manual_seed(1),
+            discriminator_steps=discriminator_steps,
+        )
+        return row, discriminator
+
+    once, d_once = one_step(1)
+    thrice, d_thrice = one_step(3)
+    # The reported losses and accuracies are the first update's, so they agree...
+    assert once["discriminator_loss"] == thrice["discriminator_loss"]
+    assert once["real_accuracy"] == thrice["real_accuracy"]
+    # ...while the discriminator itself took two more steps.
+    first_once, first_thrice = d_once.layers[0].weight, d_thrice.layers[0].weight
+    assert not torch.equal(first_once, first_thrice)
+    with pytest.raises(ArgumentError, match="discriminator_steps"):
+        one_step(0)

@@ -73,6 +73,51 @@ def check_masked_lm(metrics: dict, params: dict) -> None:
     assert metrics["cloze_probes"] > 0
 
 
+def check_vae(metrics: dict, params: dict) -> None:
+    assert metrics["seed"] == params.get("seed", 0)
+    assert metrics["steps_2d"] == params.get("max_steps", 20)  # the smoke profile's steps
+    assert metrics["sentence_steps"] == params.get("sentence_steps", 4)
+    assert metrics["iwae_samples"] == params.get("iwae_samples", 5)
+    assert metrics["free_bits"] == params.get("free_bits", 0.25)
+    assert metrics["word_dropout"] == params.get("word_dropout", 0.4)
+    assert abs(metrics["kl_closed_form"] - metrics["kl_monte_carlo"]) < 0.05
+    uniform = 181.33  # 64 ln 17: equal logits over the 17 grey levels, nats per image
+    assert 60 < metrics["independent_nll"] < uniform, "independent pixels far from ~108 nats"
+    assert metrics["mixture_nll"] < metrics["independent_nll"], "EM's mixture lost to one component"
+    assert metrics["iwae_nll_large"] <= -metrics["elbo_large"] + 1e-3, "IWAE below the ELBO"
+    for key in ("iwae_nll_2d", "iwae_nll_large"):
+        assert 0 < metrics[key] < uniform + 5, key
+    for name in ("plain", "annealing", "free_bits", "word_dropout"):
+        assert 0 <= metrics[f"{name}_active_units"] <= 4, name  # the smoke latent has 4
+        assert metrics[f"{name}_kl"] >= 0 and metrics[f"{name}_nll"] > 0, name
+    assert metrics["best_remedy"] in ("annealing", "free_bits", "word_dropout")
+    assert 0 < metrics["lm_nll"] < 94, "worse than 15 uniform guesses among 512 tokens (93.6)"
+    assert metrics["wall_seconds"] < 120
+
+
+def check_gan(metrics: dict, params: dict) -> None:
+    assert metrics["seed"] == params.get("seed", 0)
+    assert metrics["generator_loss"] == params.get("generator_loss", "non_saturating")
+    assert metrics["gan_steps"] == params.get("gan_steps", 40)  # the smoke profile's steps
+    assert metrics["electra_steps"] == params.get("electra_steps", 10)
+    assert metrics["classifier_test_accuracy"] > 0.8, "60 full-batch steps already reach ~98 %"
+    assert 0 < metrics["real_frechet_distance"] < 20, "two sets of real digits must be close"
+    for run in ("non_saturating", "minimax", "collapse", "remedy"):
+        assert 0 <= metrics[f"{run}_classes_covered"] <= 10, run
+        assert 0 <= metrics[f"{run}_entropy_bits"] <= 3.33, run
+        assert metrics[f"{run}_frechet_distance"] > metrics["real_frechet_distance"], run
+    assert (
+        metrics["minimax_early_generator_grad_norm"]
+        < (metrics["non_saturating_early_generator_grad_norm"])
+    ), "the minimax generator's gradient must start smaller"
+    assert 0.75 < metrics["rtd_original_baseline"] < 0.95, "about 15 % of the tokens replaced"
+    assert 0 <= metrics["replaced_accuracy"] <= 1 and 0 <= metrics["rtd_accuracy"] <= 1
+    block, batch = 32, 16  # the smoke profile's ELECTRA sizes
+    assert metrics["electra_tokens"] == metrics["electra_steps"] * batch * block
+    assert metrics["electra_training_flops"] > 6 * metrics["electra_tokens"] * 10_000
+    assert metrics["wall_seconds"] < 120
+
+
 def check_contrastive(metrics: dict, params: dict) -> None:
     assert metrics["seed"] == params.get("seed", 0)
     assert metrics["temperature"] == params.get("temperature", 0.2)  # the smoke profile's τ
@@ -131,6 +176,34 @@ PAPERMILL_CASES: dict[str, tuple[list[dict], Callable[[dict, dict], None]]] = {
             },
         ],
         check_autoregressive,
+    ),
+    "04_vae": (
+        [
+            {"profile": "smoke"},
+            {
+                "profile": "smoke",
+                "seed": 1,
+                "max_steps": 10,
+                "sentence_steps": 3,
+                "iwae_samples": 3,
+                "free_bits": 0.5,
+                "word_dropout": 0.2,
+            },
+        ],
+        check_vae,
+    ),
+    "05_gan": (
+        [
+            {"profile": "smoke"},
+            {
+                "profile": "smoke",
+                "seed": 1,
+                "generator_loss": "minimax",
+                "gan_steps": 30,
+                "electra_steps": 6,
+            },
+        ],
+        check_gan,
     ),
     "06_contrastive": (
         [

@@ -198,3 +198,11 @@ def test_bits_per_pixel() -> None:
     from sslm_lab.vae import bits_per_pixel
 
     assert bits_per_pixel(64 * math.log(2)) == pytest.approx(1.0)
+
+
+def test_the_code_enters_the_decoder_at_the_scale_of_the_token_embeddings() -> None:
+    torch.manual_seed(0)
+    model = SentenceVAE(small_config(False), small_config(True), latent_size=16)
+    added = model.from_latent(torch.randn(256, 16))  # (batch, n_embd): what z adds
+    embedding_std = model.decoder.token_embedding.weight.std()
+    assert added.std() < 5 * embedding_std, "z would drown the token embeddings at the start"

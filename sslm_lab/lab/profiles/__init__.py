@@ -5,7 +5,8 @@
     gpu     one GPU through papermill: minutes per notebook, the headline numbers
 
 Each notebook has its own small table, one row per knob and one column per profile
-(`tour.py`, `attention.py`, `masked_lm.py`, `causal_lm.py`, `contrastive.py`; see
+(`tour.py`, `attention.py`, `masked_lm.py`, `causal_lm.py`, `vae.py`, `gan.py`,
+`contrastive.py`; see
 `table.py` for the form). A notebook asks for its profile once (`get_profile(profile)`)
 and reads its own section, e.g. `P.tour.bpe_vocab_size`. Sections are frozen dataclasses,
 so a typo in a field name fails loudly instead of silently using a default.
@@ -17,13 +18,23 @@ import os
 from dataclasses import dataclass
 
 from sslm_lab.checks import Parameters, check_choice
-from sslm_lab.lab.profiles import attention, causal_lm, contrastive, masked_lm, tour
+from sslm_lab.lab.profiles import (
+    attention,
+    causal_lm,
+    contrastive,
+    gan,
+    masked_lm,
+    tour,
+    vae,
+)
 from sslm_lab.lab.profiles.attention import AttentionSizes
 from sslm_lab.lab.profiles.causal_lm import CausalLMSizes
 from sslm_lab.lab.profiles.contrastive import ContrastiveSizes
+from sslm_lab.lab.profiles.gan import GANSizes
 from sslm_lab.lab.profiles.masked_lm import MaskedLMSizes
 from sslm_lab.lab.profiles.table import PROFILE_NAMES, sizes_for
 from sslm_lab.lab.profiles.tour import TourSizes
+from sslm_lab.lab.profiles.vae import VAESizes
 
 DEFAULT_PROFILE = "laptop"
 ENV_VAR = "SSLM_PROFILE"
@@ -42,6 +53,8 @@ class Profile:
     attention: AttentionSizes
     causal_lm: CausalLMSizes
     masked_lm: MaskedLMSizes
+    vae: VAESizes
+    gan: GANSizes
     contrastive: ContrastiveSizes
 
 
@@ -54,6 +67,8 @@ def build_profile(name: str) -> Profile:
         attention=sizes_for(AttentionSizes, name),
         causal_lm=sizes_for(CausalLMSizes, name),
         masked_lm=sizes_for(MaskedLMSizes, name),
+        vae=sizes_for(VAESizes, name),
+        gan=sizes_for(GANSizes, name),
         contrastive=sizes_for(ContrastiveSizes, name),
     )
 
@@ -67,6 +82,8 @@ NOTEBOOK_PARAMETERS: dict[str, Parameters] = {
     "01_attention": attention.PARAMETERS,
     "02_masked_lm": masked_lm.PARAMETERS,
     "03_autoregressive_lm": causal_lm.PARAMETERS,
+    "04_vae": vae.PARAMETERS,
+    "05_gan": gan.PARAMETERS,
     "06_contrastive": contrastive.PARAMETERS,
 }
 

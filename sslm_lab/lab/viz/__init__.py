@@ -4,5 +4,8 @@
 - `attention`: masks, scores and attention weights over tokens (01_attention);
 - `language_models`: teacher forcing, learning curves, temperature and the masked-LM
   history (02_masked_lm, 03_autoregressive_lm);
+- `vae`: the ELBO's terms, latent maps, rate and distortion (04_vae);
+- `gan`: the generator's gradient, sample grids, coverage and diagnostics (05_gan);
+- `contrastive`: augmented views, probe curves, the temperature study (06_contrastive);
 - `training`: any run's history, and labelled bars against a baseline.
 """

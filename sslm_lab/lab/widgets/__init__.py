@@ -6,5 +6,8 @@ widget is never the only way to reach a result, and the notebooks run headless.
 - `tokens`: the tokenizer explorer (00_tour);
 - `attention`: one head's attention over a line of text (01_attention);
 - `masking`: the masking playground and the cloze explorer (02_masked_lm);
-- `sampling`: the sampling explorer (03_autoregressive_lm).
+- `sampling`: the sampling explorer (03_autoregressive_lm);
+- `latent`: the latent explorer, a point or a path through a VAE's code (04_vae);
+- `replay`: the training replay, a GAN's samples step by step (05_gan);
+- `embeddings`: the embedding explorer, a line's nearest lines (06_contrastive).
 """

@@ -1,0 +1,964 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,nbgrader,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Adversarial training: a generator, a discriminator, and ELECTRA
+#
+# A generative adversarial network (Goodfellow et al. 2014) learns to make data without
+# ever writing down a likelihood. Two networks play a game: a **generator** $G$ turns
+# random noise $z$ into a sample, and a **discriminator** $D$ looks at a sample and says
+# how likely it is to be real. $D$ is rewarded for telling real from fake, $G$ for
+# fooling it. Nothing tells $G$ what a digit looks like; all it ever learns comes
+# through $D$'s gradient.
+#
+# For language, the same game runs into a wall: text is made of discrete tokens, and a
+# sampled token passes no gradient back to what sampled it. ELECTRA (Clark et al. 2020)
+# keeps the two players but changes the game so that no gradient has to cross that
+# wall, and it turns out to be one of the most compute-efficient ways to pretrain an
+# encoder.
+#
+# This notebook:
+#
+# 1. writes down the **minimax game** and shows, with autograd, why the generator's loss
+#    as written stops teaching it at the start of training, and what the
+#    **non-saturating** loss changes;
+# 2. trains a **digit classifier**, the judge of every sample below;
+# 3. trains a **GAN on 8×8 digits** and follows its losses, the discriminator's accuracy,
+#    the gradient norms, the classes its samples cover and their Fréchet distance to
+#    real digits;
+# 4. gives you a **training replay**: a slider over the saved steps, the samples from the
+#    same noise at each;
+# 5. measures **minimax against non-saturating** on the same seed and steps;
+# 6. provokes **mode collapse**, diagnoses it, and measures one remedy;
+# 7. shows on one token-sampling step **why discrete text blocks the gradient**, and
+#    two soft paths that let it through;
+# 8. pretrains **ELECTRA** on Shakespeare BPE: replaced-token detection against the
+#    all-"original" baseline;
+# 9. saves the discriminator for the fine-tuning notebook, with the training FLOPs it
+#    cost.
+#
+# Three exercises (nbgrader's format) ask you to write the discriminator loss, the
+# non-saturating generator loss and ELECTRA's labels; every later cell uses the
+# package's versions.
+#
+# The cell below holds every knob. `profile` picks the run sizes from
+# `sslm_lab.lab.profiles` (`None` reads `$SSLM_PROFILE`, else `laptop`).
+# `generator_loss` is the loss of the main GAN run (`"non_saturating"` or `"minimax"`;
+# section 5 runs the other one too). `gan_steps` and `electra_steps` set the number of
+# training steps; `None` takes the profile's.
+
+# %% tags=["parameters"]
+profile = None
+seed = 0
+generator_loss = "non_saturating"
+gan_steps = None
+electra_steps = None
+
+# %%
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from IPython.display import Markdown, display
+from sklearn.metrics import roc_auc_score
+from torch.testing import assert_close
+
+from sslm_lab import data
+from sslm_lab.data.windows import evenly_spaced_windows, random_windows
+from sslm_lab.electra import Electra, electra_loss, replace_tokens, replaced_token_labels
+from sslm_lab.gan import (
+    GENERATOR_LOSSES,
+    DigitDiscriminator,
+    DigitGenerator,
+    classifier_frechet_distance,
+    discriminator_loss,
+    gan_training_step,
+    mode_coverage,
+    train_digit_classifier,
+)
+from sslm_lab.gan import generator_loss as package_generator_loss
+from sslm_lab.heads import MaskedLM
+from sslm_lab.lab import profiles
+from sslm_lab.lab.recipes import electra_train_flops
+from sslm_lab.lab.results import record_results, run_dir
+from sslm_lab.lab.viz.gan import (
+    plot_class_histograms,
+    plot_coverage_and_distance,
+    plot_gan_history,
+    plot_generator_gradients,
+    plot_rtd_history,
+    plot_sample_grids,
+)
+from sslm_lab.lab.widgets.replay import replay_frame, sample_grid, training_replay
+from sslm_lab.pretrained import load_pretrained, save_pretrained
+from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig
+from sslm_lab.transformer import TransformerConfig
+
+notebook_started = time.perf_counter()
+P = profiles.get_profile(profile)
+profiles.gan.PARAMETERS.validate(
+    seed=seed, generator_loss=generator_loss, gan_steps=gan_steps, electra_steps=electra_steps
+)
+G = P.gan
+steps = G.gan_steps if gan_steps is None else gan_steps
+text_steps = G.electra_steps if electra_steps is None else electra_steps
+other_loss = next(loss for loss in GENERATOR_LOSSES if loss != generator_loss)
+torch.manual_seed(seed)
+print(f"profile: {P.name} — {P.description}")
+print(
+    f"GAN: {steps} steps, main run {generator_loss}, compared with {other_loss}; "
+    f"ELECTRA: {text_steps} steps; CPU, {torch.get_num_threads()} threads"
+)
+
+# %% [markdown]
+# ## 1 · The minimax game, and why the generator's loss was changed
+#
+# $D(x) = \sigma(\ell(x))$ is the probability $D$ gives that $x$ is real, $\ell$ its
+# logit. $D$ maximises the log-likelihood of telling the two apart, and $G$ minimises
+# the same quantity:
+#
+# $$\min_G \max_D \; \mathbb{E}_{x \sim \text{data}} \log D(x) +
+# \mathbb{E}_{z} \log\bigl(1 - D(G(z))\bigr)$$
+#
+# For a fixed $G$ the best $D$ is $D^*(x) = p_\text{data}(x) / (p_\text{data}(x) +
+# p_G(x))$, and with it the game's value is $2 \cdot \text{JS}(p_\text{data} \,\|\, p_G)
+# - \log 4$: the generator minimises the Jensen-Shannon divergence to the data.
+#
+# As written, the generator minimises $\log(1 - D(G(z)))$ (**minimax**). At the start
+# its samples are noise and $D$ rejects them easily: $D(G(z)) \approx 0$, where
+# $\log(1 - D)$ is flat. Goodfellow et al. therefore let the generator maximise
+# $\log D(G(z))$ instead (**non-saturating**): the same fixed point, but steep exactly
+# where the fakes are rejected. The gradient with respect to the logit, derived by
+# hand with $\sigma' = \sigma (1 - \sigma)$:
+#
+# $$\frac{\partial}{\partial \ell} \log(1 - \sigma(\ell)) = -\sigma(\ell) = -D, \qquad
+# \frac{\partial}{\partial \ell} \bigl(-\log \sigma(\ell)\bigr) = \sigma(\ell) - 1 = D - 1$$
+#
+# Autograd on `sslm_lab.gan.generator_loss`, one fake per logit, must give exactly these:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+logits = torch.linspace(-12, 4, 161, dtype=torch.float64, requires_grad=True)
+d_fake = torch.sigmoid(logits).detach()
+gradients = {}
+for loss_name in GENERATOR_LOSSES:
+    # sum, not the package's mean: one gradient per fake, unscaled by the batch size
+    (gradients[loss_name],) = torch.autograd.grad(
+        package_generator_loss(logits, loss_name) * len(logits), logits
+    )
+assert_close(gradients["minimax"], -d_fake)
+assert_close(gradients["non_saturating"], d_fake - 1)
+start = int((logits.detach() - (-8.0)).abs().argmin())  # D(G(z)) ≈ 3e-4: fakes rejected
+print(f"at D(G(z)) = {d_fake[start]:.1e}:")
+for loss_name in GENERATOR_LOSSES:
+    print(f"  {loss_name:>14}: d loss / d logit = {gradients[loss_name][start]:+.2e}")
+ratio = float(gradients["non_saturating"][start] / gradients["minimax"][start])
+print(f"the non-saturating gradient is {ratio:,.0f} times the minimax one there")
+assert abs(gradients["minimax"][0]) < 1e-5 < 0.99 < abs(gradients["non_saturating"][0])
+
+# %%
+fig = plot_generator_gradients(
+    d_fake.numpy(), {name: values.numpy() for name, values in gradients.items()}
+)
+
+# %% [markdown]
+# On the left of the figure, where every GAN starts, the minimax gradient falls with
+# $D(G(z))$ itself and the non-saturating one stays at 1. Near $D = 1/2$, where a
+# balanced game is played, the two agree.
+#
+# ## 2 · The judge: a digit classifier
+#
+# A GAN has no loss that says how good its samples are: the discriminator's loss only
+# says how the game stands. We judge the samples with a classifier trained on the real
+# training digits (1,257 images; 270 each for validation and test). Two measures use it:
+#
+# - **mode coverage**: which of the 10 classes get at least one sample the classifier
+#   is confident about (top probability ≥ 0.9), and the entropy of the histogram of
+#   predicted classes ($\log_2 10 = 3.32$ bits when every class comes equally often);
+# - the **classifier Fréchet distance**: fit a Gaussian to the classifier's penultimate
+#   features of the samples and one to those of real test digits, and measure
+#   $\lVert \mu_1 - \mu_2 \rVert^2 + \operatorname{Tr}(\Sigma_1 + \Sigma_2 - 2 (\Sigma_1
+#   \Sigma_2)^{1/2})$. This is the FID of Heusel et al. (2017), with our classifier in
+#   place of Inception. Lower is better; two sets of real digits give the floor.
+
+# %%
+train_images, train_labels = data.load_digits_split("train")  # (1257, 8, 8), (1257,)
+val_images, _ = data.load_digits_split("val")  # (270, 8, 8)
+test_images, test_labels = data.load_digits_split("test")  # (270, 8, 8)
+classifier = train_digit_classifier(train_images, train_labels, steps=G.classifier_steps, seed=seed)
+with torch.no_grad():
+    classifier_accuracy = float((classifier(test_images).argmax(1) == test_labels).float().mean())
+    real_coverage = mode_coverage(classifier(test_images).softmax(-1))
+real_distance = classifier_frechet_distance(classifier, val_images, test_images)
+print(
+    f"digits: {len(train_images):,} train, {len(val_images)} val, {len(test_images)} test; "
+    f"classifier: {G.classifier_steps} full-batch steps, test accuracy {classifier_accuracy:.1%}"
+)
+print(
+    f"real test digits: {real_coverage.classes_covered} classes covered, histogram entropy "
+    f"{real_coverage.entropy_bits:.2f} bits; Fréchet distance val vs test {real_distance:.1f}"
+)
+
+# %% [markdown]
+# ## 3 · A GAN on digits
+#
+# Both players are small MLPs (`DigitGenerator`, `DigitDiscriminator`). Every step of
+# `gan_training_step` updates $D$ once on a batch of real digits and as many fakes, then
+# $G$ once, and returns the curves worth watching: both losses, $D$'s accuracy on real
+# and on fake images, and both gradient norms. Every `save_every` steps the run draws
+# samples from two fixed noise batches: a small one for the replay, a larger one that the
+# classifier judges.
+
+
+# %%
+grid_noise = torch.randn(G.grid_samples, G.noise_size, generator=torch.Generator().manual_seed(1))
+judge_noise = torch.randn(
+    G.judged_samples, G.noise_size, generator=torch.Generator().manual_seed(2)
+)
+
+
+def judge(generator: DigitGenerator) -> dict:
+    """Coverage, histogram and Fréchet distance of the judged samples; the replay's grid."""
+    with torch.no_grad():
+        samples = generator(judge_noise)
+        coverage = mode_coverage(classifier(samples).softmax(-1))
+        return {
+            "classes covered": coverage.classes_covered,
+            "entropy bits": coverage.entropy_bits,
+            "Fréchet distance": classifier_frechet_distance(classifier, samples, test_images),
+            "histogram": coverage.histogram.numpy(),
+            "grid": generator(grid_noise),
+        }
+
+
+def train_gan(
+    loss: str, generator_lr: float, discriminator_lr: float, discriminator_steps: int = 1
+) -> dict:
+    """A GAN trained for `steps` steps from the notebook's seed: its history (one row per
+    step) and what `judge` saw at every saved step."""
+    torch.manual_seed(seed)
+    generator = DigitGenerator(G.noise_size, G.hidden_size)
+    discriminator = DigitDiscriminator(G.hidden_size)
+    # Adam with beta1 = 0.5, as DCGAN (Radford et al. 2016): less momentum in a moving game
+    g_optimizer = torch.optim.Adam(generator.parameters(), lr=generator_lr, betas=(0.5, 0.999))
+    d_optimizer = torch.optim.Adam(
+        discriminator.parameters(), lr=discriminator_lr, betas=(0.5, 0.999)
+    )
+    rng = torch.Generator().manual_seed(seed)
+    history, saved = [], {0: judge(generator)}
+    started = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # matrices of 64 x 128: one thread is enough, and never waits
+    for step in range(1, steps + 1):
+        real = train_images[torch.randint(len(train_images), (G.batch_size,), generator=rng)]
+        row = gan_training_step(
+            generator,
+            discriminator,
+            g_optimizer,
+            d_optimizer,
+            real,
+            loss=loss,
+            rng=rng,
+            discriminator_steps=discriminator_steps,
+        )
+        history.append({"step": step, **row})
+        if step % G.save_every == 0 or step == steps:
+            saved[step] = judge(generator)
+    torch.set_num_threads(threads)
+    return {
+        "history": history,
+        "saved": saved,
+        "final": saved[steps],
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def describe(name: str, run: dict) -> str:
+    final = run["final"]
+    return (
+        f"{name}: {final['classes covered']} classes covered, entropy "
+        f"{final['entropy bits']:.2f} bits, Fréchet distance {final['Fréchet distance']:.1f} "
+        f"({run['seconds']:.0f} s)"
+    )
+
+
+main_run = train_gan(generator_loss, G.gan_lr, G.gan_lr)
+print(describe(f"{generator_loss}, {steps} steps", main_run))
+fig = plot_gan_history(main_run["history"])
+
+
+# %% [markdown]
+# How to read the curves (each a running mean over 25 steps):
+#
+# - **losses**: they do not fall to zero and should not: a game in balance has
+#   $D(x) \approx 1/2$ on both kinds of input, a discriminator loss near
+#   $2 \log 2 = 1.39$ and a non-saturating generator loss near $\log 2 = 0.69$;
+# - **discriminator accuracy**: right at the start $D$ tells fakes easily; later, an
+#   accuracy stuck at 100 % on fakes would mean $G$ gets no useful signal, one near 50 %
+#   on both that $D$ cannot tell;
+# - **gradient norms**: a generator gradient that fades away, or explodes, warns before
+#   the samples show it.
+#
+# The samples themselves are judged at every saved step:
+
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+def coverage_curves(run: dict) -> tuple[list[int], list[int], list[float]]:
+    saved = run["saved"]
+    return (
+        list(saved),
+        [judged["classes covered"] for judged in saved.values()],
+        [judged["Fréchet distance"] for judged in saved.values()],
+    )
+
+
+fig = plot_coverage_and_distance({generator_loss: coverage_curves(main_run)}, real_distance)
+for step, judged in main_run["saved"].items():
+    print(
+        f"step {step:>6}: {judged['classes covered']:>2} classes, "
+        f"{judged['entropy bits']:.2f} bits, Fréchet distance {judged['Fréchet distance']:8.1f}"
+    )
+
+# %% [markdown]
+# ## 4 · The training replay
+#
+# Every saved step drew its samples from the **same** noise vectors, so each tile of the
+# grid follows one $z$ through training. Move the slider. The widget is a view over
+# `sslm_lab.lab.widgets.replay.replay_frame(snapshots, step, diagnostics)`, which
+# returns the tiled grid and its caption, and which you can call yourself. Below it, a
+# few of the steps side by side, for a reader without a kernel.
+
+# %%
+snapshots = {step: judged["grid"] for step, judged in main_run["saved"].items()}
+replay_diagnostics = {
+    step: {name: judged[name] for name in ("classes covered", "entropy bits", "Fréchet distance")}
+    for step, judged in main_run["saved"].items()
+}
+saved_steps = sorted(snapshots)
+grid, caption = replay_frame(snapshots, saved_steps[-1], replay_diagnostics)
+print(caption)
+training_replay(snapshots, replay_diagnostics)
+
+# %%
+shown_steps = sorted(
+    {saved_steps[i] for i in np.linspace(0, len(saved_steps) - 1, 5).round().astype(int)}
+)
+fig = plot_sample_grids(
+    {f"step {step:,}": sample_grid(snapshots[step]) for step in shown_steps},
+    title=f"{generator_loss}: the same noise at five saved steps",
+)
+
+# %% [markdown]
+# ## 5 · Minimax against non-saturating, measured
+#
+# Section 1 predicts that the minimax generator starts with almost no gradient. The
+# same seed, the same steps and learning rates, the other loss:
+
+# %%
+other_run = train_gan(other_loss, G.gan_lr, G.gan_lr)
+runs = {generator_loss: main_run, other_loss: other_run}
+print(describe(f"{other_loss}, {steps} steps", other_run))
+early = min(50, steps)
+early_norm = {
+    name: float(np.mean([row["generator_grad_norm"] for row in run["history"][:early]]))
+    for name, run in runs.items()
+}
+for name in runs:
+    print(
+        f"{name:>14}: mean generator gradient norm over the first {early} steps {early_norm[name]:.2e}"
+    )
+fig = plot_coverage_and_distance(
+    {name: coverage_curves(run) for name, run in runs.items()}, real_distance
+)
+
+# %%
+minimax, saturating = runs["minimax"]["final"], runs["non_saturating"]["final"]
+better = "lower" if minimax["Fréchet distance"] < saturating["Fréchet distance"] else "higher"
+display(
+    Markdown(
+        f"Over the first {early} steps the minimax generator's gradient was "
+        f"{early_norm['non_saturating'] / early_norm['minimax']:.1f} times smaller than the "
+        f"non-saturating one's. After {steps:,} steps minimax covered "
+        f"{minimax['classes covered']} classes at a Fréchet distance of "
+        f"{minimax['Fréchet distance']:.1f}, {better} than non-saturating's "
+        f"{saturating['Fréchet distance']:.1f} ({saturating['classes covered']} classes)."
+    )
+)
+
+# %% [markdown]
+# The gradient is smaller, as section 1 says. Whether that costs the minimax run
+# anything is another question, and the cell above gives this run's answer. Adam
+# divides every parameter's step by a running average of its gradient's size, so a
+# gradient that is uniformly a few times smaller gives nearly the same steps: the
+# optimiser hides much of the saturation, and so does a discriminator that is itself
+# still learning during the first steps. The case the non-saturating loss was made for
+# is a $D$ that wins by far from the start (a stronger $D$, plain SGD, a $D$ trained
+# ahead of $G$); this run is not that case, which is worth knowing too.
+#
+# ## 6 · Mode collapse, and a remedy
+#
+# A generator can fool the discriminator with a few convincing digits and never draw
+# the others: **mode collapse**. Then $D$ learns to reject those few, $G$ moves on to
+# another few, and the game circles. One way to provoke it: let the generator learn far
+# faster than the discriminator (learning rates printed below), so that it can always
+# jump to whatever $D$ currently accepts. The remedy we measure keeps those rates and
+# gives the discriminator more updates: several $D$ steps per $G$ step, as in
+# Goodfellow et al.'s original algorithm.
+
+# %%
+collapse_run = train_gan(generator_loss, G.collapse_generator_lr, G.collapse_discriminator_lr)
+remedy_run = train_gan(
+    generator_loss,
+    G.collapse_generator_lr,
+    G.collapse_discriminator_lr,
+    discriminator_steps=G.remedy_discriminator_steps,
+)
+print(f"generator lr {G.collapse_generator_lr:g}, discriminator lr {G.collapse_discriminator_lr:g}")
+print(describe("collapse, 1 D step per G step", collapse_run))
+print(describe(f"remedy, {G.remedy_discriminator_steps} D steps per G step", remedy_run))
+study = {
+    f"balanced, lr {G.gan_lr:g}": main_run,
+    "G lr ≫ D lr": collapse_run,
+    f"G lr ≫ D lr, {G.remedy_discriminator_steps} D steps": remedy_run,
+}
+fig = plot_class_histograms({name: run["final"]["histogram"] for name, run in study.items()})
+
+# %%
+fig = plot_sample_grids(
+    {name: sample_grid(run["final"]["grid"]) for name, run in study.items()},
+    title="The same noise, last step of each run",
+)
+entropy_gain = remedy_run["final"]["entropy bits"] - collapse_run["final"]["entropy bits"]
+collapse_top, remedy_top = (
+    float(run["final"]["histogram"].max()) for run in (collapse_run, remedy_run)
+)
+display(
+    Markdown(
+        f"The collapse run's histogram entropy is {collapse_run['final']['entropy bits']:.2f} "
+        f"bits (all ten classes equally often: 3.32), and its most frequent class takes "
+        f"{collapse_top:.0%} of the samples. The remedy's entropy is "
+        f"{remedy_run['final']['entropy bits']:.2f} bits ({entropy_gain:+.2f}), its largest "
+        f"class {remedy_top:.0%}, at a "
+        f"Fréchet distance of {remedy_run['final']['Fréchet distance']:.1f} against "
+        f"{collapse_run['final']['Fréchet distance']:.1f}."
+    )
+)
+
+# %% [markdown]
+# The histogram is the diagnostic: a collapsing generator piles its samples onto a few
+# classes, and its grid repeats the same few shapes for different noise. The number of
+# classes covered is a blunter measure: one confident sample is enough to count a class,
+# so a run can cover nearly all of them and still be far from even. The remedy helps
+# without curing: its histogram is flatter and its samples much closer to real digits,
+# yet not as even as the balanced run's (compare the bars).
+# While writing this notebook we also tried a 1-dimensional noise, which collapsed
+# too, but no remedy we tried (more D steps, instance noise, one-sided label smoothing)
+# repaired it: a generator that must draw ten digits along one line lacks the capacity,
+# not the training signal (the comment at `collapse_generator_lr` in the profile table
+# lists the measurements).
+#
+# ## 7 · Why text blocks the generator's gradient
+#
+# A text generator's last step is a choice: from logits over the vocabulary, **sample**
+# a token (or take the argmax), then look up its embedding, which the discriminator
+# reads. The choice is an integer. Nothing connects it to the logits in the
+# computation graph, so whatever the discriminator says, no gradient reaches the
+# generator. On one step, with a toy vocabulary:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+torch.manual_seed(seed)  # the toy embedding and critic below start from the same weights
+generator_logits = torch.randn(4, 12, requires_grad=True)  # (positions, vocabulary)
+embedding = torch.nn.Embedding(12, 6)
+critic = torch.nn.Linear(6, 1)  # stands in for the discriminator
+
+
+def critic_loss(vectors: torch.Tensor) -> torch.Tensor:
+    """The non-saturating generator loss of the critic's verdict on the inputs (positions, 6)."""
+    return package_generator_loss(critic(vectors).squeeze(-1))
+
+
+draw = torch.Generator().manual_seed(seed)
+sampled = torch.multinomial(generator_logits.softmax(-1), 1, generator=draw).squeeze(1)  # ints
+print(f"sampled ids {sampled.tolist()}: dtype {sampled.dtype}, grad_fn {sampled.grad_fn}")
+critic_loss(embedding(sampled)).backward()
+print(f"after backward: logits.grad = {generator_logits.grad}")
+assert generator_logits.grad is None and embedding.weight.grad is not None
+
+# %% [markdown]
+# The embedding table got a gradient (the looked-up rows), the logits none: the
+# generator cannot learn from this. Two ways around it keep the step differentiable:
+#
+# - the **expected embedding**: feed $\sum_v p(v) \, e_v$, the probability-weighted
+#   average of the embeddings, instead of one row;
+# - **Gumbel-softmax** (Jang et al. 2017; Maddison et al. 2017): add Gumbel noise to the
+#   logits and take a softmax at a temperature τ, a sample that is almost one-hot; with
+#   `hard=True` the forward pass uses the exact one-hot and the backward pass the soft
+#   one's gradient (the straight-through estimator).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+soft_gradients = {}
+torch.manual_seed(seed)
+for name in ("expected embedding", "Gumbel-softmax, hard"):
+    generator_logits.grad = None
+    probabilities = (
+        generator_logits.softmax(-1)
+        if name == "expected embedding"
+        else F.gumbel_softmax(generator_logits, tau=0.5, hard=True)
+    )  # (positions, vocabulary)
+    critic_loss(probabilities @ embedding.weight).backward()
+    soft_gradients[name] = generator_logits.grad.norm().item()
+    print(f"{name:>21}: gradient norm at the logits {soft_gradients[name]:.4f}")
+assert all(norm > 0 for norm in soft_gradients.values())
+
+# %% [markdown]
+# Both carry a gradient, and text GANs have been trained this way (and with
+# reinforcement learning, which treats the discriminator's verdict as a reward); Caccia
+# et al. (2020, "Language GANs falling short") found them behind maximum-likelihood
+# language models once quality and diversity are measured together. ELECTRA sidesteps the problem: its
+# generator is trained by ordinary maximum likelihood, and the adversary only has to
+# *detect* its samples.
+#
+# ## 8 · ELECTRA: replaced-token detection
+#
+# A small masked-LM **generator** fills 15 % of the positions, masked, by *sampling*
+# from its predictions. A **discriminator** (the encoder we keep) then reads the whole
+# corrupted sequence and labels every position original or replaced. The generator
+# learns from its MLM loss alone: as section 7 showed, no gradient would come through
+# its samples anyway. The discriminator learns from every position, not only the 15 %
+# a masked LM is scored on. Where the generator happens to sample the original token,
+# nothing was replaced, and the label says *original*. The loss is
+# $\mathcal{L}_\text{MLM} + \lambda \, \mathcal{L}_\text{RTD}$ with $\lambda = 50$.
+#
+# Clark et al. found a generator of 1/4 to 1/2 of the discriminator's size best: a
+# stronger one makes replacements that cannot be detected. In `sslm_lab` both share
+# their token and position embeddings (so the same width `n_embd`); our generator is
+# smaller by depth, heads and feed-forward width.
+
+# %%
+tokenizer = data.bpe_tokenizer(G.bpe_vocab_size)
+special_ids = sorted(tokenizer.special_ids.values())
+train_ids = torch.tensor(tokenizer.encode(data.lm_text("train")[: G.train_chars]))
+val_ids = torch.tensor(tokenizer.encode(data.lm_text("val")))
+
+
+def with_cls(rows: torch.Tensor) -> torch.Tensor:
+    """(batch, block_size - 1) windows -> (batch, block_size) with [CLS] in front."""
+    return torch.cat([torch.full((len(rows), 1), tokenizer.cls_id), rows], dim=1)
+
+
+val_rows = with_cls(evenly_spaced_windows(val_ids, G.val_windows, G.block_size - 1))
+
+
+def encoder_config(n_layer: int, n_head: int, intermediate_size: int) -> TransformerConfig:
+    return TransformerConfig(
+        vocab_size=tokenizer.vocab_size,
+        block_size=G.block_size,
+        n_layer=n_layer,
+        n_head=n_head,
+        n_embd=G.n_embd,
+        intermediate_size=intermediate_size,
+        causal=False,
+        norm_position="pre",
+        gelu="exact",
+        type_vocab_size=2,
+    )
+
+
+discriminator_config = encoder_config(G.discriminator_layers, G.discriminator_heads, 4 * G.n_embd)
+generator_config = encoder_config(G.generator_layers, G.generator_heads, G.generator_intermediate)
+torch.manual_seed(seed)
+electra = Electra(generator_config, discriminator_config)
+body_size = {
+    name: getattr(electra, name).transformer.num_parameters(exclude_embeddings=True)
+    for name in ("generator", "discriminator")
+}
+print(f"train: {len(train_ids):,} tokens, val: {len(val_ids):,}; vocabulary {tokenizer.vocab_size}")
+print(
+    f"discriminator: n_layer {G.discriminator_layers}, {body_size['discriminator']:,} "
+    f"non-embedding parameters; generator: n_layer {G.generator_layers}, "
+    f"{body_size['generator']:,} ({body_size['generator'] / body_size['discriminator']:.0%})"
+)
+
+# %% [markdown]
+# The training loss is `sslm_lab.electra.electra_loss`, in the trainer's
+# `(module, batch, step)` shape. Every `eval_every` steps the discriminator is scored
+# on the same validation windows, masked the same way each time: its accuracy over all
+# positions, the accuracy of always answering "original" (one minus the replaced
+# share), and its accuracy on the replaced positions alone.
+
+
+# %%
+def electra_objective(model: Electra, batch: torch.Tensor, step: int):
+    loss, metrics = electra_loss(
+        model, with_cls(batch), mask_id=tokenizer.mask_id, special_ids=special_ids
+    )
+    return loss, {key: value for key, value in metrics.items() if value is not None}
+
+
+def rtd_metrics(model: Electra) -> dict[str, float]:
+    _, metrics = electra_loss(
+        model,
+        val_rows,
+        mask_id=tokenizer.mask_id,
+        special_ids=special_ids,
+        rng=torch.Generator().manual_seed(seed),
+    )
+    return {f"val/{key}": float(value) for key, value in metrics.items() if value is not None}
+
+
+electra_trainer = Trainer(
+    electra,
+    Phase(
+        "electra",
+        electra,
+        electra_objective,
+        lr=G.electra_lr,
+        warmup_steps=G.electra_warmup,
+        min_lr=G.electra_lr / 10,
+    ),
+    random_windows(train_ids, G.electra_batch_size, G.block_size - 1),
+    TrainerConfig(max_steps=text_steps, eval_every=G.eval_every, seed=seed, device="cpu"),
+    eval_fn=lambda step: rtd_metrics(electra),
+)
+started = time.perf_counter()
+electra_history = electra_trainer.fit()
+electra_seconds = time.perf_counter() - started
+evaluations = [row for row in electra_history if "val/rtd_accuracy" in row]
+last = evaluations[-1]
+rtd_accuracy, rtd_baseline = last["val/rtd_accuracy"], last["val/original_baseline"]
+replaced_accuracy = last.get("val/replaced_accuracy", 0.0)
+replaced_rate = 1 - rtd_baseline
+counts = torch.bincount(train_ids, minlength=tokenizer.vocab_size).double() + 1  # add-one
+unigram_loss = float(-(counts / counts.sum()).log()[val_ids].mean())  # no context at all
+print(f"{text_steps} steps in {electra_seconds:.0f} s")
+print(
+    f"val RTD accuracy {rtd_accuracy:.1%}, always 'original' {rtd_baseline:.1%}; on the "
+    f"replaced positions alone {replaced_accuracy:.1%} (answering 'replaced' at random at the "
+    f"replaced rate: {replaced_rate:.1%})"
+)
+print(
+    f"generator MLM loss {last['val/mlm_loss']:.2f} nats; the unigram guess, which ignores "
+    f"the context, {unigram_loss:.2f}"
+)
+fig = plot_rtd_history(
+    [row["step"] for row in evaluations],
+    {
+        "RTD accuracy, all positions": [row["val/rtd_accuracy"] for row in evaluations],
+        "accuracy on replaced positions": [
+            row.get("val/replaced_accuracy", 0.0) for row in evaluations
+        ],
+    },
+    [row["val/original_baseline"] for row in evaluations],
+)
+
+# %% [markdown]
+# Accuracy at the 0.5 threshold is a blunt measure while the discriminator is unsure:
+# it answers "original" everywhere until some replaced token looks more likely replaced
+# than not. The **AUC** asks something finer: for a random replaced and a random
+# original position, how often does the discriminator score the replaced one higher?
+# 0.5 is chance, 1 a perfect ranking. Below, on the validation windows with the trained
+# networks, the AUC, and how many of the generator's samples were the original token,
+# and so labelled original:
+
+# %%
+with torch.no_grad():
+    electra.eval()
+    masked_rows = val_rows.clone()
+    selected = torch.rand(val_rows.shape, generator=torch.Generator().manual_seed(seed)) < 0.15
+    selected &= ~torch.isin(val_rows, torch.tensor(special_ids))
+    masked_rows[selected] = tokenizer.mask_id
+    corrupted, labels = replace_tokens(
+        val_rows,
+        selected,
+        electra.generator(masked_rows, positions=selected),
+        torch.Generator().manual_seed(seed),
+    )
+    scores = electra.discriminator(corrupted)[:, 1:].flatten()  # [CLS] is never replaced
+assert torch.equal(labels, replaced_token_labels(val_rows, corrupted))
+sampled_original = float(1 - labels[selected].mean())
+rtd_auc = float(roc_auc_score(labels[:, 1:].flatten().numpy(), scores.numpy()))
+replaced_probability = torch.sigmoid(scores)[labels[:, 1:].flatten() == 1].mean()
+original_probability = torch.sigmoid(scores)[labels[:, 1:].flatten() == 0].mean()
+print(
+    f"{int(selected.sum()):,} positions filled by the generator; it sampled the original "
+    f"token at {sampled_original:.1%} of them, which count as original"
+)
+print(
+    f"RTD AUC {rtd_auc:.3f} (chance 0.5); mean P(replaced) {replaced_probability:.3f} at "
+    f"replaced positions, {original_probability:.3f} at original ones"
+)
+auc_error = math.sqrt(rtd_auc * (1 - rtd_auc) / int(labels[:, 1:].sum()))  # a rough standard error
+beaten = rtd_accuracy > rtd_baseline + 0.01
+display(
+    Markdown(
+        f"After {text_steps:,} steps the discriminator's accuracy is {rtd_accuracy:.1%} against "
+        f"the baseline's {rtd_baseline:.1%}: it "
+        + ("has learned to flag replaced tokens." if beaten else "has not yet left the baseline.")
+        + f" Its AUC, {rtd_auc:.3f}, is {(rtd_auc - 0.5) / auc_error:.1f} rough standard "
+        f"errors (±{auc_error:.3f}) from chance."
+    )
+)
+
+# %% [markdown]
+# At laptop size the discriminator is slow to leave the all-"original" answer: most
+# replacements are frequent tokens drawn from a generator that has learned the token
+# frequencies and little else yet (its MLM loss is printed above), so a replaced token
+# looks like any other until the discriminator knows which tokens fit their context.
+# That is a language model's knowledge, and it takes far more steps than this run has
+# (ELECTRA-Small trained for a million steps). Raise `electra_steps`, or run the `gpu`
+# profile, to see where the accuracy leaves the dashed line; this notebook has not
+# measured that.
+#
+# ## 9 · Saving the discriminator, and what it cost
+#
+# The fine-tuning notebook compares encoders pretrained at equal compute, so the
+# checkpoint carries its training FLOPs, counted as every notebook counts them
+# (`sslm_lab.lab.recipes.electra_train_flops`): 6 FLOPs per matrix weight and token (a
+# multiply-add forward, two backward) plus the attention scores, for the discriminator
+# at every position and for the generator's body too, but for the generator's MLM head
+# only at the masked 15 %, where it runs. Tokens = steps × batch × block size.
+#
+# `sslm_lab.pretrained` stores a `MaskedLM`: the discriminator's body goes into one
+# (its `transformer`); the MLM head of that `MaskedLM` is untrained, and the metadata
+# says so. Reloaded, the body must give the same hidden states.
+
+# %%
+tokens_seen = text_steps * G.electra_batch_size * G.block_size
+training_flops = electra_train_flops(electra, tokens_seen, G.block_size, mask_rate=0.15)
+flops_per_token = training_flops / tokens_seen
+# A MaskedLM, so save_pretrained can store it; ELECTRA trained its body, model.transformer.
+encoder = MaskedLM(discriminator_config)
+encoder.transformer.load_state_dict(electra.discriminator.transformer.state_dict())
+folder = run_dir("05_gan", P.name) / "electra_discriminator"
+save_pretrained(
+    encoder,
+    tokenizer,
+    folder,
+    {
+        "notebook": "05_gan",
+        "profile": P.name,
+        "objective": "ELECTRA replaced-token detection (discriminator)",
+        "trained": "transformer only; the MLM head is untrained",
+        "steps": text_steps,
+        "train_tokens": tokens_seen,
+        "train_flops": training_flops,
+        "flops_counted": "sslm_lab.lab.recipes.electra_train_flops (both networks, per token)",
+        "val_rtd_accuracy": rtd_accuracy,
+        "val_original_baseline": rtd_baseline,
+    },
+)
+loaded, loaded_tokenizer, loaded_metadata = load_pretrained(folder)
+with torch.no_grad():
+    electra.eval()
+    reloaded_same = torch.equal(
+        loaded.hidden_states(val_rows[:8]), electra.discriminator.hidden_states(val_rows[:8])
+    )
+print(
+    f"saved to {folder.parent.name}/{folder.name}: "
+    + ", ".join(sorted(path.name for path in folder.iterdir()))
+)
+print(
+    f"{flops_per_token:,.0f} FLOPs per token × {tokens_seen:,} tokens = "
+    f"{training_flops:.3g} training FLOPs; reloaded body gives identical hidden states: "
+    f"{reloaded_same}"
+)
+assert reloaded_same and loaded_metadata["train_flops"] == training_flops
+
+# %% [markdown]
+# ## Exercises
+#
+# Three pieces of this notebook to write yourself. Each function goes between its two
+# SOLUTION comment lines; the cell below it compares yours with `sslm_lab.gan` or
+# `sslm_lab.electra` (and, when an instructor grades, on more inputs). Nothing after
+# these cells uses your functions.
+#
+# **Exercise 1 (1 point).** The discriminator loss from its logits on real and on fake
+# images: the mean of $-\log D(x)$ over the real ones plus the mean of
+# $-\log(1 - D(G(z)))$ over the fakes, with $D = \sigma(\text{logit})$. Compute it
+# stably: $-\log \sigma(\ell) = \operatorname{softplus}(-\ell)$.
+
+
+# %% nbgrader={"grade": false, "grade_id": "discriminator_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def discriminator_loss_by_hand(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor
+) -> torch.Tensor:
+    """Binary cross-entropy, real = 1 and fake = 0: a scalar tensor."""
+    ### BEGIN SOLUTION
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "discriminator_loss_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+toy_real, toy_fake = torch.tensor([2.0, 0.5, -1.0]), torch.tensor([-3.0, 0.0])
+assert_close(discriminator_loss_by_hand(toy_real, toy_fake), discriminator_loss(toy_real, toy_fake))
+### BEGIN HIDDEN TESTS
+check_generator = torch.Generator().manual_seed(1)
+for count in (1, 7, 200):
+    a, b = 20 * torch.randn(2, count, generator=check_generator, dtype=torch.float64)
+    assert_close(discriminator_loss_by_hand(a, b), discriminator_loss(a, b))
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 2 (2 points).** Both generator losses from the discriminator's logits on
+# fakes: `"minimax"`, the mean of $\log(1 - D(G(z)))$, and `"non_saturating"`, the mean
+# of $-\log D(G(z))$; stably, as in exercise 1. Any other `loss` raises a ValueError.
+
+
+# %% nbgrader={"grade": false, "grade_id": "generator_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def generator_loss_by_hand(fake_logits: torch.Tensor, loss: str) -> torch.Tensor:
+    """What the generator minimises: a scalar tensor."""
+    ### BEGIN SOLUTION
+    if loss == "minimax":
+        return -F.softplus(fake_logits).mean()
+    if loss == "non_saturating":
+        return F.softplus(-fake_logits).mean()
+    raise ValueError(f"loss={loss!r}: choose minimax or non_saturating")
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "generator_loss_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+for loss_name in GENERATOR_LOSSES:
+    assert_close(
+        generator_loss_by_hand(toy_fake, loss_name), package_generator_loss(toy_fake, loss_name)
+    )
+try:
+    generator_loss_by_hand(toy_fake, "wasserstein")
+    raise AssertionError("an unknown loss must raise a ValueError")
+except ValueError:
+    pass
+### BEGIN HIDDEN TESTS
+far = torch.tensor([-40.0, 40.0], dtype=torch.float64)  # unstable formulas overflow here
+for loss_name in GENERATOR_LOSSES:
+    assert_close(generator_loss_by_hand(far, loss_name), package_generator_loss(far, loss_name))
+    some = 5 * torch.randn(50, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    assert_close(generator_loss_by_hand(some, loss_name), package_generator_loss(some, loss_name))
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 3 (3 points).** ELECTRA's corruption and labels, given the samples: put
+# `samples` (one per selected position, in the row-major order of `ids[selected]`) into
+# a copy of `ids` at the selected positions, and label each position 1.0 where the
+# token now differs from the original, 0.0 elsewhere (a sampled original counts as
+# original). Return (corrupted ids, labels), both of the shape of `ids`.
+
+
+# %% nbgrader={"grade": false, "grade_id": "electra_labels", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def corrupt_by_hand(
+    ids: torch.Tensor, selected: torch.Tensor, samples: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ids (batch, seq), selected bool (batch, seq), samples (selected,) -> (ids, labels)."""
+    ### BEGIN SOLUTION
+    corrupted = ids.clone()
+    corrupted[selected] = samples
+    return corrupted, (corrupted != ids).float()
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "electra_labels_check", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+def corruption_matches(ids, chosen, sample_seed):
+    """Yours, fed the samples replace_tokens draws, against replace_tokens itself."""
+    logits = torch.randn(int(chosen.sum()), 9, generator=torch.Generator().manual_seed(sample_seed))
+    draws = torch.multinomial(
+        logits.softmax(-1), 1, generator=torch.Generator().manual_seed(sample_seed)
+    ).squeeze(1)
+    mine = corrupt_by_hand(ids, chosen, draws)
+    theirs = replace_tokens(ids, chosen, logits, torch.Generator().manual_seed(sample_seed))
+    assert torch.equal(mine[0], theirs[0]), "the corrupted ids differ"
+    assert torch.equal(mine[1], theirs[1]), "the labels differ"
+
+
+toy_ids = torch.tensor([[5, 6, 7, 8]])
+toy_selected = torch.tensor([[True, True, False, True]])
+assert corrupt_by_hand(toy_ids, toy_selected, torch.tensor([5, 2, 8]))[1].tolist() == [
+    [0.0, 1.0, 0.0, 0.0]
+], "a sampled original (5 at position 0, 8 at position 3) is labelled original"
+corruption_matches(
+    torch.randint(9, (3, 10), generator=torch.Generator().manual_seed(0)),
+    torch.rand(3, 10, generator=torch.Generator().manual_seed(0)) < 0.3,
+    0,
+)
+### BEGIN HIDDEN TESTS
+for draw_seed in (1, 2, 3):
+    some_ids = torch.randint(9, (4, 12), generator=torch.Generator().manual_seed(draw_seed))
+    chosen = torch.rand(4, 12, generator=torch.Generator().manual_seed(draw_seed)) < 0.5
+    chosen[0, 0] = True
+    corruption_matches(some_ids, chosen, draw_seed)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## What this notebook established
+
+# %%
+wall_seconds = time.perf_counter() - notebook_started
+assert reloaded_same, "the saved discriminator does not reload exactly"
+assert abs(gradients["minimax"][0]) < 1e-5 < 0.99 < abs(gradients["non_saturating"][0])
+assert generator_logits.grad is not None and soft_gradients["expected embedding"] > 0
+if G.learns:
+    assert classifier_accuracy > 0.9, "the judge must know its digits"
+    covered = main_run["final"]["classes covered"]
+    assert covered >= G.min_classes_covered, f"the main GAN covers only {covered} classes"
+    assert main_run["final"]["Fréchet distance"] < G.max_frechet_distance
+    assert entropy_gain > G.min_remedy_entropy_gain, "the remedy did not undo the collapse"
+    distance_ratio = (
+        collapse_run["final"]["Fréchet distance"] / remedy_run["final"]["Fréchet distance"]
+    )
+    assert distance_ratio > G.min_remedy_distance_ratio, "the remedy's samples are not closer"
+    assert remedy_run["final"]["classes covered"] >= collapse_run["final"]["classes covered"]
+    assert rtd_accuracy > rtd_baseline + G.min_rtd_gain, "RTD worse than 'all original'"
+results_file = record_results(
+    "05_gan",
+    {
+        "seed": seed,
+        "generator_loss": generator_loss,
+        "gan_steps": steps,
+        "electra_steps": text_steps,
+        "classifier_test_accuracy": classifier_accuracy,
+        "real_frechet_distance": real_distance,
+        **{
+            f"{name}_{key}": run["final"][label]
+            for name, run in {
+                "non_saturating": runs["non_saturating"],
+                "minimax": runs["minimax"],
+                "collapse": collapse_run,
+                "remedy": remedy_run,
+            }.items()
+            for key, label in (
+                ("classes_covered", "classes covered"),
+                ("entropy_bits", "entropy bits"),
+                ("frechet_distance", "Fréchet distance"),
+            )
+        },
+        **{f"{name}_early_generator_grad_norm": norm for name, norm in early_norm.items()},
+        "rtd_accuracy": rtd_accuracy,
+        "rtd_original_baseline": rtd_baseline,
+        "replaced_accuracy": replaced_accuracy,
+        "sampled_original_share": sampled_original,
+        "rtd_auc": rtd_auc,
+        "generator_mlm_loss": last["val/mlm_loss"],
+        "unigram_loss": unigram_loss,
+        "electra_training_flops": training_flops,
+        "electra_tokens": tokens_seen,
+        "electra_seconds": electra_seconds,
+        "wall_seconds": wall_seconds,
+    },
+    profile=P.name,
+)
+print(f"recorded in {results_file.name}; notebook ran {wall_seconds:.0f} s")
