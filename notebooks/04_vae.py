@@ -869,6 +869,8 @@ large_iwae = nll[f"VAE {D.latent_size}-D, IWAE k={k_samples}"]
 assert kl_error < 4 * kl_standard_error, "closed-form KL and Monte Carlo disagree"
 assert reloaded_same, "the saved sentence encoder does not reload exactly"
 assert large_iwae <= -elbo_large + 1e-3, "the IWAE bound fell below the ELBO"
+bounds = list(iwae_by_k.values())  # in order of k: more samples, a tighter bound
+assert all(later <= earlier + 1e-3 for earlier, later in zip(bounds, bounds[1:])), bounds
 if D.learns:
     assert large_iwae < independent_nll - D.min_iwae_gain_over_independent, (
         "the VAE's IWAE NLL does not beat independent pixels by the margin"
@@ -881,6 +883,7 @@ if D.learns:
     assert sentence_scores[best]["active_units"] >= D.min_fixed_active_units, (
         "no remedy kept the code active"
     )
+    assert sentence_scores[best]["kl"] > plain["kl"], "the remedy's code carries no more KL"
 
 # %%
 machine = f"{device_description(torch.device('cpu'))}, {os.cpu_count()} cores"

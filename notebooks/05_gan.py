@@ -916,6 +916,9 @@ if G.learns:
     covered = main_run["final"]["classes covered"]
     assert covered >= G.min_classes_covered, f"the main GAN covers only {covered} classes"
     assert main_run["final"]["Fréchet distance"] < G.max_frechet_distance
+    early = min(main_run["saved"], key=lambda step: abs(step - steps // 3))  # a third in
+    assert main_run["final"]["Fréchet distance"] < main_run["saved"][early]["Fréchet distance"]
+    assert main_run["final"]["Fréchet distance"] < collapse_run["final"]["Fréchet distance"]
     assert entropy_gain > G.min_remedy_entropy_gain, "the remedy did not undo the collapse"
     distance_ratio = (
         collapse_run["final"]["Fréchet distance"] / remedy_run["final"]["Fréchet distance"]
