@@ -118,6 +118,26 @@ def check_gan(metrics: dict, params: dict) -> None:
     assert metrics["wall_seconds"] < 120
 
 
+def check_fine_tuning(metrics: dict, params: dict) -> None:
+    assert metrics["seed"] == params.get("seed", 0)
+    assert metrics["pretrain_steps"] == params.get("pretrain_steps", 2)  # the smoke profile's
+    assert metrics["finetune_steps"] == params.get("finetune_steps", 3)
+    assert metrics["objectives"] == "random,mlm"
+    assert metrics["train_flops_random"] == 0.0 < metrics["train_flops_mlm"]
+    for method in ("probe", "lora", "full"):  # the smoke profile's methods and budget
+        for objective in ("random", "mlm"):
+            assert 0.0 <= metrics[f"genre_{objective}_{method}_4"] <= 1.0
+    assert 0.3 < metrics["majority_accuracy"] < 0.5, "comedy is 2 of 5 test plays"
+    assert 0.0 <= metrics["tfidf_4"] <= 1.0
+    assert metrics["names_capitalisation_f1"] > 0.0
+    assert metrics["lora_merge_max_abs_error"] < 1e-4
+    assert 0.0 < metrics["lora_fraction"] < 0.05
+    assert metrics["not_beating_random"] in ("", "mlm")
+    assert 0.0 <= metrics["minilm_zero_shot_accuracy"] <= 1.0
+    assert 0.0 <= metrics["prototypes_minilm_1"] <= 1.0
+    assert metrics["wall_seconds"] < 120
+
+
 def check_contrastive(metrics: dict, params: dict) -> None:
     assert metrics["seed"] == params.get("seed", 0)
     assert metrics["temperature"] == params.get("temperature", 0.2)  # the smoke profile's τ
@@ -204,6 +224,19 @@ PAPERMILL_CASES: dict[str, tuple[list[dict], Callable[[dict, dict], None]]] = {
             },
         ],
         check_gan,
+    ),
+    "07_fine_tuning": (
+        [
+            {"profile": "smoke"},
+            {
+                "profile": "smoke",
+                "seed": 1,
+                "pretrain_steps": 3,
+                "finetune_steps": 2,
+                "passage": "Farewell, Horatio; the King is coming.",
+            },
+        ],
+        check_fine_tuning,
     ),
     "06_contrastive": (
         [

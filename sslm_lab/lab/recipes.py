@@ -108,7 +108,7 @@ class PretrainedEncoder:
     objective: str
     body: Transformer
     tokenizer: BPETokenizer
-    source: str  # "checkpoint <folder>", or "trained here (<why>)", or "random init"
+    source: str  # "checkpoint <notebook>/<profile>/<folder>", "trained here (<why>)", "random init"
     steps: int
     train_tokens: int  # tokens the trained networks read in pretraining
     train_flops: float
@@ -136,24 +136,25 @@ def saved_encoder(
     """The checkpoint of `objective` saved under `profile`, if it fits; else (None, why not)."""
     notebook, name = CHECKPOINTS[objective]
     folder = run_dir(notebook, profile) / name
+    shown = f"{notebook}/{profile}/{name}"  # within the runs folder (see run_dir)
     if not folder.is_dir():
-        return None, f"no checkpoint at {folder}: run {notebook} with profile {profile!r}"
+        return None, f"no checkpoint at {shown}: run {notebook} with profile {profile!r}"
     try:
         model, tokenizer, metadata = load_pretrained(folder)
     except CheckpointError as error:
-        return None, f"{folder} cannot be loaded ({error})"
+        return None, f"{shown} cannot be loaded ({error})"
     problems = matches(model.config, recipe, causal=objective == "clm")
     if problems:
-        return None, f"{folder} has another shape ({'; '.join(problems)})"
+        return None, f"{shown} has another shape ({'; '.join(problems)})"
     if "train_flops" not in metadata:
-        return None, f"{folder} does not record its train_flops"
+        return None, f"{shown} does not record its train_flops"
     body = model.transformer
     body.eval()
     return PretrainedEncoder(
         objective,
         body,
         tokenizer,
-        f"checkpoint {folder}",
+        f"checkpoint {shown}",
         int(metadata.get("steps", 0)),
         int(metadata.get("train_tokens", 0)),
         float(metadata["train_flops"]),

@@ -6,7 +6,7 @@
 
 Each notebook has its own small table, one row per knob and one column per profile
 (`tour.py`, `attention.py`, `masked_lm.py`, `causal_lm.py`, `vae.py`, `gan.py`,
-`contrastive.py`; see
+`contrastive.py`, `finetune.py`; see
 `table.py` for the form). A notebook asks for its profile once (`get_profile(profile)`)
 and reads its own section, e.g. `P.tour.bpe_vocab_size`. Sections are frozen dataclasses,
 so a typo in a field name fails loudly instead of silently using a default.
@@ -22,6 +22,7 @@ from sslm_lab.lab.profiles import (
     attention,
     causal_lm,
     contrastive,
+    finetune,
     gan,
     masked_lm,
     tour,
@@ -30,6 +31,7 @@ from sslm_lab.lab.profiles import (
 from sslm_lab.lab.profiles.attention import AttentionSizes
 from sslm_lab.lab.profiles.causal_lm import CausalLMSizes
 from sslm_lab.lab.profiles.contrastive import ContrastiveSizes
+from sslm_lab.lab.profiles.finetune import FineTuneSizes
 from sslm_lab.lab.profiles.gan import GANSizes
 from sslm_lab.lab.profiles.masked_lm import MaskedLMSizes
 from sslm_lab.lab.profiles.table import PROFILE_NAMES, sizes_for
@@ -56,6 +58,7 @@ class Profile:
     vae: VAESizes
     gan: GANSizes
     contrastive: ContrastiveSizes
+    finetune: FineTuneSizes
 
 
 def build_profile(name: str) -> Profile:
@@ -70,6 +73,7 @@ def build_profile(name: str) -> Profile:
         vae=sizes_for(VAESizes, name),
         gan=sizes_for(GANSizes, name),
         contrastive=sizes_for(ContrastiveSizes, name),
+        finetune=sizes_for(FineTuneSizes, name),
     )
 
 
@@ -85,6 +89,7 @@ NOTEBOOK_PARAMETERS: dict[str, Parameters] = {
     "04_vae": vae.PARAMETERS,
     "05_gan": gan.PARAMETERS,
     "06_contrastive": contrastive.PARAMETERS,
+    "07_fine_tuning": finetune.PARAMETERS,
 }
 
 

@@ -7,5 +7,6 @@
 - `vae`: the ELBO's terms, latent maps, rate and distortion (04_vae);
 - `gan`: the generator's gradient, sample grids, coverage and diagnostics (05_gan);
 - `contrastive`: augmented views, probe curves, the temperature study (06_contrastive);
+- `finetune`: accuracy against labels and trained parameters (07_fine_tuning);
 - `training`: any run's history, and labelled bars against a baseline.
 """

@@ -9,5 +9,6 @@ widget is never the only way to reach a result, and the notebooks run headless.
 - `sampling`: the sampling explorer (03_autoregressive_lm);
 - `latent`: the latent explorer, a point or a path through a VAE's code (04_vae);
 - `replay`: the training replay, a GAN's samples step by step (05_gan);
-- `embeddings`: the embedding explorer, a line's nearest lines (06_contrastive).
+- `embeddings`: the embedding explorer, a line's nearest lines (06_contrastive);
+- `finetune`: the passage explorer, each fine-tuned model's genre and names (07_fine_tuning).
 """
