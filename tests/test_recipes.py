@@ -102,6 +102,8 @@ def test_a_checkpoint_that_does_not_fit_is_trained_again_and_says_why(
 def test_bad_input_is_named() -> None:
     with pytest.raises(ValueError, match="objective='bert'"):
         pretrained_encoder("bert", TINY)
+    with pytest.raises(ValueError, match="profile='lapto'"):
+        pretrained_encoder("mlm", TINY, profile="lapto")  # not silently trained instead
     with pytest.raises(ValueError, match="EncoderRecipe.batch_size=1"):
         replace(TINY, batch_size=1)
     with pytest.raises(ValueError, match="EncoderRecipe.dropout"):

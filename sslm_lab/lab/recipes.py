@@ -36,6 +36,7 @@ from sslm_lab.data.speeches import speeches
 from sslm_lab.data.tokenizers import BPETokenizer
 from sslm_lab.electra import Electra, electra_loss
 from sslm_lab.heads import CausalLM, MaskedLM, pool
+from sslm_lab.lab.profiles.table import PROFILE_NAMES
 from sslm_lab.lab.results import run_dir
 from sslm_lab.masking import mask_tokens
 from sslm_lab.objectives import causal_lm_loss, masked_lm_objective
@@ -175,6 +176,8 @@ def pretrained_encoder(
     profile: whose notebook checkpoints to look for (None: never look, train here).
     """
     objective = check_choice("objective", objective, OBJECTIVES)
+    if profile is not None:
+        check_choice("profile", profile, PROFILE_NAMES)
     recipe = recipe or EncoderRecipe()
     tokenizer = data.bpe_tokenizer(recipe.vocab_size)
     if objective == "random":
