@@ -870,7 +870,8 @@ assert kl_error < 4 * kl_standard_error, "closed-form KL and Monte Carlo disagre
 assert reloaded_same, "the saved sentence encoder does not reload exactly"
 assert large_iwae <= -elbo_large + 1e-3, "the IWAE bound fell below the ELBO"
 bounds = list(iwae_by_k.values())  # in order of k: more samples, a tighter bound
-assert all(later <= earlier + 1e-3 for earlier, later in zip(bounds, bounds[1:])), bounds
+tightening = zip(bounds, bounds[1:], strict=False)
+assert all(later <= earlier + 1e-3 for earlier, later in tightening), bounds
 if D.learns:
     assert large_iwae < independent_nll - D.min_iwae_gain_over_independent, (
         "the VAE's IWAE NLL does not beat independent pixels by the margin"
