@@ -155,6 +155,28 @@ def check_contrastive(metrics: dict, params: dict) -> None:
     assert metrics["wall_seconds"] < 120
 
 
+def check_real_pretrained_model(metrics: dict, params: dict) -> None:
+    assert metrics["seed"] == params.get("seed", 0)
+    assert metrics["finetune_steps"] == params.get("finetune_steps", 2)  # the smoke profile's
+    assert metrics["parity_max_abs_error"] < 1e-4, "MiniLM in sslm_lab differs from transformers"
+    assert metrics["minilm_parameters"] == 22_565_376  # all-MiniLM-L6-v2 without its pooler
+    assert metrics["small_encoder_parameters"] < metrics["minilm_parameters"] / 10
+    assert metrics["pieces_per_word_wordpiece"] < metrics["pieces_per_word_bpe"]  # 1.14 vs 1.66
+    assert metrics["wordpiece_unknown"] == 0, "no passage of the plays needs [UNK]"
+    assert 0.3 < metrics["majority_accuracy"] < 0.5, "comedy is 2 of 5 test plays"
+    for key in ("tfidf_4", "genre_suite_4", "names_capitalisation_f1", "names_suite_f1"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    for method in ("probe", "lora", "full"):  # the smoke profile's budget: 4 per class
+        assert 0.0 <= metrics[f"genre_minilm_{method}_4"] <= 1.0, method
+    for method in ("lora", "full"):
+        assert 0.0 <= metrics[f"names_minilm_{method}_f1"] <= 1.0, method
+    # smoke's LoRA: rank 4 on query and value in 6 layers of 384, and a 3-class head
+    assert metrics["trained_lora"] == 6 * 2 * 4 * (384 + 384) + 384 * 3 + 3
+    assert 0.0 < metrics["lora_fraction"] < 0.05
+    assert metrics["suite_row"] == "mlm · full (trained here)"  # no 07 record in tmp_path
+    assert metrics["wall_seconds"] < 120
+
+
 # For every notebook: two different parameter sets, and a check of what it records.
 # A notebook missing here fails test_every_notebook_has_papermill_cases.
 PAPERMILL_CASES: dict[str, tuple[list[dict], Callable[[dict, dict], None]]] = {
@@ -251,6 +273,18 @@ PAPERMILL_CASES: dict[str, tuple[list[dict], Callable[[dict, dict], None]]] = {
             },
         ],
         check_contrastive,
+    ),
+    "08_real_pretrained_model": (
+        [
+            {"profile": "smoke"},
+            {
+                "profile": "smoke",
+                "seed": 1,
+                "finetune_steps": 3,
+                "line": "O Romeo, Romeo, wherefore art thou Romeo?",
+            },
+        ],
+        check_real_pretrained_model,
     ),
 }
 

@@ -24,7 +24,9 @@ recognise a name from its context and form. `capitalisation_tags` is the obvious
 baseline (every capitalised word that is not sentence-initial and not a frequent
 capitalised non-name), and `entity_f1` scores with seqeval, entity by entity.
 `encode_tagged` turns the words into subword pieces for a model (the label on each
-word's first piece) and `word_tags` reads a model's predictions back as word tags.
+word's first piece; `encode_tagged_wordpiece` does the same for a Hugging Face fast
+tokenizer such as MiniLM's WordPiece) and `word_tags` reads a model's predictions back
+as word tags.
 """
 
 from __future__ import annotations
@@ -272,3 +274,44 @@ def _valid_bio(tags: list[str]) -> list[str]:
         "B-PER" if tag == "I-PER" and (i == 0 or tags[i - 1] == "O") else tag
         for i, tag in enumerate(tags)
     ]
+
+
+def encode_tagged_wordpiece(rows: list[TaggedSpeech], tokenizer, max_tokens: int) -> EncodedTags:
+    """`encode_tagged` for a Hugging Face fast tokenizer (e.g. MiniLM's WordPiece).
+
+    Each row is `[CLS] pieces [SEP]`, the way BERT-style models were trained; the tag of
+    a word goes on its first piece, found through the tokenizer's `word_ids()`. As in
+    `encode_tagged`, a word whose pieces would not fit (with [SEP]) is dropped with the
+    rest of its speech, and `words_kept` says how many words stayed.
+    """
+    check_int("max_tokens", max_tokens, low=3)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(
+            f"tokenizer: got {type(tokenizer).__name__}; allowed: a Hugging Face fast "
+            "tokenizer (is_fast=True), whose word_ids() maps pieces to words"
+        )
+    pad = tokenizer.pad_token_id
+    ids = torch.full((len(rows), max_tokens), pad, dtype=torch.long)
+    labels = torch.full((len(rows), max_tokens), IGNORE, dtype=torch.long)
+    kept = []
+    for row_index, row in enumerate(rows):
+        encoding = tokenizer(row.tokens, is_split_into_words=True, add_special_tokens=False)
+        word_of = encoding.word_ids()  # the word index of each piece
+        lost = sorted(set(range(len(row.tokens))) - set(word_of))
+        if lost:
+            raise ValueError(
+                f"rows: the tokenizer gives no piece to the word {row.tokens[lost[0]]!r} "
+                f"({row.work}, {row.speaker}); every word needs at least one piece"
+            )
+        # The first piece past the room for [CLS] and [SEP] belongs to the first word cut.
+        count = word_of[max_tokens - 2] if len(word_of) > max_tokens - 2 else len(row.tokens)
+        pieces = [p for p, w in zip(encoding["input_ids"], word_of, strict=True) if w < count]
+        row_labels, previous = [], None
+        for w in word_of[: len(pieces)]:
+            row_labels.append(TAGS.index(row.tags[w]) if w != previous else IGNORE)
+            previous = w
+        full = [tokenizer.cls_token_id, *pieces, tokenizer.sep_token_id]
+        ids[row_index, : len(full)] = torch.tensor(full)
+        labels[row_index, 1 : len(pieces) + 1] = torch.tensor(row_labels, dtype=torch.long)
+        kept.append(count)
+    return EncodedTags(ids, (ids != pad).long(), labels, kept)

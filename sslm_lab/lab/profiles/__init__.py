@@ -6,7 +6,7 @@
 
 Each notebook has its own small table, one row per knob and one column per profile
 (`tour.py`, `attention.py`, `masked_lm.py`, `causal_lm.py`, `vae.py`, `gan.py`,
-`contrastive.py`, `finetune.py`; see
+`contrastive.py`, `finetune.py`, `real_model.py`; see
 `table.py` for the form). A notebook asks for its profile once (`get_profile(profile)`)
 and reads its own section, e.g. `P.tour.bpe_vocab_size`. Sections are frozen dataclasses,
 so a typo in a field name fails loudly instead of silently using a default.
@@ -25,6 +25,7 @@ from sslm_lab.lab.profiles import (
     finetune,
     gan,
     masked_lm,
+    real_model,
     tour,
     vae,
 )
@@ -34,6 +35,7 @@ from sslm_lab.lab.profiles.contrastive import ContrastiveSizes
 from sslm_lab.lab.profiles.finetune import FineTuneSizes
 from sslm_lab.lab.profiles.gan import GANSizes
 from sslm_lab.lab.profiles.masked_lm import MaskedLMSizes
+from sslm_lab.lab.profiles.real_model import RealModelSizes
 from sslm_lab.lab.profiles.table import PROFILE_NAMES, sizes_for
 from sslm_lab.lab.profiles.tour import TourSizes
 from sslm_lab.lab.profiles.vae import VAESizes
@@ -59,6 +61,7 @@ class Profile:
     gan: GANSizes
     contrastive: ContrastiveSizes
     finetune: FineTuneSizes
+    real_model: RealModelSizes
 
 
 def build_profile(name: str) -> Profile:
@@ -74,6 +77,7 @@ def build_profile(name: str) -> Profile:
         gan=sizes_for(GANSizes, name),
         contrastive=sizes_for(ContrastiveSizes, name),
         finetune=sizes_for(FineTuneSizes, name),
+        real_model=sizes_for(RealModelSizes, name),
     )
 
 
@@ -90,6 +94,7 @@ NOTEBOOK_PARAMETERS: dict[str, Parameters] = {
     "05_gan": gan.PARAMETERS,
     "06_contrastive": contrastive.PARAMETERS,
     "07_fine_tuning": finetune.PARAMETERS,
+    "08_real_pretrained_model": real_model.PARAMETERS,
 }
 
 
