@@ -44,8 +44,8 @@
 # 6. provokes **mode collapse**, diagnoses it, and measures one remedy;
 # 7. shows on one token-sampling step **why discrete text blocks the gradient**, and
 #    two soft paths that let it through;
-# 8. pretrains **ELECTRA** on Shakespeare BPE: replaced-token detection against the
-#    all-"original" baseline;
+# 8. pretrains **ELECTRA** on Shakespeare BPE, from random weights and from a masked-LM
+#    encoder: replaced-token detection against the all-"original" baseline;
 # 9. saves the discriminator for the fine-tuning notebook, with the training FLOPs it
 #    cost.
 #
@@ -57,7 +57,8 @@
 # `sslm_lab.lab.profiles` (`None` reads `$SSLM_PROFILE`, else `laptop`).
 # `generator_loss` is the loss of the main GAN run (`"non_saturating"` or `"minimax"`;
 # section 5 runs the other one too). `gan_steps` and `electra_steps` set the number of
-# training steps; `None` takes the profile's.
+# training steps (`electra_steps` for each of section 8's two runs); `None` takes the
+# profile's.
 
 # %% tags=["parameters"]
 profile = None
@@ -93,7 +94,7 @@ from sslm_lab.gan import (
 from sslm_lab.gan import generator_loss as package_generator_loss
 from sslm_lab.heads import MaskedLM
 from sslm_lab.lab import profiles
-from sslm_lab.lab.recipes import electra_train_flops
+from sslm_lab.lab.recipes import EncoderRecipe, electra_train_flops, pretrained_encoder
 from sslm_lab.lab.results import record_results, run_dir
 from sslm_lab.lab.viz.gan import (
     plot_class_histograms,
@@ -549,7 +550,10 @@ assert all(norm > 0 for norm in soft_gradients.values())
 # Clark et al. found a generator of 1/4 to 1/2 of the discriminator's size best: a
 # stronger one makes replacements that cannot be detected. In `sslm_lab` both share
 # their token and position embeddings (so the same width `n_embd`); our generator is
-# smaller by depth, heads and feed-forward width.
+# smaller by depth, heads and feed-forward width. The discriminator has the shape of
+# notebook 02's masked LM, and we train it **twice**, the same steps each time: from
+# random weights, and with its body starting from a masked-LM encoder. The second run
+# asks what the first one lacks.
 
 # %%
 tokenizer = data.bpe_tokenizer(G.bpe_vocab_size)
@@ -564,6 +568,25 @@ def with_cls(rows: torch.Tensor) -> torch.Tensor:
 
 
 val_rows = with_cls(evenly_spaced_windows(val_ids, G.val_windows, G.block_size - 1))
+# The masked-LM encoder the second run starts from: 02's checkpoint when it has exactly
+# this shape and records its FLOPs, otherwise trained here (see sslm_lab.lab.recipes).
+mlm_recipe = EncoderRecipe(
+    vocab_size=G.bpe_vocab_size,
+    n_layer=G.discriminator_layers,
+    n_head=G.discriminator_heads,
+    n_embd=G.n_embd,
+    intermediate_size=4 * G.n_embd,
+    block_size=G.block_size,
+    steps=G.mlm_steps,
+    batch_size=G.electra_batch_size,
+    dropout=0.0,
+    seed=seed,
+)
+mlm_encoder = pretrained_encoder("mlm", mlm_recipe, profile=P.name)
+print(
+    f"MLM encoder: {mlm_encoder.source}; {mlm_encoder.steps:,} steps, "
+    f"{mlm_encoder.train_flops:.3g} training FLOPs"
+)
 
 
 def encoder_config(n_layer: int, n_head: int, intermediate_size: int) -> TransformerConfig:
@@ -577,16 +600,17 @@ def encoder_config(n_layer: int, n_head: int, intermediate_size: int) -> Transfo
         causal=False,
         norm_position="pre",
         gelu="exact",
-        type_vocab_size=2,
+        # as the MLM encoder's, so its weights load: 2 in 02's checkpoint (BERT's segments)
+        type_vocab_size=mlm_encoder.body.config.type_vocab_size,
     )
 
 
 discriminator_config = encoder_config(G.discriminator_layers, G.discriminator_heads, 4 * G.n_embd)
 generator_config = encoder_config(G.generator_layers, G.generator_heads, G.generator_intermediate)
-torch.manual_seed(seed)
-electra = Electra(generator_config, discriminator_config)
 body_size = {
-    name: getattr(electra, name).transformer.num_parameters(exclude_embeddings=True)
+    name: getattr(Electra(generator_config, discriminator_config), name).transformer.num_parameters(
+        exclude_embeddings=True
+    )
     for name in ("generator", "discriminator")
 }
 print(f"train: {len(train_ids):,} tokens, val: {len(val_ids):,}; vocabulary {tokenizer.vocab_size}")
@@ -623,108 +647,154 @@ def rtd_metrics(model: Electra) -> dict[str, float]:
     return {f"val/{key}": float(value) for key, value in metrics.items() if value is not None}
 
 
-electra_trainer = Trainer(
-    electra,
-    Phase(
-        "electra",
-        electra,
-        electra_objective,
-        lr=G.electra_lr,
-        warmup_steps=G.electra_warmup,
-        min_lr=G.electra_lr / 10,
-    ),
-    random_windows(train_ids, G.electra_batch_size, G.block_size - 1),
-    TrainerConfig(max_steps=text_steps, eval_every=G.eval_every, seed=seed, device="cpu"),
-    eval_fn=lambda step: rtd_metrics(electra),
-)
-started = time.perf_counter()
-electra_history = electra_trainer.fit()
-electra_seconds = time.perf_counter() - started
-evaluations = [row for row in electra_history if "val/rtd_accuracy" in row]
-last = evaluations[-1]
-rtd_accuracy, rtd_baseline = last["val/rtd_accuracy"], last["val/original_baseline"]
-replaced_accuracy = last.get("val/replaced_accuracy", 0.0)
-replaced_rate = 1 - rtd_baseline
+def train_electra(start: torch.nn.Module | None) -> dict:
+    """An ELECTRA run of text_steps: its model, evaluations and seconds. start: a body
+    (Transformer) the discriminator begins from (its embeddings are the shared ones)."""
+    torch.manual_seed(seed)
+    model = Electra(generator_config, discriminator_config)
+    if start is not None:
+        model.discriminator.transformer.load_state_dict(start.state_dict())
+    trainer = Trainer(
+        model,
+        Phase(
+            "electra",
+            model,
+            electra_objective,
+            lr=G.electra_lr,
+            warmup_steps=G.electra_warmup,
+            min_lr=G.electra_lr / 10,
+        ),
+        random_windows(train_ids, G.electra_batch_size, G.block_size - 1),
+        TrainerConfig(max_steps=text_steps, eval_every=G.eval_every, seed=seed, device="cpu"),
+        eval_fn=lambda step: rtd_metrics(model),
+    )
+    began = time.perf_counter()
+    history = trainer.fit()
+    evaluations = [row for row in history if "val/rtd_accuracy" in row]
+    return {"model": model, "evaluations": evaluations, "seconds": time.perf_counter() - began}
+
+
+electra_runs = {
+    "from scratch": train_electra(None),
+    "from the MLM encoder": train_electra(mlm_encoder.body),
+}
+electra_seconds = sum(run["seconds"] for run in electra_runs.values())
 counts = torch.bincount(train_ids, minlength=tokenizer.vocab_size).double() + 1  # add-one
 unigram_loss = float(-(counts / counts.sum()).log()[val_ids].mean())  # no context at all
-print(f"{text_steps} steps in {electra_seconds:.0f} s")
-print(
-    f"val RTD accuracy {rtd_accuracy:.1%}, always 'original' {rtd_baseline:.1%}; on the "
-    f"replaced positions alone {replaced_accuracy:.1%} (answering 'replaced' at random at the "
-    f"replaced rate: {replaced_rate:.1%})"
-)
-print(
-    f"generator MLM loss {last['val/mlm_loss']:.2f} nats; the unigram guess, which ignores "
-    f"the context, {unigram_loss:.2f}"
-)
+for name, run in electra_runs.items():
+    last = run["evaluations"][-1]
+    print(
+        f"{name}: {text_steps} steps in {run['seconds']:.0f} s; val RTD accuracy "
+        f"{last['val/rtd_accuracy']:.1%}, always 'original' {last['val/original_baseline']:.1%}; "
+        f"replaced positions caught {last.get('val/replaced_accuracy', 0.0):.1%}; generator MLM "
+        f"loss {last['val/mlm_loss']:.2f} nats"
+    )
+print(f"the unigram guess, which ignores the context, scores {unigram_loss:.2f} nats")
+steps_seen = [row["step"] for row in electra_runs["from scratch"]["evaluations"]]
 fig = plot_rtd_history(
-    [row["step"] for row in evaluations],
+    steps_seen,
     {
-        "RTD accuracy, all positions": [row["val/rtd_accuracy"] for row in evaluations],
-        "accuracy on replaced positions": [
-            row.get("val/replaced_accuracy", 0.0) for row in evaluations
-        ],
+        f"{name}: {what}": [row.get(key, 0.0) for row in run["evaluations"]]
+        for name, run in electra_runs.items()
+        for what, key in (
+            ("RTD accuracy", "val/rtd_accuracy"),
+            ("replaced caught", "val/replaced_accuracy"),
+        )
     },
-    [row["val/original_baseline"] for row in evaluations],
+    {
+        f'{name}: always "original"': [row["val/original_baseline"] for row in run["evaluations"]]
+        for name, run in electra_runs.items()
+    },
 )
 
 # %% [markdown]
 # Accuracy at the 0.5 threshold is a blunt measure while the discriminator is unsure:
 # it answers "original" everywhere until some replaced token looks more likely replaced
-# than not. The **AUC** asks something finer: for a random replaced and a random
-# original position, how often does the discriminator score the replaced one higher?
-# 0.5 is chance, 1 a perfect ranking. Below, on the validation windows with the trained
-# networks, the AUC, and how many of the generator's samples were the original token,
-# and so labelled original:
+# than not. Two finer measures, on the validation windows with the trained networks:
+#
+# - the **AUC**: for a random replaced and a random original position, how often does
+#   the discriminator score the replaced one higher? 0.5 is chance, 1 a perfect ranking;
+# - the share of replaced positions it **catches** against **chance at its own rate**:
+#   a guesser that flags the same share of positions at random catches that share of the
+#   replaced ones, whatever they are.
+
 
 # %%
-with torch.no_grad():
-    electra.eval()
-    masked_rows = val_rows.clone()
-    selected = torch.rand(val_rows.shape, generator=torch.Generator().manual_seed(seed)) < 0.15
-    selected &= ~torch.isin(val_rows, torch.tensor(special_ids))
-    masked_rows[selected] = tokenizer.mask_id
-    corrupted, labels = replace_tokens(
-        val_rows,
-        selected,
-        electra.generator(masked_rows, positions=selected),
-        torch.Generator().manual_seed(seed),
+def rtd_report(model: Electra) -> dict[str, float]:
+    """AUC, share flagged, replaced caught, precision and the sampled-original share."""
+    with torch.no_grad():
+        model.eval()
+        masked_rows = val_rows.clone()
+        selected = torch.rand(val_rows.shape, generator=torch.Generator().manual_seed(seed)) < 0.15
+        selected &= ~torch.isin(val_rows, torch.tensor(special_ids))
+        masked_rows[selected] = tokenizer.mask_id
+        corrupted, labels = replace_tokens(
+            val_rows,
+            selected,
+            model.generator(masked_rows, positions=selected),
+            torch.Generator().manual_seed(seed),
+        )
+        scores = model.discriminator(corrupted)[:, 1:].flatten()  # [CLS] is never replaced
+        model.train()
+    assert torch.equal(labels, replaced_token_labels(val_rows, corrupted))
+    truth = labels[:, 1:].flatten()
+    flagged = scores > 0
+    return {
+        "sampled original": float(1 - labels[selected].mean()),
+        "AUC": float(roc_auc_score(truth.numpy(), scores.numpy())),
+        "flagged": float(flagged.float().mean()),
+        "caught": float(flagged[truth == 1].float().mean()),
+        "precision": float(truth[flagged].mean()) if flagged.any() else float("nan"),
+        "replaced share": float(truth.mean()),
+    }
+
+
+reports = {name: rtd_report(run["model"]) for name, run in electra_runs.items()}
+rows = [
+    "| run | AUC | flagged | replaced caught | chance at that rate | precision | replaced share |",
+    "|---|---|---|---|---|---|---|",
+]
+for name, r in reports.items():
+    rows.append(
+        f"| {name} | {r['AUC']:.3f} | {r['flagged']:.1%} | {r['caught']:.1%} | "
+        f"{r['flagged']:.1%} | "
+        + ("—" if math.isnan(r["precision"]) else f"{r['precision']:.1%}")
+        + f" | {r['replaced share']:.1%} |"
     )
-    scores = electra.discriminator(corrupted)[:, 1:].flatten()  # [CLS] is never replaced
-assert torch.equal(labels, replaced_token_labels(val_rows, corrupted))
-sampled_original = float(1 - labels[selected].mean())
-rtd_auc = float(roc_auc_score(labels[:, 1:].flatten().numpy(), scores.numpy()))
-replaced_probability = torch.sigmoid(scores)[labels[:, 1:].flatten() == 1].mean()
-original_probability = torch.sigmoid(scores)[labels[:, 1:].flatten() == 0].mean()
-print(
-    f"{int(selected.sum()):,} positions filled by the generator; it sampled the original "
-    f"token at {sampled_original:.1%} of them, which count as original"
-)
-print(
-    f"RTD AUC {rtd_auc:.3f} (chance 0.5); mean P(replaced) {replaced_probability:.3f} at "
-    f"replaced positions, {original_probability:.3f} at original ones"
-)
-auc_error = math.sqrt(rtd_auc * (1 - rtd_auc) / int(labels[:, 1:].sum()))  # a rough standard error
-beaten = rtd_accuracy > rtd_baseline + 0.01
+display(Markdown("\n".join(rows)))
+for name, r in reports.items():
+    print(f"{name}: the generator sampled the original at {r['sampled original']:.1%} of the masks")
+scratch, warm = reports["from scratch"], reports["from the MLM encoder"]
+scratch_last = electra_runs["from scratch"]["evaluations"][-1]
+warm_last = electra_runs["from the MLM encoder"]["evaluations"][-1]
+rtd_accuracy, rtd_baseline = warm_last["val/rtd_accuracy"], warm_last["val/original_baseline"]
+scratch_gain = scratch_last["val/rtd_accuracy"] - scratch_last["val/original_baseline"]
+caught_over_chance = warm["caught"] / max(warm["flagged"], 1e-9)
 display(
     Markdown(
-        f"After {text_steps:,} steps the discriminator's accuracy is {rtd_accuracy:.1%} against "
-        f"the baseline's {rtd_baseline:.1%}: it "
-        + ("has learned to flag replaced tokens." if beaten else "has not yet left the baseline.")
-        + f" Its AUC, {rtd_auc:.3f}, is {(rtd_auc - 0.5) / auc_error:.1f} rough standard "
-        f"errors (±{auc_error:.3f}) from chance."
+        f"From random weights, after {text_steps:,} steps, the discriminator's accuracy is "
+        f"{scratch_gain * 100:+.2f} points from its baseline and its AUC {scratch['AUC']:.3f}. "
+        f"Started from the MLM encoder, it is {(rtd_accuracy - rtd_baseline) * 100:+.2f} points "
+        f"from its baseline, with AUC {warm['AUC']:.3f}, and it catches "
+        f"{caught_over_chance:.1f}× the replaced tokens that chance at its rate would."
     )
 )
 
 # %% [markdown]
-# At laptop size the discriminator is slow to leave the all-"original" answer: most
-# replacements are frequent tokens drawn from a generator that has learned the token
-# frequencies and little else yet (its MLM loss is printed above), so a replaced token
-# looks like any other until the discriminator knows which tokens fit their context.
-# That is a language model's knowledge, and it takes far more steps than this run has
-# (ELECTRA-Small trained for a million steps). Raise `electra_steps`, or run the `gpu`
-# profile, to see where the accuracy leaves the dashed line; this notebook has not
-# measured that.
+# Why does the run from random weights not get off the baseline? Its generator learns
+# the token frequencies first (its MLM loss sits near the unigram guess), so most
+# replacements are frequent tokens drawn at their usual rate: every token is then
+# replaced about equally often, and the token alone says nothing. A replaced token is
+# only given away by its **context**, and to read context a network must first learn
+# where to look and what follows what, with one bit per position to learn it from. A
+# masked LM learns exactly that from a much richer signal, a distribution over the
+# whole vocabulary at each masked position. Given a body that already reads context,
+# the discriminator learns to flag misplaced tokens within the same number of steps
+# (and its generator, sharing the trained embeddings, soon makes harder replacements:
+# compare the two baselines and the generators' MLM losses above). At laptop size, from random weights, the discriminator
+# needs far more steps than this notebook spends; ELECTRA-Small trained for a million.
+# Raise `electra_steps`, or run the `gpu` profile, to look for where the first run's
+# accuracy leaves its dashed line; this notebook has not measured that.
 #
 # ## 9 · Saving the discriminator, and what it cost
 #
@@ -735,11 +805,16 @@ display(
 # at every position and for the generator's body too, but for the generator's MLM head
 # only at the masked 15 %, where it runs. Tokens = steps × batch × block size.
 #
+# The checkpoint saved is the run **from scratch**: its cost is ELECTRA's alone, which
+# is what an equal-compute comparison with MLM needs. The second run's cost is its own
+# plus the MLM encoder's, printed below too.
+#
 # `sslm_lab.pretrained` stores a `MaskedLM`: the discriminator's body goes into one
 # (its `transformer`); the MLM head of that `MaskedLM` is untrained, and the metadata
 # says so. Reloaded, the body must give the same hidden states.
 
 # %%
+electra = electra_runs["from scratch"]["model"]
 tokens_seen = text_steps * G.electra_batch_size * G.block_size
 training_flops = electra_train_flops(electra, tokens_seen, G.block_size, mask_rate=0.15)
 flops_per_token = training_flops / tokens_seen
@@ -760,8 +835,8 @@ save_pretrained(
         "train_tokens": tokens_seen,
         "train_flops": training_flops,
         "flops_counted": "sslm_lab.lab.recipes.electra_train_flops (both networks, per token)",
-        "val_rtd_accuracy": rtd_accuracy,
-        "val_original_baseline": rtd_baseline,
+        "val_rtd_accuracy": scratch_last["val/rtd_accuracy"],
+        "val_original_baseline": scratch_last["val/original_baseline"],
     },
 )
 loaded, loaded_tokenizer, loaded_metadata = load_pretrained(folder)
@@ -778,6 +853,10 @@ print(
     f"{flops_per_token:,.0f} FLOPs per token × {tokens_seen:,} tokens = "
     f"{training_flops:.3g} training FLOPs; reloaded body gives identical hidden states: "
     f"{reloaded_same}"
+)
+print(
+    f"the run from the MLM encoder: {training_flops:.3g} + the encoder's "
+    f"{mlm_encoder.train_flops:.3g} = {training_flops + mlm_encoder.train_flops:.3g} FLOPs"
 )
 assert reloaded_same and loaded_metadata["train_flops"] == training_flops
 
@@ -924,7 +1003,10 @@ if G.learns:
     )
     assert distance_ratio > G.min_remedy_distance_ratio, "the remedy's samples are not closer"
     assert remedy_run["final"]["classes covered"] >= collapse_run["final"]["classes covered"]
-    assert rtd_accuracy > rtd_baseline + G.min_rtd_gain, "RTD worse than 'all original'"
+    assert scratch_gain > G.min_scratch_rtd_gain, "RTD from scratch worse than 'all original'"
+    assert rtd_accuracy > rtd_baseline + G.min_rtd_gain, "RTD from the MLM encoder: no gain"
+    assert warm["AUC"] > G.min_rtd_auc, "RTD from the MLM encoder ranks no better than chance"
+    assert caught_over_chance > G.min_caught_over_chance, "replaced tokens caught at chance"
 results_file = record_results(
     "05_gan",
     {
@@ -951,10 +1033,18 @@ results_file = record_results(
         **{f"{name}_early_generator_grad_norm": norm for name, norm in early_norm.items()},
         "rtd_accuracy": rtd_accuracy,
         "rtd_original_baseline": rtd_baseline,
-        "replaced_accuracy": replaced_accuracy,
-        "sampled_original_share": sampled_original,
-        "rtd_auc": rtd_auc,
-        "generator_mlm_loss": last["val/mlm_loss"],
+        "replaced_accuracy": warm_last.get("val/replaced_accuracy", 0.0),
+        "replaced_caught_over_chance": caught_over_chance,
+        "sampled_original_share": warm["sampled original"],
+        "rtd_auc": warm["AUC"],
+        "generator_mlm_loss": warm_last["val/mlm_loss"],
+        "scratch_rtd_accuracy": scratch_last["val/rtd_accuracy"],
+        "scratch_rtd_original_baseline": scratch_last["val/original_baseline"],
+        "scratch_replaced_accuracy": scratch_last.get("val/replaced_accuracy", 0.0),
+        "scratch_rtd_auc": scratch["AUC"],
+        "scratch_generator_mlm_loss": scratch_last["val/mlm_loss"],
+        "mlm_encoder_source": mlm_encoder.source,
+        "mlm_encoder_train_flops": mlm_encoder.train_flops,
         "unigram_loss": unigram_loss,
         "electra_training_flops": training_flops,
         "electra_tokens": tokens_seen,

@@ -115,6 +115,11 @@ def check_gan(metrics: dict, params: dict) -> None:
     block, batch = 32, 16  # the smoke profile's ELECTRA sizes
     assert metrics["electra_tokens"] == metrics["electra_steps"] * batch * block
     assert metrics["electra_training_flops"] > 6 * metrics["electra_tokens"] * 10_000
+    # the second ELECTRA run starts from an MLM encoder, which cost FLOPs of its own
+    assert metrics["mlm_encoder_train_flops"] > 0
+    assert 0.75 < metrics["scratch_rtd_original_baseline"] < 0.95
+    assert 0 <= metrics["rtd_auc"] <= 1 and 0 <= metrics["scratch_rtd_auc"] <= 1
+    assert metrics["replaced_caught_over_chance"] >= 0
     assert metrics["wall_seconds"] < 120
 
 

@@ -101,5 +101,9 @@ def test_the_figures_draw() -> None:
     rtd_lines = figures[-1].axes[0].get_lines()
     assert [line.get_label() for line in rtd_lines] == ["RTD", 'always "original"']
     assert list(rtd_lines[1].get_ydata()) == [85.0, 86.0]
+    two = plot_rtd_history([10, 20], {"RTD": [0.8, 0.9]}, {"a": [0.8, 0.8], "b": [0.9, 0.7]})
+    assert [line.get_label() for line in two.axes[0].get_lines()] == ["RTD", "a", "b"]
+    assert list(two.axes[0].get_lines()[2].get_ydata()) == [90.0, 70.0]
+    figures.append(two)
     for figure in figures:
         plt.close(figure)

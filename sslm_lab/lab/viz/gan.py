@@ -117,15 +117,18 @@ def plot_class_histograms(histograms: Mapping[str, Sequence[float]]) -> Figure:
 def plot_rtd_history(
     steps: Sequence[int],
     curves: Mapping[str, Sequence[float]],
-    baseline: Sequence[float] | float,
+    baseline: Sequence[float] | float | Mapping[str, Sequence[float]],
     baseline_label: str = 'always "original"',
 ) -> Figure:
-    """Accuracies (fractions) against the step, and the all-"original" baseline dashed."""
+    """Accuracies (fractions) against the step, and the all-"original" baseline dashed
+    (several, each with its label, when `baseline` maps labels to values)."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for name, values in curves.items():
         ax.plot(steps, 100 * np.asarray(values), label=name)
-    base = np.broadcast_to(100 * np.asarray(baseline, dtype=float), (len(steps),))
-    ax.plot(steps, base, color="grey", linestyle="--", label=baseline_label)
+    baselines = baseline if isinstance(baseline, Mapping) else {baseline_label: baseline}
+    for (label, values), color in zip(baselines.items(), ("grey", "black", "silver"), strict=False):
+        base = np.broadcast_to(100 * np.asarray(values, dtype=float), (len(steps),))
+        ax.plot(steps, base, color=color, linestyle="--", label=label)
     ax.set_xlabel("step")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 102)
