@@ -553,7 +553,9 @@ assert all(norm > 0 for norm in soft_gradients.values())
 # smaller by depth, heads and feed-forward width. The discriminator has the shape of
 # notebook 02's masked LM, and we train it **twice**, the same steps each time: from
 # random weights, and with its body starting from a masked-LM encoder. The second run
-# asks what the first one lacks.
+# asks what the first one lacks. Run 02 first with the same profile (as
+# `sslm-lab reproduce` does): the cell below then loads 02's encoder instead of training
+# one here for `mlm_steps`, and says which it did.
 
 # %%
 tokenizer = data.bpe_tokenizer(G.bpe_vocab_size)
