@@ -609,10 +609,9 @@ def encoder_config(n_layer: int, n_head: int, intermediate_size: int) -> Transfo
 
 discriminator_config = encoder_config(G.discriminator_layers, G.discriminator_heads, 4 * G.n_embd)
 generator_config = encoder_config(G.generator_layers, G.generator_heads, G.generator_intermediate)
+sized = Electra(generator_config, discriminator_config)  # built once, to count its bodies
 body_size = {
-    name: getattr(Electra(generator_config, discriminator_config), name).transformer.num_parameters(
-        exclude_embeddings=True
-    )
+    name: getattr(sized, name).transformer.num_parameters(exclude_embeddings=True)
     for name in ("generator", "discriminator")
 }
 print(f"train: {len(train_ids):,} tokens, val: {len(val_ids):,}; vocabulary {tokenizer.vocab_size}")
