@@ -69,7 +69,7 @@ from sslm_lab.data import bpe_tokenizer, lm_text
 from sslm_lab.eval_mode import evaluating
 from sslm_lab.heads import CausalLM, MaskedLM
 from sslm_lab.masking import IGNORE_INDEX, mask_tokens
-from sslm_lab.objectives import causal_lm_loss, masked_lm_objective
+from sslm_lab.objectives import masked_lm_objective, next_token_targets
 from sslm_lab.training.batches import sample_rows
 from sslm_lab.training.hardware import resolve_precision
 from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig
@@ -322,7 +322,7 @@ def sslm_run(task: str, setting: Setting, rows: dict[str, Tensor], seed: int) ->
 
         def loss_fn(module: nn.Module, batch: Tensor, step: int) -> tuple[Tensor, dict]:
             # All 128 tokens in, the 127 with a successor scored: what GPT2LMHeadModel does.
-            return causal_lm_loss(module(batch).float(), batch), {}
+            return module(batch, targets=next_token_targets(batch)), {}
 
     phase = Phase(
         task,

@@ -48,8 +48,14 @@ def causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tenso
         )
     # Shift the targets, not the logits: the last position gets the ignored target, so the
     # logits stay one (batch * seq, vocab) view instead of a copy without their last rows.
-    targets = F.pad(input_ids[:, 1:], (0, 1), value=IGNORE_INDEX)  # (batch, seq)
+    targets = next_token_targets(input_ids)  # (batch, seq)
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+
+
+def next_token_targets(input_ids: torch.Tensor) -> torch.Tensor:
+    """(batch, seq) -> (batch, seq): each position's successor, IGNORE_INDEX at the last.
+    `CausalLM(input_ids, targets=next_token_targets(input_ids))` is `causal_lm_loss`."""
+    return F.pad(input_ids[:, 1:], (0, 1), value=IGNORE_INDEX)
 
 
 def next_sentence_loss(logits: torch.Tensor, is_next: torch.Tensor) -> torch.Tensor:
@@ -73,11 +79,14 @@ def bits_per_character(loss_nats_per_token: float, tokens: int, characters: int)
 
 
 def causal_lm_objective(model: nn.Module, windows: Tensor, step: int) -> tuple[Tensor, dict]:
-    """Teacher forcing on windows (batch, block_size + 1): the model reads the first
-    block_size tokens and is scored on each one's successor. Mean nats per predicted token;
-    the logits are cast to fp32 first, so a bf16 run computes its loss at full precision."""
-    logits = model(windows[:, :-1])  # (batch, block_size, vocab)
-    return F.cross_entropy(logits.flatten(0, 1).float(), windows[:, 1:].flatten()), {}
+    """Teacher forcing on windows (batch, block_size + 1): the model (a
+    `sslm_lab.heads.CausalLM`) reads the first block_size tokens and is scored on each
+    one's successor. Mean nats per predicted token, computed in fp32 even in a bf16 run.
+
+    The model is handed the targets and returns the loss itself, so that on a CPU it never
+    holds all the logits at once (`sslm_lab.heads.projected_cross_entropy`); the value is
+    `F.cross_entropy(model(windows[:, :-1]).flatten(0, 1).float(), windows[:, 1:].flatten())`."""
+    return model(windows[:, :-1], targets=windows[:, 1:]), {}
 
 
 def masked_lm_objective(

@@ -39,7 +39,7 @@ from sslm_lab.heads import CausalLM, MaskedLM, pool
 from sslm_lab.lab.profiles.table import PROFILE_NAMES
 from sslm_lab.lab.results import run_dir
 from sslm_lab.masking import mask_tokens
-from sslm_lab.objectives import causal_lm_loss, masked_lm_objective
+from sslm_lab.objectives import masked_lm_objective, next_token_targets
 from sslm_lab.pretrained import CheckpointError, load_pretrained
 from sslm_lab.training.batches import sample_rows
 from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig
@@ -338,7 +338,8 @@ def _clm(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> Pretrai
     windows = _windows(_training_tokens(tokenizer, device), recipe)
 
     def loss_fn(module: nn.Module, batch: Tensor, step: int):
-        return causal_lm_loss(module(batch).float(), batch), {}
+        # All of the window in, every token with a successor scored (`causal_lm_loss`).
+        return module(batch, targets=next_token_targets(batch)), {}
 
     history = _fit(model, model, loss_fn, windows, recipe, device)
     tokens = _tokens_seen(recipe)

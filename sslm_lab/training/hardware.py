@@ -1,6 +1,6 @@
 """Where training runs and how fast it could go: device, precision, torchrun, peak FLOPs.
 
-The trainer asks this module four questions before it takes a single step:
+The trainer asks this module five questions before it takes a single step:
 
 1. Which device?  `resolve_device("auto")` picks CUDA, then Apple's MPS, then the CPU.
 2. Can that device compute in the precision asked for?  `check_precision` answers
@@ -9,12 +9,16 @@ The trainer asks this module four questions before it takes a single step:
    matrices natively, fp32 everywhere else.
 3. Are we one of several processes started by `torchrun`?  `setup_distributed` reads
    the environment torchrun sets (RANK, LOCAL_RANK, WORLD_SIZE) and joins the group.
-4. How many FLOP/s could this GPU do at best?  `peak_flops` looks the GPU up in a
+4. On a CPU, may freed memory be kept for the next step?  `keep_freed_memory` tells
+   glibc's malloc so, which saves the page faults of re-mapping large tensors each step.
+5. How many FLOP/s could this GPU do at best?  `peak_flops` looks the GPU up in a
    table, so that model FLOPs utilisation (MFU) = achieved FLOP/s / peak FLOP/s.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import platform
 from dataclasses import dataclass
@@ -174,6 +178,44 @@ def configure_tf32(device: torch.device, enabled: bool) -> None:
     """Let fp32 matmuls on CUDA use TF32 tensor cores (10-bit mantissa, ~8x faster on A100+)."""
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high" if enabled else "highest")
+
+
+# glibc's malloc options (malloc.h): memory above M_MMAP_THRESHOLD bytes is mapped fresh
+# from the kernel for each allocation and unmapped when freed; free memory at the top of
+# the heap beyond M_TRIM_THRESHOLD bytes is handed back to the kernel.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD_BYTES = 32 << 20  # the largest glibc accepts on 64-bit
+TRIM_THRESHOLD_BYTES = 256 << 20
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """On Linux with glibc, keep the memory of freed CPU tensors for the next step.
+
+    A training step on a CPU allocates the same large activations every step and frees
+    them at its end. glibc maps an allocation over its mmap threshold (dynamic, at most
+    32 MiB) fresh from the kernel and unmaps it when freed, and trims the heap once the
+    free space at its top passes a threshold; either way the next step's allocation takes
+    a page fault per 4 KiB page, with the kernel zeroing each page. Measured on the 2-core
+    VM, training a 4-layer, 256-wide causal LM (batch 32 x 128): 50-85 ms of system time
+    per step; with the thresholds fixed at 32 MiB (mmap) and 256 MiB (trim), 2-8 ms and the
+    step 8 % faster (median of four alternating runs each). The process then keeps up to
+    256 MiB of free heap instead of returning it. It is what jemalloc or tcmalloc, which
+    PyTorch's CPU performance guides suggest preloading, do without being asked.
+
+    Process-wide and done once (the trainer calls it for CPU runs); returns whether the
+    options were set (False elsewhere, or if glibc refused them).
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    # mallopt returns 1 on success; fixing either threshold turns glibc's dynamic one off.
+    mmap_set = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
+    trim_set = libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1
+    return mmap_set and trim_set
 
 
 def device_name(device: torch.device) -> str:

@@ -105,6 +105,7 @@ from sslm_lab.training.checkpoint import (
 from sslm_lab.training.hardware import (
     AUTOCAST_DTYPES,
     configure_tf32,
+    keep_freed_memory,
     resolve_device,
     resolve_precision,
     setup_distributed,
@@ -376,6 +377,8 @@ class Trainer:
         self.precision = resolve_precision(config.precision, self.device)  # "auto" decided
         self.dist = setup_distributed(self.device)
         configure_tf32(self.device, config.tf32)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # no page faults for re-allocating each step's activations
         self.model = model.to(self.device)
         self.eval_fn = eval_fn
         self.stream = BatchStream(data, self.device, config.seed)
