@@ -244,7 +244,10 @@ print(f"{rare_tokens} of the {bpe.vocab_size} BPE tokens occur fewer than 100 ti
 # the model reads the first `block_size` and is scored on the last `block_size`, the
 # by-hand form of section 1, written once more below as `next_token_loss` and checked
 # against the trainer-shaped `sslm_lab.objectives.causal_lm_objective` that training
-# uses. The extra token matters. Run on `block_size` tokens, `causal_lm_loss` would never
+# uses. That one hands the targets to the model, which on a CPU then never holds all
+# the logits at once: `sslm_lab.heads.projected_cross_entropy` projects a slice of rows
+# onto the vocabulary, takes its loss and its gradient, and drops it before the next
+# slice, the same sums in another order. The extra token matters. Run on `block_size` tokens, `causal_lm_loss` would never
 # give the last position a target, and that untrained position is the one every token
 # is generated from once the context is full. Evaluation uses the same evenly spaced
 # windows every time, from the validation text and (to measure the gap in section 4)
@@ -334,7 +337,7 @@ char_speed = char_trainer.summary()
 char_curve = learning_curve(char_trainer, "char", 1.0)
 char_val_loss = char_trainer.history[-1]["val"]  # nats per character
 char_val_bpc = char_curve[2][-1]
-# The loss the trainer minimised is the by-hand next_token_loss above, to the last bit.
+# The loss the trainer minimised is the by-hand next_token_loss above, to float rounding.
 check_windows = evenly_spaced_windows(val_ids["char"], 4, C.block_size + 1)
 with torch.no_grad():
     by_hand = next_token_loss(char_model, check_windows)

@@ -60,9 +60,9 @@ def vocab_projection(config: TransformerConfig, token_embedding: nn.Embedding) -
 IGNORED = -100  # a target that is not scored: `sslm_lab.masking.IGNORE_INDEX`, as in PyTorch
 
 # The logits of one chunk of rows in `projected_cross_entropy` take this many bytes at most
-# (fp32). Measured on the 2-core VM, 4096 rows x 256 onto 4096 tokens, forward + backward:
-# 4, 8, 16 and 32 MiB chunks 323, 312, 308 and 339 ms; the full logits 355 ms.
-CHUNK_BYTES = 8 << 20
+# (fp32). Measured on the 2-core VM, 4096 rows x 256 onto 4096 tokens, forward + backward,
+# median of three: 4, 8, 16 and 32 MiB chunks 310, 283, 270 and 319 ms; full logits 408 ms.
+CHUNK_BYTES = 16 << 20
 
 
 def projected_cross_entropy(
@@ -125,12 +125,17 @@ class _ProjectedCrossEntropy(torch.autograd.Function):
             # Under autocast (bf16 on a CPU that has it) the matmuls run in its dtype, as
             # the plain projection's would; the softmax and the loss always in `dtype`.
             logits = (h @ matrix.T).to(dtype)  # (chunk, vocab)
-            log_norm = logits.logsumexp(dim=-1, keepdim=True)  # (chunk, 1)
-            total += ((log_norm - logits.gather(1, t)).squeeze(1) * keep).sum()
+            picked = logits.gather(1, t)  # (chunk, 1): the target's logit
+            # log-softmax by hand, so that one exp serves the loss and the gradient:
+            # log Σ exp(l) = max + log Σ exp(l - max), and exp(l - max) / Σ is the softmax.
+            top = logits.amax(dim=-1, keepdim=True)  # (chunk, 1)
+            probs = logits.sub_(top).exp_()  # unnormalised, over the logits
+            sums = probs.sum(dim=-1, keepdim=True)  # (chunk, 1)
+            total += ((top + sums.log() - picked).squeeze(1) * keep).sum()
             if not (want_hidden or want_weight):
                 continue
             # d loss / d logits = (softmax - onehot(target)) / count, written over the logits.
-            grad_logits = logits.sub_(log_norm).exp_()
+            grad_logits = probs.div_(sums)
             grad_logits.scatter_add_(1, t, torch.full_like(t, -1, dtype=logits.dtype))
             grad_logits.mul_((keep.to(dtype) / count)[:, None])
             if want_hidden:
@@ -233,7 +238,7 @@ class CausalLM(TransformerModel):
         With `targets` (batch, seq), the token each position should predict (IGNORED = -100
         for positions not scored), it returns the mean cross-entropy instead of the logits:
         on a CPU through `projected_cross_entropy`, which never holds all of them (measured
-        on the 2-core VM: 10-15 % off a training step of a 4-layer, 4096-token model); on
+        in `benchmarks/bench_vs_hf.py`, with the trainer's `keep_freed_memory`); on
         other devices from the full fp32 logits. It is an argument of `forward`, as
         MaskedLM's `positions` is, so that DistributedDataParallel sees the whole step.
         """
