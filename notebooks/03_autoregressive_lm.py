@@ -244,10 +244,11 @@ print(f"{rare_tokens} of the {bpe.vocab_size} BPE tokens occur fewer than 100 ti
 # the model reads the first `block_size` and is scored on the last `block_size`, the
 # by-hand form of section 1, written once more below as `next_token_loss` and checked
 # against the trainer-shaped `sslm_lab.objectives.causal_lm_objective` that training
-# uses. That one hands the targets to the model, which on a CPU then never holds all
-# the logits at once: `sslm_lab.heads.projected_cross_entropy` projects a slice of rows
-# onto the vocabulary, takes its loss and its gradient, and drops it before the next
-# slice, the same sums in another order. The extra token matters. Run on `block_size` tokens, `causal_lm_loss` would never
+# uses. That one hands the targets to the model, so that a large model on a CPU need
+# never hold all its logits at once: `sslm_lab.heads.projected_cross_entropy` projects a
+# slice of rows onto the vocabulary, takes its loss and its gradient, and drops it
+# before the next slice, the same sums in another order (this notebook's logits are
+# small enough to be computed whole). The extra token matters. Run on `block_size` tokens, `causal_lm_loss` would never
 # give the last position a target, and that untrained position is the one every token
 # is generated from once the context is full. Evaluation uses the same evenly spaced
 # windows every time, from the validation text and (to measure the gap in section 4)

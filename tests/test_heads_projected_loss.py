@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
+from sslm_lab import heads
 from sslm_lab.heads import IGNORED, CausalLM, projected_cross_entropy
 from sslm_lab.masking import IGNORE_INDEX
 from sslm_lab.objectives import causal_lm_loss, next_token_targets
@@ -95,6 +96,10 @@ def test_bad_shapes_and_chunk_rows_are_named() -> None:
         projected_cross_entropy(hidden, weight[:, :7], targets)
     with pytest.raises(ValueError, match=r"targets \(3,\) must be \(4,\)"):
         projected_cross_entropy(hidden, weight, targets[:3])
+    with pytest.raises(ValueError, match=r"targets hold -3; allowed: token ids 0 to 4, or -100"):
+        projected_cross_entropy(hidden, weight, torch.tensor([0, 1, -3, -100]))
+    with pytest.raises(ValueError, match=r"targets hold 5; allowed: token ids 0 to 4"):
+        projected_cross_entropy(hidden, weight, torch.tensor([0, 5, 2, 1]))
     with pytest.raises(ValueError, match="chunk_rows"):
         projected_cross_entropy(hidden, weight, targets, chunk_rows=0)
 
@@ -105,7 +110,15 @@ def small_causal_lm() -> CausalLM:
     return CausalLM(config)
 
 
-def test_causal_lm_with_targets_is_causal_lm_loss_with_the_same_gradients() -> None:
+@pytest.mark.parametrize("chunk_bytes", [1, 1 << 30], ids=["chunked", "full logits"])
+def test_causal_lm_with_targets_is_causal_lm_loss_with_the_same_gradients(
+    chunk_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Logits over CHUNK_BYTES go through projected_cross_entropy, smaller ones do not.
+    monkeypatch.setattr(heads, "CHUNK_BYTES", chunk_bytes)
+    calls = []
+    real = heads.projected_cross_entropy
+    monkeypatch.setattr(heads, "projected_cross_entropy", lambda *a: calls.append(1) or real(*a))
     model = small_causal_lm().eval()  # no dropout, so both calls see the same network
     ids = torch.randint(0, 23, (3, 9), generator=torch.Generator().manual_seed(6))
     fused = model(ids, targets=next_token_targets(ids))
@@ -117,6 +130,7 @@ def test_causal_lm_with_targets_is_causal_lm_loss_with_the_same_gradients() -> N
     assert_close(fused, plain, atol=1e-6, rtol=0)
     for name, p in model.named_parameters():
         assert_close(fused_grads[name], p.grad, atol=1e-6, rtol=1e-5, msg=name)
+    assert calls == ([1] if chunk_bytes == 1 else [])
 
 
 def test_causal_lm_names_targets_of_the_wrong_shape() -> None:

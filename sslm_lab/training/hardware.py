@@ -184,7 +184,7 @@ def configure_tf32(device: torch.device, enabled: bool) -> None:
 # from the kernel for each allocation and unmapped when freed; free memory at the top of
 # the heap beyond M_TRIM_THRESHOLD bytes is handed back to the kernel.
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD_BYTES = 32 << 20  # the largest glibc accepts on 64-bit
+MMAP_THRESHOLD_BYTES = 32 << 20  # where glibc's dynamic threshold stops growing on 64-bit
 TRIM_THRESHOLD_BYTES = 256 << 20
 
 
@@ -197,7 +197,7 @@ def keep_freed_memory() -> bool:
     32 MiB) fresh from the kernel and unmaps it when freed, and trims the heap once the
     free space at its top passes a threshold; either way the next step's allocation takes
     a page fault per 4 KiB page, with the kernel zeroing each page. Measured on the 2-core
-    VM, training a 4-layer, 256-wide causal LM (batch 32 x 128): 50-85 ms of system time
+    VM, training a 4-layer, 256-wide causal LM (batch 32 x 128): 48-85 ms of system time
     per step; with the thresholds fixed at 32 MiB (mmap) and 256 MiB (trim), 2-8 ms and the
     step 8 % faster (median of four alternating runs each). The process then keeps up to
     256 MiB of free heap instead of returning it. It is what jemalloc or tcmalloc, which
