@@ -260,10 +260,9 @@ class CausalLM(TransformerModel):
             raise ValueError(
                 f"targets {tuple(targets.shape)} must have input_ids' shape {tuple(input_ids.shape)}"
             )
-        if (
-            hidden.device.type == "cpu"
-            and targets.numel() * self.config.vocab_size * 4 > CHUNK_BYTES
-        ):
+        large = targets.numel() * self.config.vocab_size * 4 > CHUNK_BYTES  # fp32 logits
+        # Only a plain projection: a wrapped head (LoRA on `head`, say) must run itself.
+        if hidden.device.type == "cpu" and large and type(self.head) is nn.Linear:
             return projected_cross_entropy(
                 hidden.flatten(0, 1), self.head.weight, targets.flatten()
             )

@@ -7,12 +7,14 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 from torch.testing import assert_close
 
 from sslm_lab import heads
 from sslm_lab.heads import IGNORED, CausalLM, projected_cross_entropy
 from sslm_lab.masking import IGNORE_INDEX
 from sslm_lab.objectives import causal_lm_loss, next_token_targets
+from sslm_lab.peft import apply_lora
 from sslm_lab.training.hardware import keep_freed_memory
 from sslm_lab.transformer import TransformerConfig
 
@@ -159,3 +161,13 @@ def test_under_bf16_autocast_the_loss_is_close_to_the_plain_projections() -> Non
     want = torch.autograd.grad(plain, (hidden, weight))
     for g, w in zip(got, want, strict=True):
         assert_close(g, w, atol=2e-2, rtol=2e-2)  # bf16 matmuls on both sides
+
+
+def test_a_wrapped_head_is_run_itself_not_bypassed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(heads, "CHUNK_BYTES", 1)  # every loss would take the chunked path
+    model = small_causal_lm()
+    apply_lora(model, rank=2, target_modules=["head"])
+    nn.init.normal_(model.head.lora_B.weight)  # a LoRA delta that changes the logits
+    model.eval()
+    ids = torch.randint(0, 23, (3, 9), generator=torch.Generator().manual_seed(8))
+    assert_close(model(ids, targets=next_token_targets(ids)), causal_lm_loss(model(ids), ids))
