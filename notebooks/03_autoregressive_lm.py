@@ -248,8 +248,8 @@ print(f"{rare_tokens} of the {bpe.vocab_size} BPE tokens occur fewer than 100 ti
 # never hold all its logits at once: `sslm_lab.heads.projected_cross_entropy` projects a
 # slice of rows onto the vocabulary, takes its loss and its gradient, and drops it
 # before the next slice, the same sums in another order (this notebook's logits are
-# small enough to be computed whole). The extra token matters. Run on `block_size` tokens, `causal_lm_loss` would never
-# give the last position a target, and that untrained position is the one every token
+# small enough to be computed whole). The extra token matters. Run on `block_size`
+# tokens, `causal_lm_loss` would never give the last position a target, and that untrained position is the one every token
 # is generated from once the context is full. Evaluation uses the same evenly spaced
 # windows every time, from the validation text and (to measure the gap in section 4)
 # from the training text, with dropout off. Everything else (AdamW, warmup then cosine

@@ -83,8 +83,9 @@ def causal_lm_objective(model: nn.Module, windows: Tensor, step: int) -> tuple[T
     `sslm_lab.heads.CausalLM`) reads the first block_size tokens and is scored on each
     one's successor. Mean nats per predicted token, computed in fp32 even in a bf16 run.
 
-    The model is handed the targets and returns the loss itself, so that on a CPU it never
-    holds all the logits at once (`sslm_lab.heads.projected_cross_entropy`); the value is
+    The model is handed the targets and returns the loss itself, so that on a CPU a model
+    with large logits never holds them all at once (`sslm_lab.heads.projected_cross_entropy`,
+    see `CausalLM.forward` for when); the value is
     `F.cross_entropy(model(windows[:, :-1]).flatten(0, 1).float(), windows[:, 1:].flatten())`."""
     return model(windows[:, :-1], targets=windows[:, 1:]), {}
 
