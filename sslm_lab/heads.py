@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from sslm_lab.checks import check_choice, check_int
 from sslm_lab.transformer import (
+    GELU,
     Dropout,
     KVCache,
     Transformer,
@@ -178,7 +179,7 @@ class MaskedLMHead(nn.Module):
     def __init__(self, config: TransformerConfig, token_embedding: nn.Embedding) -> None:
         super().__init__()
         self.transform = nn.Linear(config.n_embd, config.n_embd)
-        self.transform_activation = nn.GELU(approximate="tanh" if config.gelu == "tanh" else "none")
+        self.transform_activation = GELU(config.gelu)
         self.transform_norm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
         self.vocab_projection = vocab_projection(config, token_embedding)
         self.vocab_bias = nn.Parameter(torch.zeros(config.vocab_size))

@@ -189,6 +189,56 @@ class Dropout(nn.Module):
         return f"p={self.p}"
 
 
+# ---------------------------------------------------------------------------- GELU
+
+
+GELU_TANH_SCALE = math.sqrt(2 / math.pi)  # GPT-2's GELU: 0.5 x (1 + tanh(this (x + 0.044715 x³)))
+
+
+class _SigmoidFormGelu(torch.autograd.Function):
+    """Forward as x · sigmoid(2z), backward by PyTorch's own tanh-GELU derivative."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        two_z = torch.addcmul(x, x * x, x, value=0.044715).mul_(2 * GELU_TANH_SCALE)
+        return two_z.sigmoid_().mul_(x)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return torch.ops.aten.gelu_backward(grad_output, x, approximate="tanh")
+
+
+def gelu_tanh(x: Tensor) -> Tensor:
+    """GPT-2's GELU, 0.5 · x · (1 + tanh(√(2/π) (x + 0.044715 x³))). Any shape.
+
+    0.5 (1 + tanh z) = sigmoid(2z), and on a CPU PyTorch's sigmoid is about 3x faster than
+    its tanh, so float32 CPU tensors take that form forward: measured on the 2-core VM over
+    4096 x 1024 elements, 5.9 ms instead of 11.7 ms for `F.gelu(x, approximate="tanh")`.
+    Its error against float64 is of the same size (4.6e-7 vs 4.1e-7 at most over 4 M normal
+    draws), and the gradient is PyTorch's own. Other devices and dtypes: `F.gelu`.
+    """
+    if x.device.type == "cpu" and x.dtype == torch.float32:
+        return _SigmoidFormGelu.apply(x)
+    return F.gelu(x, approximate="tanh")
+
+
+class GELU(nn.Module):
+    """GELU as a layer: BERT's exact erf form ("exact") or GPT-2's tanh one ("tanh")."""
+
+    def __init__(self, kind: GeluKind) -> None:
+        super().__init__()
+        check_choice("gelu", kind, ("exact", "tanh"))
+        self.kind = kind
+
+    def forward(self, x: Tensor) -> Tensor:
+        return gelu_tanh(x) if self.kind == "tanh" else F.gelu(x)
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}"
+
+
 # ---------------------------------------------------------------------------- attention
 
 
@@ -211,12 +261,60 @@ def attention_explicit(
     """
     head_dim = query.size(-1)
     # Dividing by √d_k keeps the scores' variance near 1, so softmax does not saturate.
-    scores = query @ key.transpose(-2, -1) / math.sqrt(head_dim)  # (batch, heads, seq, seq)
-    if allowed is not None:
-        scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+    if allowed is None or not bias_masking_applies(query, allowed):
+        scores = query @ key.transpose(-2, -1) / math.sqrt(head_dim)  # (batch, heads, seq, seq)
+        if allowed is not None:
+            scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+    else:
+        scores = masked_scores(query, key, allowed)
     weights = scores.softmax(dim=-1)  # (batch, heads, seq, seq)
     dropped = dropout(weights, dropout_p)
     return dropped @ value, weights
+
+
+def scores_dtype(query: Tensor) -> torch.dtype:
+    """The dtype `query @ key.T` comes out in: autocast's where it is on, else the query's."""
+    device = query.device.type
+    if torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return query.dtype
+
+
+def bias_masking_applies(query: Tensor, allowed: Tensor) -> bool:
+    """Whether `masked_scores` may stand in for scaling then filling: on a CPU, outside
+    float16, and with every query allowed at least one key (a query with none gets uniform
+    weights either way, but the bias form would send gradient through its masked scores)."""
+    if query.device.type != "cpu" or scores_dtype(query) == torch.float16:
+        return False
+    return bool(allowed.any(dim=-1).all())
+
+
+def masked_scores(query: Tensor, key: Tensor, allowed: Tensor) -> Tensor:
+    """`(Q Kᵀ / √d_k).masked_fill(~allowed, lowest)` as one batched product, for speed.
+
+    `torch.baddbmm(bias, Q, Kᵀ, alpha=1/√d_k)` computes bias + Q Kᵀ / √d_k in the matrix
+    product itself, so a bias that is 0 where allowed and the dtype's most negative number
+    where not gives the same table without the passes of dividing and masking, and with no
+    mask to apply to the gradient. lowest + score rounds back to lowest, so the masked
+    entries agree exactly, and the others up to rounding (exactly where √d_k is a power of
+    two, as for 64-wide heads). Measured on the 2-core VM, forward and backward of one GPT-2 layer's attention
+    with dropout (batch 32, 4 heads, 128 tokens): 36-38 ms instead of 44-48 ms.
+    Not for float16, whose lowest number plus a negative score overflows to -inf; see
+    `bias_masking_applies` for when `attention_explicit` uses it.
+    """
+    *lead, seq, head_dim = query.shape
+    n_keys = key.size(-2)
+    lowest = torch.finfo(scores_dtype(query)).min
+    bias = torch.zeros(allowed.shape, dtype=query.dtype, device=query.device)
+    bias = bias.masked_fill_(~allowed, lowest)
+    if all(size == 1 for size in bias.shape[:-2]):
+        bias = bias.reshape(1, *bias.shape[-2:])  # broadcast over every batch and head
+    else:
+        bias = bias.expand(*lead, seq, n_keys).reshape(-1, seq, n_keys)
+    queries = query.reshape(-1, seq, head_dim)
+    keys_t = key.expand(*lead, n_keys, head_dim).reshape(-1, n_keys, head_dim).transpose(1, 2)
+    scores = torch.baddbmm(bias, queries, keys_t, alpha=1 / math.sqrt(head_dim))
+    return scores.view(*lead, seq, n_keys)
 
 
 def attention_fast(
@@ -396,7 +494,7 @@ class FeedForward(nn.Module):
         super().__init__()
         assert config.intermediate_size is not None  # set by TransformerConfig.__post_init__
         self.up = nn.Linear(config.n_embd, config.intermediate_size, bias=config.bias)
-        self.activation = nn.GELU(approximate="tanh" if config.gelu == "tanh" else "none")
+        self.activation = GELU(config.gelu)
         self.down = nn.Linear(config.intermediate_size, config.n_embd, bias=config.bias)
         self.dropout = Dropout(config.dropout)
 

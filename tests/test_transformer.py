@@ -206,6 +206,95 @@ def test_dropout_zeroes_a_share_p_and_keeps_the_mean() -> None:
     assert T.dropout(torch.ones(8, dtype=torch.bfloat16), 0.5).dtype == torch.bfloat16
 
 
+def reference_scores(query, key, allowed):
+    """The masked score table as the formula reads: scale, then fill the masked entries."""
+    scores = query @ key.transpose(-2, -1) / query.size(-1) ** 0.5
+    return scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+
+
+@pytest.mark.parametrize("mask", ["causal", "padding", "2-d", "3-d heads"])
+def test_masked_scores_equal_scale_then_fill_in_value_and_gradient(mask: str) -> None:
+    torch.manual_seed(0)
+    batch, heads, seq, head_dim = 3, 2, 7, 8
+    shape = (batch, heads, seq, head_dim)
+    query, key = (torch.randn(shape, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    causal = T.causal_mask(seq, torch.device("cpu"))  # (seq, seq) bool
+    real = right_padding_mask([7, 4, 1], seq).bool()  # (batch, seq)
+    allowed = {
+        "causal": causal[None, None],
+        "padding": real[:, None, None, :],
+        "2-d": causal,
+        "3-d heads": (torch.rand(heads, seq, seq) > 0.3) | torch.eye(seq, dtype=torch.bool),
+    }[mask]
+    fast = T.masked_scores(query, key, allowed)
+    expected = reference_scores(query, key, allowed)
+    lowest = torch.finfo(torch.float64).min
+    assert torch.equal(fast == lowest, ~allowed.expand(fast.shape))  # lowest + score = lowest
+    assert_close(fast, expected, atol=1e-12, rtol=1e-12)  # 1/√8 times, against ÷ √8
+    weights = torch.randn(fast.shape, dtype=torch.float64)
+    grads = torch.autograd.grad((fast.softmax(-1) * weights).sum(), (query, key))
+    expected_grads = torch.autograd.grad((expected.softmax(-1) * weights).sum(), (query, key))
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
+        assert_close(grad, expected_grad, atol=1e-12, rtol=1e-12)
+
+
+def test_a_query_with_no_key_keeps_scale_then_fill_and_its_gradient() -> None:
+    """Left padding under a causal mask: the padded queries see no key at all."""
+    torch.manual_seed(0)
+    query, key, value = (torch.randn(3, 2, 6, 8, requires_grad=True) for _ in range(3))
+    real = right_padding_mask([6, 4, 1], 6).bool().flip(-1)  # left padded
+    allowed = T.causal_mask(6, torch.device("cpu")) & real[:, None, None, :]
+    assert not T.bias_masking_applies(query, allowed)
+    assert T.bias_masking_applies(query, allowed[:1])  # the unpadded row alone: yes
+    output, weights = T.attention_explicit(query, key, value, allowed)
+    expected = reference_scores(query, key, allowed).softmax(-1)
+    assert torch.equal(weights, expected)
+    upstream = torch.randn(output.shape)
+    grads = torch.autograd.grad((output * upstream).sum(), (query, key, value))
+    expected_grads = torch.autograd.grad(((expected @ value) * upstream).sum(), (query, key, value))
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
+        assert torch.equal(grad, expected_grad)
+
+
+def test_attention_explicit_with_a_mask_matches_the_formula_in_float32_and_bfloat16() -> None:
+    torch.manual_seed(0)
+    query, key, value = (torch.randn(2, 3, 5, 4) for _ in range(3))
+    allowed = T.causal_mask(5, torch.device("cpu"))[None, None]
+    for dtype, tolerance in ((torch.float32, 1e-6), (torch.bfloat16, 1e-2)):
+        q, k, v = (t.to(dtype) for t in (query, key, value))
+        output, weights = T.attention_explicit(q, k, v, allowed)
+        expected = reference_scores(q, k, allowed).softmax(-1)
+        assert weights.dtype == dtype
+        assert_close(weights, expected, atol=tolerance, rtol=tolerance)
+        assert_close(output, expected @ v, atol=tolerance, rtol=tolerance)
+        assert (weights[..., 0, 1:] == 0).all()  # the first query sees only itself
+    assert T.scores_dtype(query.half()) == torch.float16  # float16 keeps scale-then-fill
+
+
+def test_tanh_gelu_sigmoid_form_equals_pytorchs_in_value_and_gradient() -> None:
+    torch.manual_seed(0)
+    x = (torch.randn(4096) * 4).requires_grad_()
+    reference = x.detach().clone().requires_grad_()
+    y = T.gelu_tanh(x)
+    expected = torch.nn.functional.gelu(reference, approximate="tanh")
+    assert y.grad_fn is not None and "SigmoidFormGelu" in type(y.grad_fn).__name__
+    assert_close(y, expected, atol=2e-6, rtol=1e-6)
+    upstream = torch.randn(4096)
+    y.backward(upstream)
+    expected.backward(upstream)
+    assert torch.equal(x.grad, reference.grad)  # PyTorch's own derivative, at the same x
+    x64 = torch.randn(12, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(T._SigmoidFormGelu.apply, (x64,))
+    for other in (x64.detach(), x.detach().bfloat16()):  # other dtypes: F.gelu itself
+        exact = torch.nn.functional.gelu(other, approximate="tanh")
+        assert torch.equal(T.gelu_tanh(other), exact)
+    layer = T.GELU("tanh")
+    assert torch.equal(layer(x.detach()), y.detach()) and repr(layer) == "GELU(kind='tanh')"
+    assert torch.equal(T.GELU("exact")(x.detach()), torch.nn.functional.gelu(x.detach()))
+    with pytest.raises(ValueError, match="gelu"):
+        T.GELU("relu")
+
+
 def test_attention_dropout_only_in_training() -> None:
     torch.manual_seed(0)
     attention = MultiHeadAttention(small_config(attention_dropout=0.5))
