@@ -297,8 +297,9 @@ def masked_scores(query: Tensor, key: Tensor, allowed: Tensor) -> Tensor:
     where not gives the same table without the passes of dividing and masking, and with no
     mask to apply to the gradient. lowest + score rounds back to lowest, so the masked
     entries agree exactly, and the others up to rounding (exactly where √d_k is a power of
-    two, as for 64-wide heads). Measured on the 2-core VM, forward and backward of one GPT-2 layer's attention
-    with dropout (batch 32, 4 heads, 128 tokens): 36-38 ms instead of 44-48 ms.
+    two, as for 64-wide heads). Measured on the 2-core VM, forward and backward of one
+    GPT-2 layer's attention with dropout (batch 32, 4 heads, 128 tokens): 36-38 ms instead
+    of 44-48 ms.
     Not for float16, whose lowest number plus a negative score overflows to -inf; see
     `bias_masking_applies` for when `attention_explicit` uses it.
     """
