@@ -12,6 +12,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+from notebook_records import PAPERMILL_CASES
 
 from sslm_lab.lab import cli
 from sslm_lab.lab.exercises import (
@@ -217,17 +218,34 @@ def test_a_real_notebooks_student_copy_keeps_no_solution(path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda path: path.stem)
-def test_a_real_notebook_scores_full_marks_and_its_student_copy_fails_only_its_checks(
-    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_real_notebook_scores_full_marks(tmp_path: Path, monkeypatch) -> None:
+    """The instructor's copy of one real notebook, graded. (nbval runs every instructor
+    copy, so a failing check anywhere fails the suite already; this shows the scoring of
+    real check cells.)"""
+    path = NOTEBOOKS / "00_tour.ipynb"
     monkeypatch.setenv("SSLM_RESULTS_DIR", str(tmp_path / "results"))
     full = grade_notebook(path, tmp_path / "instructor", timeout=600)
     assert full.error is None and full.points == full.possible, full.messages
+    assert full.total == sum(e.points for e in exercises(nbformat.read(path, 4))) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda path: path.stem)
+def test_a_real_notebooks_student_copy_fails_only_its_checks_and_records_its_results(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSLM_RESULTS_DIR", str(tmp_path / "results"))
     student = tmp_path / "student" / path.name
     student.parent.mkdir()
     nbformat.write(student_copy(nbformat.read(path, as_version=4)), student)
     blank = grade_notebook(student, tmp_path / "graded", timeout=600)
     checks = [exercise.grade_id for exercise in exercises(nbformat.read(path, 4))]
+    assert blank.error is None, blank.error
     assert blank.total == 0 and sorted(blank.messages) == sorted(checks)
     assert error_cells(tmp_path / "graded" / path.name) == checks, "a non-exercise cell failed"
+    # This is the notebook's run with its default parameters: what it recorded is checked
+    # here, as test_notebooks.py checks the run with other parameters.
+    parameter_sets, check = PAPERMILL_CASES[path.stem]
+    records = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert records[path.stem]["profile"] == "smoke"
+    check(records[path.stem]["metrics"], parameter_sets[0])

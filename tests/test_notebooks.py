@@ -1,297 +1,31 @@
-"""The notebooks are tests: pairs stay in sync, and papermill runs each with two parameter sets.
+"""The notebooks are tests: pairs stay in sync, and papermill runs each with parameters.
 
 nbval executes the same notebooks separately (the `notebooks/` folder is on pytest's
 path with `--nbval-lax`); this file checks what nbval can't: the jupytext pairs, that
 parameters reach the notebook, and the numbers each notebook records.
+
+Each notebook is run twice with papermill, each run's records checked: with its default
+`smoke` parameters by the grading test in test_exercises.py (the student copy, whose
+cells after a failed exercise still run), and here with a different parameter set. A
+notebook without exercises has its default run here as well.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import jupytext
 import nbformat
 import papermill
 import pytest
+from notebook_records import PAPERMILL_CASES
+
+from sslm_lab.lab.exercises import exercises
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 PAIRS = sorted(NOTEBOOKS.glob("*.ipynb"))
-
-
-def check_tour(metrics: dict, params: dict) -> None:
-    assert metrics["works"] == 42
-    assert metrics["trigram_bpc"] < metrics["bigram_bpc"] < metrics["unigram_bpc"]
-    assert 2.0 < metrics["trigram_bpc"] < 3.5, "trigram bits per char far from the known ~2.9"
-    expected_vocab = params.get("bpe_vocab_size") or 512  # the smoke profile's size
-    assert metrics["bpe_vocab_size"] == expected_vocab
-    assert metrics["seed"] == params.get("seed", 0)
-
-
-def check_attention(metrics: dict, params: dict) -> None:
-    assert metrics["seed"] == params.get("seed", 0)
-    assert metrics["head_dim"] == 8 // params.get("n_head", 2)  # the notebook's n_embd = 8
-    assert metrics["saturation_samples"] == (params.get("saturation_samples") or 64)  # smoke: 64
-    for name in ("hand_vs_package", "explicit_vs_fast", "torch_mha"):
-        assert metrics[f"{name}_max_abs_error"] < 1e-5, name
-    assert metrics["minilm_hidden_max_abs_error"] < 1e-4
-    assert metrics["minilm_attention_max_abs_error"] < 1e-4
-    assert metrics["permutation_error_without_positions"] < 1e-5
-    assert metrics["permutation_error_with_positions"] > 1e-2
-    assert metrics["max_weight_unscaled_largest_dk"] > 0.9, "no saturation without √d_k"
-    assert metrics["max_weight_scaled_largest_dk"] < 0.5, "saturation despite √d_k"
-    assert (metrics["previous_token_layer"], metrics["previous_token_head"]) == (0, 2)
-    assert metrics["previous_token_weight"] > 0.9
-
-
-def check_autoregressive(metrics: dict, params: dict) -> None:
-    assert metrics["seed"] == params.get("seed", 0)
-    steps = params.get("max_steps") or 150  # the smoke profile's steps
-    assert metrics["char_steps"] == metrics["bpe_steps"] == steps
-    assert metrics["bpe_vocab_size"] == (params.get("bpe_vocab_size") or 512)
-    assert metrics["dropout_rate"] == (params.get("dropout_rate") or 0.3)
-    assert abs(metrics["trigram_bpc"] - 2.94) < 0.01, "not 00_tour's trigram baseline"
-    assert metrics["char_val_bpc"] < metrics["unigram_bpc"], "char model lost to the unigram"
-    assert metrics["bpe_val_bpc"] < metrics["unigram_bpc"], "BPE model lost to the unigram"
-    assert metrics["kv_cache_same_tokens"] is True
-    assert metrics["entropy_highest_temperature_bits"] > metrics["entropy_lowest_temperature_bits"]
-
-
-def check_masked_lm(metrics: dict, params: dict) -> None:
-    assert metrics["seed"] == params.get("seed", 0)
-    assert metrics["steps"] == (params.get("max_steps") or 60)  # the smoke profile's steps
-    assert metrics["strategy"] == params.get("strategy", "token")
-    assert metrics["mask_rate"] == params.get("mask_rate", 0.15)
-    assert metrics["bpe_vocab_size"] == 512
-    assert metrics["nsp_ablation"] is params.get("nsp_ablation", True)  # smoke runs a tiny one
-    assert abs(metrics["realised_mask_rate"] - metrics["mask_rate"]) < 0.05
-    assert abs(metrics["realised_mask_share"] - 0.8) < 0.1
-    assert 0.03 < metrics["unigram_accuracy"] < 0.15, "the most frequent token is about 7 %"
-    assert metrics["val_mlm_loss"] < 6.24 - 0.5, "not even the frequencies: ln 512 = 6.24"
-    assert metrics["copy_accuracy_finetuning_input"] >= 0
-    assert metrics["cloze_probes"] > 0
-
-
-def check_vae(metrics: dict, params: dict) -> None:
-    assert metrics["seed"] == params.get("seed", 0)
-    assert metrics["steps_2d"] == params.get("max_steps", 20)  # the smoke profile's steps
-    assert metrics["sentence_steps"] == params.get("sentence_steps", 4)
-    assert metrics["iwae_samples"] == params.get("iwae_samples", 5)
-    assert metrics["free_bits"] == params.get("free_bits", 0.25)
-    assert metrics["word_dropout"] == params.get("word_dropout", 0.4)
-    assert abs(metrics["kl_closed_form"] - metrics["kl_monte_carlo"]) < 0.05
-    uniform = 181.33  # 64 ln 17: equal logits over the 17 grey levels, nats per image
-    assert 60 < metrics["independent_nll"] < uniform, "independent pixels far from ~108 nats"
-    assert metrics["mixture_nll"] < metrics["independent_nll"], "EM's mixture lost to one component"
-    assert metrics["iwae_nll_large"] <= -metrics["elbo_large"] + 1e-3, "IWAE below the ELBO"
-    for key in ("iwae_nll_2d", "iwae_nll_large"):
-        assert 0 < metrics[key] < uniform + 5, key
-    for name in ("plain", "annealing", "free_bits", "word_dropout"):
-        assert 0 <= metrics[f"{name}_active_units"] <= 4, name  # the smoke latent has 4
-        assert metrics[f"{name}_kl"] >= 0 and metrics[f"{name}_nll"] > 0, name
-    assert metrics["best_remedy"] in ("annealing", "free_bits", "word_dropout")
-    assert 0 < metrics["lm_nll"] < 94, "worse than 15 uniform guesses among 512 tokens (93.6)"
-    assert metrics["wall_seconds"] < 120
-
-
-def check_gan(metrics: dict, params: dict) -> None:
-    assert metrics["seed"] == params.get("seed", 0)
-    assert metrics["generator_loss"] == params.get("generator_loss", "non_saturating")
-    assert metrics["gan_steps"] == params.get("gan_steps", 40)  # the smoke profile's steps
-    assert metrics["electra_steps"] == params.get("electra_steps", 10)
-    assert metrics["classifier_test_accuracy"] > 0.8, "60 full-batch steps already reach ~98 %"
-    assert 0 < metrics["real_frechet_distance"] < 20, "two sets of real digits must be close"
-    for run in ("non_saturating", "minimax", "collapse", "remedy"):
-        assert 0 <= metrics[f"{run}_classes_covered"] <= 10, run
-        assert 0 <= metrics[f"{run}_entropy_bits"] <= 3.33, run
-        assert metrics[f"{run}_frechet_distance"] > metrics["real_frechet_distance"], run
-    assert (
-        metrics["minimax_early_generator_grad_norm"]
-        < (metrics["non_saturating_early_generator_grad_norm"])
-    ), "the minimax generator's gradient must start smaller"
-    assert 0.75 < metrics["rtd_original_baseline"] < 0.95, "about 15 % of the tokens replaced"
-    assert 0 <= metrics["replaced_accuracy"] <= 1 and 0 <= metrics["rtd_accuracy"] <= 1
-    block, batch = 32, 16  # the smoke profile's ELECTRA sizes
-    assert metrics["electra_tokens"] == metrics["electra_steps"] * batch * block
-    assert metrics["electra_training_flops"] > 6 * metrics["electra_tokens"] * 10_000
-    # the second ELECTRA run starts from an MLM encoder, which cost FLOPs of its own
-    assert metrics["mlm_encoder_train_flops"] > 0
-    assert 0.75 < metrics["scratch_rtd_original_baseline"] < 0.95
-    assert 0 <= metrics["rtd_auc"] <= 1 and 0 <= metrics["scratch_rtd_auc"] <= 1
-    assert metrics["replaced_caught_over_chance"] >= 0
-    assert metrics["wall_seconds"] < 120
-
-
-def check_fine_tuning(metrics: dict, params: dict) -> None:
-    assert metrics["seed"] == params.get("seed", 0)
-    assert metrics["pretrain_steps"] == params.get("pretrain_steps", 2)  # the smoke profile's
-    assert metrics["finetune_steps"] == params.get("finetune_steps", 3)
-    assert metrics["objectives"] == "random,mlm"
-    assert metrics["train_flops_random"] == 0.0 < metrics["train_flops_mlm"]
-    for method in ("probe", "lora", "full"):  # the smoke profile's methods and budget
-        for objective in ("random", "mlm"):
-            assert 0.0 <= metrics[f"genre_{objective}_{method}_4"] <= 1.0
-    assert 0.3 < metrics["majority_accuracy"] < 0.5, "comedy is 2 of 5 test plays"
-    assert 0.0 <= metrics["tfidf_4"] <= 1.0
-    assert metrics["names_capitalisation_f1"] > 0.0
-    assert metrics["lora_merge_max_abs_error"] < 1e-4
-    assert 0.0 < metrics["lora_fraction"] < 0.05
-    assert metrics["not_beating_random"] in ("", "mlm")
-    assert 0.0 <= metrics["minilm_zero_shot_accuracy"] <= 1.0
-    assert 0.0 <= metrics["prototypes_minilm_1"] <= 1.0
-    assert metrics["wall_seconds"] < 120
-
-
-def check_contrastive(metrics: dict, params: dict) -> None:
-    assert metrics["seed"] == params.get("seed", 0)
-    assert metrics["temperature"] == params.get("temperature", 0.2)  # the smoke profile's τ
-    assert metrics["simclr_steps"] == params.get("max_steps", 10)
-    assert metrics["simcse_steps"] == params.get("simcse_steps", 5)
-    for per_class in ("1", "5"):  # the smoke profile's label counts
-        for key in ("probe_simclr", "probe_pixels", "supervised"):
-            assert 0.0 <= metrics[f"{key}_{per_class}"] <= 1.0, key
-    assert metrics["probe_pixels_5"] > 0.6, "logistic regression on pixels, 5 labels per class"
-    assert metrics["best_tau"] in (0.1, 0.5)
-    for name in ("simcse", "random", "minilm"):
-        assert 0.0 <= metrics[f"{name}_work_recall_at_1"] <= metrics[f"{name}_work_recall_at_10"]
-    assert metrics["minilm_work_recall_at_10"] > 0.3, "the real MiniLM finds a line's play"
-    assert 0.0 <= metrics["cpc_accuracy_k4"] <= 1.0
-    assert metrics["wall_seconds"] < 120
-
-
-def check_real_pretrained_model(metrics: dict, params: dict) -> None:
-    assert metrics["seed"] == params.get("seed", 0)
-    assert metrics["finetune_steps"] == params.get("finetune_steps", 2)  # the smoke profile's
-    assert metrics["parity_max_abs_error"] < 1e-4, "MiniLM in sslm_lab differs from transformers"
-    assert metrics["minilm_parameters"] == 22_565_376  # all-MiniLM-L6-v2 without its pooler
-    assert metrics["small_encoder_parameters"] < metrics["minilm_parameters"] / 10
-    assert metrics["pieces_per_word_wordpiece"] < metrics["pieces_per_word_bpe"]  # 1.14 vs 1.66
-    assert metrics["wordpiece_unknown"] == 0, "no passage of the plays needs [UNK]"
-    assert 0.3 < metrics["majority_accuracy"] < 0.5, "comedy is 2 of 5 test plays"
-    for key in ("tfidf_4", "genre_suite_4", "names_capitalisation_f1", "names_suite_f1"):
-        assert 0.0 <= metrics[key] <= 1.0, key
-    for method in ("probe", "lora", "full"):  # the smoke profile's budget: 4 per class
-        assert 0.0 <= metrics[f"genre_minilm_{method}_4"] <= 1.0, method
-    for method in ("lora", "full"):
-        assert 0.0 <= metrics[f"names_minilm_{method}_f1"] <= 1.0, method
-    # smoke's LoRA: rank 4 on query and value in 6 layers of 384, and a 3-class head
-    assert metrics["trained_lora"] == 6 * 2 * 4 * (384 + 384) + 384 * 3 + 3
-    assert 0.0 < metrics["lora_fraction"] < 0.05
-    assert metrics["suite_row"] == "mlm · full (trained here)"  # no 07 record in tmp_path
-    assert metrics["wall_seconds"] < 120
-
-
-# For every notebook: two different parameter sets, and a check of what it records.
-# A notebook missing here fails test_every_notebook_has_papermill_cases.
-PAPERMILL_CASES: dict[str, tuple[list[dict], Callable[[dict, dict], None]]] = {
-    "00_tour": (
-        [{"profile": "smoke"}, {"profile": "smoke", "seed": 1, "bpe_vocab_size": 300}],
-        check_tour,
-    ),
-    "01_attention": (
-        [
-            {"profile": "smoke"},
-            {"profile": "smoke", "seed": 1, "n_head": 4, "saturation_samples": 32},
-        ],
-        check_attention,
-    ),
-    "02_masked_lm": (
-        [
-            {"profile": "smoke"},
-            {
-                "profile": "smoke",
-                "seed": 1,
-                "mask_rate": 0.25,
-                "strategy": "whole_word",
-                "max_steps": 40,
-                "nsp_ablation": False,
-            },
-        ],
-        check_masked_lm,
-    ),
-    "03_autoregressive_lm": (
-        [
-            {"profile": "smoke"},
-            {
-                "profile": "smoke",
-                "seed": 1,
-                "bpe_vocab_size": 300,
-                "max_steps": 120,
-                "dropout_rate": 0.5,
-                "prompt": "ROMEO.",
-            },
-        ],
-        check_autoregressive,
-    ),
-    "04_vae": (
-        [
-            {"profile": "smoke"},
-            {
-                "profile": "smoke",
-                "seed": 1,
-                "max_steps": 10,
-                "sentence_steps": 3,
-                "iwae_samples": 3,
-                "free_bits": 0.5,
-                "word_dropout": 0.2,
-            },
-        ],
-        check_vae,
-    ),
-    "05_gan": (
-        [
-            {"profile": "smoke"},
-            {
-                "profile": "smoke",
-                "seed": 1,
-                "generator_loss": "minimax",
-                "gan_steps": 30,
-                "electra_steps": 6,
-            },
-        ],
-        check_gan,
-    ),
-    "07_fine_tuning": (
-        [
-            {"profile": "smoke"},
-            {
-                "profile": "smoke",
-                "seed": 1,
-                "pretrain_steps": 3,
-                "finetune_steps": 2,
-                "passage": "Farewell, Horatio; the King is coming.",
-            },
-        ],
-        check_fine_tuning,
-    ),
-    "06_contrastive": (
-        [
-            {"profile": "smoke"},
-            {
-                "profile": "smoke",
-                "seed": 1,
-                "temperature": 0.5,
-                "max_steps": 6,
-                "simcse_steps": 3,
-                "query": "Now is the winter of our discontent",
-            },
-        ],
-        check_contrastive,
-    ),
-    "08_real_pretrained_model": (
-        [
-            {"profile": "smoke"},
-            {
-                "profile": "smoke",
-                "seed": 1,
-                "finetune_steps": 3,
-                "line": "O Romeo, Romeo, wherefore art thou Romeo?",
-            },
-        ],
-        check_real_pretrained_model,
-    ),
-}
+GRADED = {path.stem for path in PAIRS if exercises(nbformat.read(path, as_version=4))}
 
 
 def test_notebook_folder_is_not_empty() -> None:
@@ -323,10 +57,19 @@ def test_every_notebook_has_papermill_cases() -> None:
     assert not missing, f"add papermill cases for: {missing}"
 
 
+def test_every_notebook_has_a_default_and_a_different_parameter_set() -> None:
+    for name, (parameter_sets, _) in PAPERMILL_CASES.items():
+        assert len(parameter_sets) >= 2, name
+        assert parameter_sets[0] == {"profile": "smoke"}, f"{name}: the default set comes first"
+        assert all(len(params) > 1 for params in parameter_sets[1:]), name
+
+
+# The default set of a notebook with exercises runs in test_exercises.py's grading test.
 CASES = [
     pytest.param(name, index, id=f"{name}-{index}")
     for name, (parameter_sets, _) in PAPERMILL_CASES.items()
     for index in range(len(parameter_sets))
+    if index > 0 or name not in GRADED
 ]
 
 
