@@ -40,6 +40,8 @@ def test_each_objective_trains_an_encoder_of_the_recipes_shape(objective) -> Non
     # at least the body's 6 N per token, at most a few times it (ELECTRA, the VAE: two nets)
     six_n = 6 * body.num_parameters(exclude_embeddings=True) * tokens
     assert six_n < encoder.train_flops < 4 * six_n + 6 * 300 * 16 * tokens
+    # what a run will cost is known before it runs, from the recipe alone
+    assert encoder.train_flops == pytest.approx(3 * recipes.flops_per_step(objective, TINY))
     moved = [
         name
         for name, weight in body.state_dict().items()
@@ -97,6 +99,24 @@ def test_a_checkpoint_that_does_not_fit_is_trained_again_and_says_why(
     saved_mlm(saved, metadata)
     encoder = pretrained_encoder("mlm", TINY, profile="smoke")
     assert encoder.source.startswith("trained here (") and reason in encoder.source
+
+
+def test_steps_for_flops_matches_one_objectives_compute_to_anothers() -> None:
+    electra = recipes.flops_per_step("electra", TINY) * 200
+    steps = recipes.steps_for_flops("mlm", electra, TINY)
+    per_step = recipes.flops_per_step("mlm", TINY)
+    assert steps > 200, "ELECTRA also trains a generator: MLM gets more steps for its FLOPs"
+    assert abs(steps * per_step - electra) <= per_step / 2  # the closest whole step
+    assert recipes.steps_for_flops("mlm", per_step / 10, TINY) == 1  # never 0 steps
+    # FLOPs grow with the batch: the same budget buys half the steps at twice the batch
+    doubled = replace(TINY, batch_size=2 * TINY.batch_size)
+    assert recipes.steps_for_flops("mlm", 1000 * per_step, doubled) == 500
+    with pytest.raises(ValueError, match="flops=0"):
+        recipes.steps_for_flops("mlm", 0, TINY)
+    with pytest.raises(ValueError, match="'random', which costs nothing"):
+        recipes.steps_for_flops("random", electra, TINY)
+    with pytest.raises(ValueError, match="objective='bert'"):
+        recipes.flops_per_step("bert", TINY)
 
 
 def test_bad_input_is_named() -> None:

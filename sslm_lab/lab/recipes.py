@@ -243,6 +243,68 @@ def sentence_vae_train_flops(model: SentenceVAE, tokens: int, seq_len: int) -> f
     return (encoder + model.decoder.flops_per_token(seq_len)) * tokens
 
 
+def _network(objective: str, recipe: EncoderRecipe, mask_id: int = 0) -> nn.Module:
+    """The network `objective` trains, at the recipe's shape (mask_id: the VAE's word
+    dropout token)."""
+    if objective in ("mlm", "simcse"):  # SimCSE trains the body of a MaskedLM
+        return MaskedLM(recipe.config())
+    if objective == "clm":
+        return CausalLM(recipe.config(causal=True))
+    if objective == "electra":
+        discriminator = recipe.config()
+        # The generator a quarter of the discriminator's depth-width budget: ELECTRA's 1/4-1/2
+        generator = replace(
+            discriminator,
+            n_layer=max(1, recipe.n_layer // 2),
+            intermediate_size=max(1, recipe.intermediate_size // 2),
+        )
+        return Electra(generator, discriminator)
+    return SentenceVAE(
+        recipe.config(),
+        recipe.config(causal=True),
+        latent_size=32,
+        word_dropout=0.25,
+        word_dropout_id=mask_id,
+    )
+
+
+def _step_flops(objective: str, model: nn.Module, recipe: EncoderRecipe) -> float:
+    """Training FLOPs of one step (a batch of the recipe's windows or lines)."""
+    tokens, seq_len = recipe.batch_size * recipe.block_size, recipe.block_size
+    if objective == "mlm":
+        return masked_lm_train_flops(model, tokens, seq_len, MASK_RATE)
+    if objective == "clm":
+        return model.flops_per_token(seq_len) * tokens
+    if objective == "simcse":  # two passes per line, the body only: no output layer
+        return body_flops_per_token(model.transformer, seq_len) * 2 * tokens
+    if objective == "electra":
+        return electra_train_flops(model, tokens, seq_len, MASK_RATE)
+    return sentence_vae_train_flops(model, tokens, seq_len)
+
+
+def flops_per_step(objective: str, recipe: EncoderRecipe | None = None) -> float:
+    """Training FLOPs of one step of `objective` at the recipe's batch and block, as the
+    encoders trained here count them (random: 0). Nothing is allocated: the network is
+    built on PyTorch's meta device, which has shapes but no storage."""
+    objective = check_choice("objective", objective, OBJECTIVES)
+    recipe = recipe or EncoderRecipe()
+    if objective == "random":
+        return 0.0
+    with torch.device("meta"):
+        model = _network(objective, recipe)
+    return _step_flops(objective, model, recipe)
+
+
+def steps_for_flops(objective: str, flops: float, recipe: EncoderRecipe | None = None) -> int:
+    """The number of steps of `objective` (at the recipe's batch and block) whose training
+    FLOPs come closest to `flops`, at least 1: to compare objectives at equal compute."""
+    check_real("flops", flops, low=0, low_open=True)
+    per_step = flops_per_step(objective, recipe)
+    if per_step == 0:
+        raise ValueError(f"objective: got {objective!r}, which costs nothing to train")
+    return max(1, round(flops / per_step))
+
+
 # ------------------------------------------------------------------ training here
 
 
@@ -310,7 +372,7 @@ def _tokens_seen(recipe: EncoderRecipe) -> int:
 
 def _mlm(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> PretrainedEncoder:
     torch.manual_seed(recipe.seed)
-    model = MaskedLM(recipe.config()).to(device)
+    model = _network("mlm", recipe).to(device)
     windows = _windows(_training_tokens(tokenizer, device), recipe)
     special = sorted(tokenizer.special_ids.values())
 
@@ -325,7 +387,7 @@ def _mlm(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> Pretrai
 
     history = _fit(model, model, masked_lm_objective, batch_fn, recipe, device)
     tokens = _tokens_seen(recipe)
-    flops = masked_lm_train_flops(model, tokens, recipe.block_size, MASK_RATE)
+    flops = _step_flops("mlm", model, recipe) * recipe.steps
     meta = {"final_loss": history[-1]["pretrain/loss"]}
     return PretrainedEncoder(
         "mlm", model.transformer, tokenizer, "", recipe.steps, tokens, flops, meta
@@ -334,7 +396,7 @@ def _mlm(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> Pretrai
 
 def _clm(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> PretrainedEncoder:
     torch.manual_seed(recipe.seed)
-    model = CausalLM(recipe.config(causal=True)).to(device)
+    model = _network("clm", recipe).to(device)
     windows = _windows(_training_tokens(tokenizer, device), recipe)
 
     def loss_fn(module: nn.Module, batch: Tensor, step: int):
@@ -343,7 +405,7 @@ def _clm(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> Pretrai
 
     history = _fit(model, model, loss_fn, windows, recipe, device)
     tokens = _tokens_seen(recipe)
-    flops = model.flops_per_token() * tokens
+    flops = _step_flops("clm", model, recipe) * recipe.steps
     meta = {"final_loss": history[-1]["pretrain/loss"]}
     return PretrainedEncoder(
         "clm", model.transformer, tokenizer, "", recipe.steps, tokens, flops, meta
@@ -352,7 +414,7 @@ def _clm(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> Pretrai
 
 def _simcse(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> PretrainedEncoder:
     torch.manual_seed(recipe.seed)
-    model = MaskedLM(recipe.config()).to(device)
+    model = _network("simcse", recipe).to(device)
     ids, mask = _training_lines(tokenizer, recipe.block_size, device)
 
     def loss_fn(module: nn.Module, batch, step: int):
@@ -370,9 +432,7 @@ def _simcse(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> Pret
         device,
     )
     tokens = 2 * _tokens_seen(recipe)  # two passes per line
-    flops = (
-        body_flops_per_token(model.transformer, recipe.block_size) * tokens
-    )  # the MLM head is never used
+    flops = _step_flops("simcse", model, recipe) * recipe.steps  # the MLM head is never used
     meta = {"final_loss": history[-1]["pretrain/loss"]}
     return PretrainedEncoder(
         "simcse", model.transformer, tokenizer, "", recipe.steps, tokens, flops, meta
@@ -381,14 +441,7 @@ def _simcse(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> Pret
 
 def _electra(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> PretrainedEncoder:
     torch.manual_seed(recipe.seed)
-    discriminator = recipe.config()
-    # The generator a quarter of the discriminator's depth-width budget: ELECTRA's 1/4-1/2
-    generator = replace(
-        discriminator,
-        n_layer=max(1, recipe.n_layer // 2),
-        intermediate_size=max(1, recipe.intermediate_size // 2),
-    )
-    model = Electra(generator, discriminator).to(device)
+    model = _network("electra", recipe).to(device)
     windows = _windows(_training_tokens(tokenizer, device), recipe)
     special = sorted(tokenizer.special_ids.values())
 
@@ -397,7 +450,7 @@ def _electra(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> Pre
 
     history = _fit(model, model, loss_fn, windows, recipe, device)
     tokens = _tokens_seen(recipe)
-    flops = electra_train_flops(model, tokens, recipe.block_size, MASK_RATE)
+    flops = _step_flops("electra", model, recipe) * recipe.steps
     meta = {
         "final_loss": history[-1]["pretrain/loss"],
         "rtd_accuracy": history[-1].get("pretrain/rtd_accuracy"),
@@ -408,13 +461,7 @@ def _electra(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> Pre
 
 def _vae(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> PretrainedEncoder:
     torch.manual_seed(recipe.seed)
-    model = SentenceVAE(
-        recipe.config(),
-        recipe.config(causal=True),
-        latent_size=32,
-        word_dropout=0.25,
-        word_dropout_id=tokenizer.mask_id,
-    ).to(device)
+    model = _network("vae", recipe, mask_id=tokenizer.mask_id).to(device)
     ids, mask = _training_lines(tokenizer, recipe.block_size, device)
 
     def loss_fn(module: nn.Module, batch, step: int):
@@ -431,7 +478,7 @@ def _vae(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> Pretrai
         model, model, loss_fn, sample_rows(ids, mask, batch_size=recipe.batch_size), recipe, device
     )
     tokens = _tokens_seen(recipe)
-    flops = sentence_vae_train_flops(model, tokens, recipe.block_size)
+    flops = _step_flops("vae", model, recipe) * recipe.steps
     meta = {"final_loss": history[-1]["pretrain/loss"], "final_kl": history[-1].get("pretrain/kl")}
     return PretrainedEncoder("vae", model.encoder, tokenizer, "", recipe.steps, tokens, flops, meta)
 
