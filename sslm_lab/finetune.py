@@ -187,10 +187,17 @@ def frozen_features(
 ) -> Tensor:
     """The body's pooled hidden states (n, n_embd), in eval mode, without gradients.
 
-    input_ids: (n, seq). Run once; a probe then trains on these numbers alone.
+    input_ids: (n, seq), or (n, chunks, seq) for texts longer than the block: then each
+    chunk is pooled on its own and the chunks' features averaged, as `SequenceClassifier`
+    reads chunks. Run once; a probe then trains on these numbers alone.
     """
     check_choice("pooling", pooling, ("cls", "mean"))
     check_int("batch_size", batch_size, low=1)
+    if input_ids.dim() == 3:
+        n, chunks, seq = input_ids.shape
+        mask = None if attention_mask is None else attention_mask.reshape(n * chunks, seq)
+        flat = frozen_features(model, input_ids.reshape(n * chunks, seq), mask, pooling, batch_size)
+        return flat.view(n, chunks, -1).mean(dim=1)
     features = []
     with evaluating(model):
         for start in range(0, len(input_ids), batch_size):

@@ -217,7 +217,11 @@ class ClassificationHead(nn.Module):
         nn.init.zeros_(self.classifier.bias)
 
     def forward(self, hidden: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        return self.classifier(self.dropout(pool(hidden, attention_mask, self.pooling)))
+        return self.classify(pool(hidden, attention_mask, self.pooling))
+
+    def classify(self, pooled: Tensor) -> Tensor:
+        """(batch, n_embd) pooled features -> (batch, num_labels): dropout, linear layer."""
+        return self.classifier(self.dropout(pooled))
 
 
 # ---------------------------------------------------------------------------- models
@@ -303,7 +307,12 @@ class MaskedLM(TransformerModel):
 
 
 class SequenceClassifier(TransformerModel):
-    """Encoder + pooling + linear layer: input_ids (batch, seq) -> logits (batch, num_labels)."""
+    """Encoder + pooling + linear layer: input_ids (batch, seq) -> logits (batch, num_labels).
+
+    A text longer than the block comes as chunks, input_ids (batch, chunks, seq): each
+    chunk is encoded and pooled on its own, and the chunks' pooled features are averaged
+    before the linear layer, so a passage of four blocks is read as four short ones.
+    """
 
     def __init__(self, config: TransformerConfig, num_labels: int, pooling: Pooling = "cls"):
         super().__init__()
@@ -317,5 +326,12 @@ class SequenceClassifier(TransformerModel):
         attention_mask: Tensor | None = None,
         token_type_ids: Tensor | None = None,
     ) -> Tensor:
-        hidden = self.hidden_states(input_ids, attention_mask, token_type_ids)
-        return self.head(hidden, attention_mask)
+        if input_ids.dim() != 3:
+            hidden = self.hidden_states(input_ids, attention_mask, token_type_ids)
+            return self.head(hidden, attention_mask)
+        batch, chunks, seq = input_ids.shape
+        flat = [None if t is None else t.reshape(batch * chunks, seq) for t in
+                (input_ids, attention_mask, token_type_ids)]  # fmt: skip
+        hidden = self.hidden_states(*flat)  # (batch * chunks, seq, n_embd)
+        pooled = pool(hidden, flat[1], self.head.pooling).view(batch, chunks, -1)
+        return self.head.classify(pooled.mean(dim=1))

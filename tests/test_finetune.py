@@ -24,7 +24,7 @@ from sslm_lab.finetune import (
     unfreeze,
     with_head,
 )
-from sslm_lab.heads import SequenceClassifier
+from sslm_lab.heads import SequenceClassifier, pool
 from sslm_lab.transformer import Transformer, TransformerConfig
 
 
@@ -54,6 +54,29 @@ def test_with_head_shares_the_body_and_gives_both_shapes(body: Transformer) -> N
         assert_close(token(ids), token.head(body(ids)))
     with pytest.raises(ArgumentError, match="task='ner'.*sequence, token"):
         with_head(body, "ner", num_labels=2)
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_a_long_text_in_chunks_is_pooled_chunk_by_chunk_and_averaged(
+    body: Transformer, pooling: str
+) -> None:
+    model = with_head(body, "sequence", num_labels=3, pooling=pooling).eval()
+    ids = torch.randint(0, 40, (2, 4, 6))  # 2 texts of 4 chunks of 6 tokens
+    mask = torch.ones_like(ids)
+    mask[1, 3, 4:] = 0  # the second text's last chunk is padded
+    by_hand = []
+    for text in range(2):
+        features = [
+            pool(body(ids[text, c][None], mask[text, c][None]), mask[text, c][None], pooling)
+            for c in range(4)
+        ]
+        by_hand.append(model.head.classifier(torch.cat(features).mean(dim=0)))
+    with torch.no_grad():
+        assert_close(model(ids, mask), torch.stack(by_hand))
+        # one chunk is the plain case, and the probe's features average the same way
+        assert_close(model(ids[:, :1]), model(ids[:, 0]))
+        pooled = frozen_features(body, ids, mask, pooling=pooling, batch_size=3)
+        assert_close(model.head.classifier(pooled), torch.stack(by_hand))
 
 
 def test_few_shot_is_seeded_balanced_and_nested() -> None:

@@ -62,7 +62,8 @@ class CountingClassifier(nn.Module):
         super().__init__()
         self.unused = nn.Parameter(torch.zeros(()))
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        ids = ids.flatten(1)  # chunks (batch, chunks, seq) are counted together
         capital = ((ids >= 10) & (ids < 36)).sum(-1).float()
         small = ((ids >= 40) & (ids < 66)).sum(-1).float()
         return torch.stack([capital, small, torch.zeros_like(capital)], dim=-1)
@@ -95,6 +96,27 @@ def test_genre_probabilities_cut_the_passage_to_max_tokens() -> None:
     # [CLS] + "ab" only: the capitals after them are cut off
     p = genre_probabilities("abCDEFG", LetterTokenizer(), CountingClassifier(), GENRES, 3)
     assert p["history"] > p["comedy"]
+
+
+def test_genre_probabilities_read_a_long_passage_in_chunks_as_training_does() -> None:
+    seen = []
+
+    class Recording(CountingClassifier):
+        def forward(self, ids, mask=None):
+            seen.append((ids.tolist(), None if mask is None else mask.tolist()))
+            return super().forward(ids, mask)
+
+    # chunks of 2 pieces after [CLS]: [ab] [CD] [EF] [G + padding]: 5 capitals, 2 small
+    p = genre_probabilities("abCDEFG", LetterTokenizer(), Recording(), GENRES, 3, max_chunks=4)
+    assert p["comedy"] > p["history"]
+    ids, mask = seen[-1]
+    assert ids == [[[1, 40, 41], [1, 12, 13], [1, 14, 15], [1, 16, 0]]]
+    assert mask == [[[1, 1, 1], [1, 1, 1], [1, 1, 1], [1, 1, 0]]]
+    # at most max_chunks chunks: [ab] [CD] is a tie of capitals and small letters
+    p = genre_probabilities("abCDEFG", LetterTokenizer(), Recording(), GENRES, 3, max_chunks=2)
+    assert p["comedy"] == pytest.approx(p["history"])
+    with pytest.raises(ArgumentError, match="max_chunks"):
+        genre_probabilities("ab", LetterTokenizer(), CountingClassifier(), GENRES, 3, max_chunks=0)
 
 
 def test_bad_input_is_refused_with_the_parameter_named() -> None:

@@ -28,16 +28,32 @@ def genre_probabilities(
     classifier: nn.Module,
     genres: Sequence[str],
     max_tokens: int,
+    max_chunks: int = 1,
 ) -> dict[str, float]:
     """genre -> probability from a sequence classifier ([CLS] + the first pieces).
 
-    The passage is cut to `max_tokens` pieces, [CLS] included, as in training.
+    The passage is cut to `max_tokens` pieces, [CLS] included, as in training. With
+    max_chunks > 1 it is read as a trained passage of chunks is: up to `max_chunks`
+    chunks of max_tokens - 1 pieces, each with its [CLS], the last one padded, given to
+    the classifier as (1, chunks, max_tokens) with their attention mask.
     """
     check_int("max_tokens", max_tokens, low=2)
-    ids = [tokenizer.cls_id, *tokenizer.encode(_check_passage(passage))][:max_tokens]
+    check_int("max_chunks", max_chunks, low=1)
+    pieces = tokenizer.encode(_check_passage(passage))
     device = next(classifier.parameters()).device
+    if max_chunks == 1:
+        inputs: tuple = (torch.tensor([[tokenizer.cls_id, *pieces][:max_tokens]], device=device),)
+    else:
+        step = max_tokens - 1
+        rows = [
+            [tokenizer.cls_id, *pieces[start : start + step]]
+            for start in range(0, max(len(pieces), 1), step)
+        ][:max_chunks]
+        ids = torch.tensor([row + [tokenizer.pad_id] * (max_tokens - len(row)) for row in rows])
+        mask = torch.tensor([[1] * len(row) + [0] * (max_tokens - len(row)) for row in rows])
+        inputs = (ids[None].to(device), mask[None].to(device))
     with evaluating(classifier):
-        logits = classifier(torch.tensor([ids], device=device))  # (1, genres)
+        logits = classifier(*inputs)  # (1, genres)
     if logits.shape != (1, len(genres)):
         raise invalid(
             "genres", list(genres), f"one name per output of the classifier {tuple(logits.shape)}"
@@ -76,11 +92,13 @@ def passage_report(
     models: Mapping[str, tuple[nn.Module, nn.Module]],
     genres: Sequence[str],
     max_tokens: int,
+    max_chunks: int = 1,
 ) -> list[dict]:
     """For each name -> (genre classifier, name tagger): its probabilities and its names.
 
     Each entry: {"model", "probabilities" (genre -> p), "tagged" [(word, tag)],
-    "names" [the words tagged as names]}.
+    "names" [the words tagged as names]}. The tagger reads the first `max_tokens`
+    pieces; the classifier up to `max_chunks` chunks (see `genre_probabilities`).
     """
     if not models:
         raise invalid("models", dict(models), "at least one (classifier, tagger) pair")
@@ -91,7 +109,7 @@ def passage_report(
             {
                 "model": name,
                 "probabilities": genre_probabilities(
-                    passage, tokenizer, classifier, genres, max_tokens
+                    passage, tokenizer, classifier, genres, max_tokens, max_chunks
                 ),
                 "tagged": tagged,
                 "names": [word for word, tag in tagged if tag != "O"],
@@ -118,6 +136,7 @@ def passage_explorer(
     genres: Sequence[str],
     max_tokens: int,
     passage: str,
+    max_chunks: int = 1,
 ) -> widgets.VBox:
     """A text box and the `report_html` of `passage_report` for what is typed in it."""
     box = widgets.Textarea(value=passage, layout=widgets.Layout(width="95%", height="6em"))
@@ -127,7 +146,8 @@ def passage_explorer(
         if not box.value.strip():
             output.value = "<i>type a passage</i>"
             return
-        output.value = report_html(passage_report(box.value, tokenizer, models, genres, max_tokens))
+        report = passage_report(box.value, tokenizer, models, genres, max_tokens, max_chunks)
+        output.value = report_html(report)
 
     box.observe(show, names="value")
     show()
