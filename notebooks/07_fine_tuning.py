@@ -34,7 +34,7 @@
 # 2. gets the **encoders** from `sslm_lab.lab.recipes.pretrained_encoder`, all of one shape;
 # 3. fine-tunes them by several **methods** (linear probe, LoRA, adapters, prefix tuning,
 #    full fine-tuning) at several **label budgets**;
-# 4. sets **ELECTRA against MLM** with their pretraining compute side by side;
+# 4. races **ELECTRA against MLM at equal pretraining compute** (FLOPs);
 # 5. watches a model **overfit** the smallest budget and measures what dropout, weight
 #    decay, early stopping and adversarial training (FGM) do about it;
 # 6. classifies with **zero or few labels** and no training: class prototypes, and
@@ -66,8 +66,10 @@ passage = "Good morrow, Benedick. Why, what news from Messina? Is Claudio come h
 
 # %%
 import copy
+import math
 import os
 import time
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -103,7 +105,7 @@ from sslm_lab.heads import pool
 from sslm_lab.interop import load_minilm
 from sslm_lab.lab import profiles
 from sslm_lab.lab.env import device_description
-from sslm_lab.lab.recipes import EncoderRecipe, describe, pretrained_encoder
+from sslm_lab.lab.recipes import EncoderRecipe, describe, pretrained_encoder, steps_for_flops
 from sslm_lab.lab.results import record_results
 from sslm_lab.lab.viz.finetune import (
     plot_accuracy_vs_labels,
@@ -135,10 +137,15 @@ print(f"models on {device_name(device)}, {torch.get_num_threads()} threads")
 #
 # ### Genre
 #
-# `LabelledPassages` cuts each play into passages of `passage_tokens` BPE pieces and
-# labels each with its play's genre; a [CLS] piece in front makes 32, the encoders'
-# block. Whole plays are split into train, val and test, so the test passages come from
-# plays the model never saw.
+# `LabelledPassages` cuts each play into passages of `passage_chunks` × `passage_tokens`
+# BPE pieces (about a hundred words at laptop size) and labels each with its play's
+# genre. Whole plays are split into train, val and test, so the test passages come from
+# plays the model never saw. A passage is longer than the encoders' block of 32, so it
+# is stored as chunks, each with a [CLS] piece in front: `(passages, chunks, 32)`. A
+# sequence classifier given chunks encodes and pools each on its own and averages the
+# chunks' features before its linear layer (`SequenceClassifier`); the probe's
+# `frozen_features` average the same way. (Earlier runs used one chunk, about 25
+# words: then genre was at chance for every model here, TF-IDF included.)
 
 # %%
 GENRES = ("comedy", "history", "tragedy")
@@ -147,19 +154,26 @@ recipe = EncoderRecipe(steps=steps_pretrain, seed=seed)
 tokenizer = data.bpe_tokenizer(recipe.vocab_size)
 passages = {
     split: data.LabelledPassages(
-        split, tokenizer, C.passage_tokens, max_per_work=C.max_per_work, genres=GENRES
+        split,
+        tokenizer,
+        C.passage_chunks * C.passage_tokens,
+        max_per_work=C.max_per_work,
+        genres=GENRES,
     )
     for split in SPLITS
 }
 
 
 def with_cls(ids: torch.Tensor) -> torch.Tensor:
-    """[CLS] in front of each row: (n, seq) -> (n, seq + 1)."""
-    return torch.cat([torch.full((len(ids), 1), tokenizer.cls_id), ids], dim=1)
+    """Passages as chunks with [CLS] in front: (n, chunks · tokens) -> (n, chunks, 1 + tokens)."""
+    chunks = ids.view(len(ids), C.passage_chunks, C.passage_tokens)
+    cls = torch.full((len(ids), C.passage_chunks, 1), tokenizer.cls_id)
+    return torch.cat([cls, chunks], dim=2)
 
 
 genre_ids = {split: with_cls(d.passages) for split, d in passages.items()}
 genre_labels = {split: d.labels for split, d in passages.items()}
+assert genre_ids["test"].shape[1:] == (C.passage_chunks, recipe.block_size)
 rows = ["| split | plays | " + " | ".join(GENRES) + " | passages |", "|---" * 6 + "|"]
 for split, d in passages.items():
     counts = d.class_counts()
@@ -597,15 +611,25 @@ fig = plot_accuracy_vs_parameters(
 )
 total_parameters = sum(p.numel() for p in kept_models[C.objectives[0], "full"].parameters())
 print(f"a genre model has {total_parameters:,} parameters in all")
+best_run = max(grid, key=lambda key: grid[key]["accuracy"])
+one_accuracy_noise = 2 * math.sqrt(
+    majority_accuracy * (1 - majority_accuracy) / len(genre_labels["test"])
+)
+print(
+    f"best network run: {best_run[0]} · {best_run[1]}, {budget_name(best_run[2])} per class, "
+    f"{grid[best_run]['accuracy']:.3f}; TF-IDF at {budget_name(largest)} per class "
+    f"{tfidf[largest]:.3f}; majority {majority_accuracy:.3f}; two standard errors of one "
+    f"accuracy ±{one_accuracy_noise:.3f}"
+)
 
 # %% [markdown]
-# **Reading the grid.** At laptop size, genre is barely learnable from 31 pieces of text:
-# the table above puts every run within a few points of the majority class, TF-IDF
-# included, and a few points is within the noise of 320 test passages drawn from five
-# plays. Pretraining this short (`pretrain_steps`) has not yet given the encoders features
-# that a handful of labels can turn into a genre; the gpu profile trains them three
-# times longer and fine-tunes five times longer. Compare rows only where they differ by
-# more than that noise.
+# **Reading the grid.** The last line printed above sets the scale. With passages of
+# about a hundred words TF-IDF pulls away from the majority class once it has labels
+# enough; the small encoders, pretrained for only `pretrain_steps` steps, have not yet
+# learned features that beat counting words and letter n-grams. Differences of a few
+# points are within the noise of 320 test passages from five plays (and passages of one
+# play are not independent, so the true noise is larger than the printed binomial one).
+# The gpu profile pretrains three times longer and fine-tunes five times longer.
 
 # %% [markdown]
 # **LoRA merges away.** After training, $\frac{\alpha}{r} B A$ can be added into $W$:
@@ -656,13 +680,12 @@ def name_scores(tagger, split: str) -> dict[str, float]:
     return entity_f1(true_tags[split], predicted)
 
 
-started = time.perf_counter()
-taggers, names = {}, {}
-train_set = encoded["train"]
-for objective, encoder in encoders.items():
+def train_tagger(encoder):
+    """A copy of `encoder`'s body with a token head, fully fine-tuned on the names sample."""
     torch.manual_seed(seed)
     tagger = with_head(copy.deepcopy(encoder.body), "token", len(TAGS)).to(device)
     prepare(tagger, "full")
+    train_set = encoded["train"]
     batches = sample_rows(
         train_set.ids.to(device),
         train_set.attention_mask.to(device),
@@ -670,7 +693,12 @@ for objective, encoder in encoders.items():
         batch_size=min(C.batch_size, len(train_set.ids)),
     )
     fine_tune(tagger, token_loss, batches, C.names_steps, C.full_lr)
-    taggers[objective], names[objective] = tagger, name_scores(tagger, "test")
+    return tagger
+
+
+started = time.perf_counter()
+taggers = {objective: train_tagger(encoder) for objective, encoder in encoders.items()}
+names = {objective: name_scores(tagger, "test") for objective, tagger in taggers.items()}
 names_seconds = time.perf_counter() - started
 rows = ["| tagger | precision | recall | F1 |", "|---|---|---|---|"]
 for label, scores in [*name_baselines.items(), *((f"{o} · full", s) for o, s in names.items())]:
@@ -689,36 +717,80 @@ print(
 # this text, and the rule gets it for free.
 
 # %% [markdown]
-# ## 4 · ELECTRA against MLM, with their compute beside them
+# ## 4 · ELECTRA against MLM at equal compute
 #
 # ELECTRA learns from every position (was this token replaced?), MLM only from the
-# masked 15 %; Clark et al. (2020) found ELECTRA better at equal compute. Pretrained
-# here, both run the same number of steps on the same windows, so their compute is
-# *not* equal: ELECTRA also trains its generator. The table prints both costs with both
-# tasks' scores (full fine-tuning); read the scores against the FLOPs column.
+# masked 15 %; Clark et al. (2020) found ELECTRA better **at equal compute**. One step
+# of ELECTRA costs more than one of MLM, because ELECTRA also trains its generator, so
+# the same number of steps is not a fair race. `steps_for_flops` gives the number of MLM
+# steps whose training FLOPs come closest to ELECTRA's (from the recipe alone, before
+# anything runs). Both are trained here from the same seed on the same training
+# windows, then fine-tuned fully on both tasks exactly as above. A checkpoint from 02
+# or 05 is not used for this race: it had its own, different training.
 
 # %%
+started = time.perf_counter()
+electra_here = encoders.get("electra")
+if electra_here is None or not electra_here.source.startswith("trained here"):
+    electra_here = pretrained_encoder("electra", recipe, device=str(device))
+mlm_steps = steps_for_flops("mlm", electra_here.train_flops, recipe)
+equal_compute = {
+    "electra": electra_here,
+    "mlm": pretrained_encoder("mlm", replace(recipe, steps=mlm_steps), device=str(device)),
+}
+equal_genre = {
+    (objective, k): accuracy(
+        genre_model(encoder, "full", budget_indices(k))[0],
+        genre_ids["test"],
+        genre_labels["test"],
+    )
+    for objective, encoder in equal_compute.items()
+    for k in C.label_budgets
+}
+equal_names = {o: name_scores(train_tagger(e), "test")["f1"] for o, e in equal_compute.items()}
+equal_seconds = time.perf_counter() - started
 rows = [
-    "| encoder | source | training FLOPs | genre, "
+    "| encoder | pretraining steps | training FLOPs | genre, "
     + " | genre, ".join(f"{budget_name(k)}/class" for k in C.label_budgets)
-    + " | names F1 |"
+    + " | names F1 |",
+    "|---" * (4 + len(C.label_budgets)) + "|",
 ]
-rows.append("|---" * (4 + len(C.label_budgets)) + "|")
-compared = [o for o in ("mlm", "electra") if o in encoders]
-best_method = "full" if "full" in C.methods else C.methods[-1]
-for objective in compared:
-    e = encoders[objective]
-    values = " | ".join(
-        f"{grid[objective, best_method, k]['accuracy']:.3f}" for k in C.label_budgets
-    )
+for objective, e in equal_compute.items():
+    values = " | ".join(f"{equal_genre[objective, k]:.3f}" for k in C.label_budgets)
     rows.append(
-        f"| {objective} | {e.source.split(' (')[0]} | {e.train_flops:.2e} | {values} | "
-        f"{names[objective]['f1']:.3f} |"
+        f"| {objective} | {e.steps:,} | {e.train_flops:.3e} | {values} | "
+        f"{equal_names[objective]:.3f} |"
     )
-display(Markdown("\n".join(rows)))
-if len(compared) == 2:
-    ratio = encoders["electra"].train_flops / encoders["mlm"].train_flops
-    print(f"ELECTRA's pretraining cost {ratio:.2f}× MLM's FLOPs (genre: {best_method} fine-tuning)")
+equal_markdown = "\n".join(rows)
+display(Markdown(equal_markdown))
+flops_ratio = equal_compute["mlm"].train_flops / electra_here.train_flops
+# two standard errors of the difference of two accuracies on the test passages, each
+# taken at the majority's rate (the largest spread near these accuracies)
+n_test = len(genre_labels["test"])
+genre_noise = 2 * math.sqrt(2 * majority_accuracy * (1 - majority_accuracy) / n_test)
+electra_gain = {k: equal_genre["electra", k] - equal_genre["mlm", k] for k in C.label_budgets}
+print(
+    f"MLM {mlm_steps} steps against ELECTRA's {electra_here.steps}: "
+    f"{flops_ratio:.3f}× its FLOPs; {equal_seconds:.0f} s"
+)
+print(
+    "genre, ELECTRA minus MLM: "
+    + ", ".join(
+        f"{budget_name(k)}/class {v:+.3f} ({'beyond' if abs(v) > genre_noise else 'within'})"
+        for k, v in electra_gain.items()
+    )
+    + f" two standard errors of a difference, ±{genre_noise:.3f}; names F1 "
+    + f"{equal_names['electra'] - equal_names['mlm']:+.3f}"
+)
+
+# %% [markdown]
+# **Reading the race.** The two rows cost the same FLOPs to within one MLM step. The
+# printed verdicts say, per budget, whether ELECTRA's lead (or MLM's) is larger than two
+# standard errors of a difference of two accuracies. Even a lead beyond that is weak
+# evidence here: the test passages come from five plays, and passages of one play are
+# not independent draws, so the true uncertainty is larger than the binomial one. One
+# seed, one short pretraining: the cell shows how to run the race fairly, and the gpu
+# profile runs it three times longer.
 
 # %% [markdown]
 # ## 5 · Overfitting the smallest budget
@@ -874,7 +946,7 @@ def minilm_embeddings(texts: list[str]) -> torch.Tensor:
                 texts[start : start + 64],
                 padding=True,
                 truncation=True,
-                max_length=64,
+                max_length=256,  # a passage is at most about 150 WordPiece pieces
                 return_tensors="pt",
             )
             rows.append(pool(minilm(**batch).last_hidden_state, batch["attention_mask"], "mean"))
@@ -927,18 +999,23 @@ print(f"majority class: {majority_accuracy:.3f}")
 # Type a passage: each encoder's fully fine-tuned genre model (the largest budget) gives
 # its genre probabilities, and its name tagger marks the names it finds. The widget is a
 # view over `sslm_lab.lab.widgets.finetune.passage_report(passage, tokenizer, models,
-# genres, max_tokens)`, which the next cell also calls for this notebook's `passage`.
+# genres, max_tokens, max_chunks)`, which the next cell also calls for this notebook's
+# `passage`. The classifier reads up to `passage_chunks` chunks of the text, as in
+# training; the tagger its first 32 pieces.
 
 # %%
+best_method = "full" if "full" in C.methods else C.methods[-1]
 explorer_models = {
     objective: (kept_models[objective, best_method], taggers[objective]) for objective in encoders
 }
-report = passage_report(passage, tokenizer, explorer_models, GENRES, recipe.block_size)
+report = passage_report(
+    passage, tokenizer, explorer_models, GENRES, recipe.block_size, C.passage_chunks
+)
 for entry in report:
     chances = ", ".join(f"{g} {p:.2f}" for g, p in entry["probabilities"].items())
     print(f"{entry['model']:<8} {chances}; names: {', '.join(entry['names']) or '(none)'}")
 display(HTML(report_html(report)))
-passage_explorer(tokenizer, explorer_models, GENRES, recipe.block_size, passage)
+passage_explorer(tokenizer, explorer_models, GENRES, recipe.block_size, passage, C.passage_chunks)
 
 # %% [markdown]
 # ## What this notebook established
@@ -963,6 +1040,7 @@ not_beating_random = [
 assert lora_merge_error < 1e-4 and lora_unmerge_error < 1e-4, "LoRA merge changed the outputs"
 assert lora_fraction < C.max_lora_fraction, f"LoRA trains {lora_fraction:.3f} of the parameters"
 assert len(grid) == len(encoders) * len(C.methods) * len(C.label_budgets)
+assert abs(flops_ratio - 1) < 1 / mlm_steps, "the race is not at equal compute"
 if C.learns:
     assert best_genre > majority_accuracy + C.min_gain_over_majority, (
         "no fine-tuned genre model beat the majority class"
@@ -991,6 +1069,8 @@ closing = "\n\n".join(
         + "; "
         + ", ".join(f"{o} · full {s['f1']:.3f}" for o, s in names.items())
         + ".",
+        f"ELECTRA against MLM at equal compute ({flops_ratio:.3f}× the FLOPs), full fine-tuning:",
+        equal_markdown,
         "Overfitting at the smallest budget:",
         overfit_markdown,
     ]
@@ -1010,6 +1090,11 @@ results_file = record_results(
         **{f"genre_{o}_{m}_{budget_name(k)}": v["accuracy"] for (o, m, k), v in grid.items()},
         **{f"names_{o}_f1": s["f1"] for o, s in names.items()},
         **{f"train_flops_{o}": e.train_flops for o, e in encoders.items()},
+        "equal_compute_mlm_steps": mlm_steps,
+        "equal_compute_electra_steps": electra_here.steps,
+        "equal_compute_flops_ratio": flops_ratio,
+        **{f"equal_genre_{o}_{budget_name(k)}": v for (o, k), v in equal_genre.items()},
+        **{f"equal_names_{o}_f1": v for o, v in equal_names.items()},
         **{f"from_checkpoint_{o}": e.source.startswith("checkpoint") for o, e in encoders.items()},
         "best_genre_accuracy": best_genre,
         "minilm_zero_shot_accuracy": zero_shot_accuracy,

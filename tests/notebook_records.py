@@ -119,6 +119,14 @@ def check_fine_tuning(metrics: dict, params: dict) -> None:
     assert metrics["finetune_steps"] == params.get("finetune_steps", 3)
     assert metrics["objectives"] == "random,mlm"
     assert metrics["train_flops_random"] == 0.0 < metrics["train_flops_mlm"]
+    # ELECTRA against MLM at equal compute: MLM gets more steps, and the FLOPs agree to
+    # within half an MLM step
+    mlm_steps = metrics["equal_compute_mlm_steps"]
+    assert mlm_steps > metrics["equal_compute_electra_steps"] == metrics["pretrain_steps"]
+    assert abs(metrics["equal_compute_flops_ratio"] - 1) <= 0.6 / mlm_steps
+    for objective in ("electra", "mlm"):
+        assert 0.0 <= metrics[f"equal_genre_{objective}_4"] <= 1.0
+        assert 0.0 <= metrics[f"equal_names_{objective}_f1"] <= 1.0
     for method in ("probe", "lora", "full"):  # the smoke profile's methods and budget
         for objective in ("random", "mlm"):
             assert 0.0 <= metrics[f"genre_{objective}_{method}_4"] <= 1.0
