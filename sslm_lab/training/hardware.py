@@ -308,6 +308,10 @@ def setup_distributed(device: torch.device) -> DistributedInfo:
 
 
 def cleanup_distributed() -> None:
-    """Leave the process group (call once at the end of a torchrun script)."""
+    """Leave the process group (call once at the end of a torchrun script).
+
+    Every rank waits for the others first: a rank that tears the group down while
+    another still talks to it can abort the whole job at exit (gloo, under load)."""
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
