@@ -724,8 +724,8 @@ print(
 # of ELECTRA costs more than one of MLM, because ELECTRA also trains its generator, so
 # the same number of steps is not a fair race. `steps_for_flops` gives the number of MLM
 # steps whose training FLOPs come closest to ELECTRA's (from the recipe alone, before
-# anything runs). Both are trained here from the same seed on the same training
-# windows, then fine-tuned fully on both tasks exactly as above. A checkpoint from 02
+# anything runs). Both are trained here from the same seed, on windows drawn from the
+# same training text, then fine-tuned fully on both tasks exactly as above. A checkpoint from 02
 # or 05 is not used for this race: it had its own, different training.
 
 # %%
@@ -946,7 +946,7 @@ def minilm_embeddings(texts: list[str]) -> torch.Tensor:
                 texts[start : start + 64],
                 padding=True,
                 truncation=True,
-                max_length=256,  # a passage is at most about 150 WordPiece pieces
+                max_length=256,  # a laptop passage is at most 119 WordPiece pieces (08 prints it)
                 return_tensors="pt",
             )
             rows.append(pool(minilm(**batch).last_hidden_state, batch["attention_mask"], "mean"))

@@ -306,10 +306,11 @@ for name in examples:
 # The passages are 07's: `passage_chunks` × `passage_tokens` BPE pieces, whole plays
 # split into train, val and test. MiniLM reads the same passages as text, cut into
 # WordPiece (`[CLS] ... [SEP]`, at most `max_tokens` pieces) in one piece: its block of
-# 512 holds a whole passage, where 07's small encoders read it in chunks of 32. The baselines are recomputed here the same way
-# as in 07: the majority class of the training passages, and TF-IDF on word 1–2-grams
-# and character 2–5-grams with a logistic regression, trained on the same labelled
-# passages as the networks at each budget and seed.
+# 512 holds a whole passage, where 07's small encoders read it in chunks of 32. The
+# baselines are recomputed here the same way as in 07: the majority class of the
+# training passages, and TF-IDF on word 1–2-grams and character 2–5-grams with a
+# logistic regression, trained on the same labelled passages as the networks at each
+# budget and seed.
 
 # %%
 minilm_inputs = {
