@@ -657,9 +657,10 @@ print(f"LoRA trains {100 * lora_fraction:.2f} % of the parameters")
 # ### Names: a token classifier per encoder
 #
 # The same encoders, each fully fine-tuned as a tagger (`with_head(..., "token", 3)`) on
-# the training sample of speeches for `names_steps` steps. Names are a few per cent of
-# the words, so their two tags weigh `name_class_weight` times more in the loss, which
-# keeps "O everywhere" from being a cheap answer.
+# the training sample of speeches for `names_steps` steps at learning rate `names_lr`.
+# Names are a few per cent of the words, so their two tags weigh `name_class_weight`
+# times more in the loss, which keeps "O everywhere" from being a cheap answer (the
+# profile's comment lists the settings tried on the val speeches before these).
 
 
 # %%
@@ -692,7 +693,7 @@ def train_tagger(encoder):
         train_set.labels.to(device),
         batch_size=min(C.batch_size, len(train_set.ids)),
     )
-    fine_tune(tagger, token_loss, batches, C.names_steps, C.full_lr)
+    fine_tune(tagger, token_loss, batches, C.names_steps, C.names_lr)
     return tagger
 
 
