@@ -164,14 +164,7 @@ passages = {
 }
 
 
-def with_cls(ids: torch.Tensor) -> torch.Tensor:
-    """Passages as chunks with [CLS] in front: (n, chunks · tokens) -> (n, chunks, 1 + tokens)."""
-    chunks = ids.view(len(ids), C.passage_chunks, C.passage_tokens)
-    cls = torch.full((len(ids), C.passage_chunks, 1), tokenizer.cls_id)
-    return torch.cat([cls, chunks], dim=2)
-
-
-genre_ids = {split: with_cls(d.passages) for split, d in passages.items()}
+genre_ids = {split: d.chunked(C.passage_chunks, tokenizer.cls_id) for split, d in passages.items()}
 genre_labels = {split: d.labels for split, d in passages.items()}
 assert genre_ids["test"].shape[1:] == (C.passage_chunks, recipe.block_size)
 rows = ["| split | plays | " + " | ".join(GENRES) + " | passages |", "|---" * 6 + "|"]

@@ -751,15 +751,9 @@ def suite_from_record(metrics: dict) -> dict:
 def suite_trained_here() -> dict:
     """The cheapest comparable row: 07's MLM encoder, fully fine-tuned as 07 does."""
     encoder = pretrained_encoder("mlm", recipe, profile=P.name, device=str(device))
-
-    def chunked(ids: torch.Tensor) -> torch.Tensor:
-        """As 07 feeds its encoders: (n, chunks, [CLS] + passage_tokens pieces)."""
-        chunks = ids.view(len(ids), C7.passage_chunks, C7.passage_tokens)
-        cls = torch.full((len(ids), C7.passage_chunks, 1), bpe.cls_id)
-        return torch.cat([cls, chunks], dim=2)
-
-    train_ids = chunked(passages["train"].passages)
-    test_ids = chunked(passages["test"].passages)
+    # as 07 feeds its encoders: (n, chunks, [CLS] + passage_tokens pieces)
+    train_ids = passages["train"].chunked(C7.passage_chunks, bpe.cls_id)
+    test_ids = passages["test"].chunked(C7.passage_chunks, bpe.cls_id)
     test_inputs = {"input_ids": test_ids, "attention_mask": torch.ones_like(test_ids)}
     values = {}
     for k in C.label_budgets:

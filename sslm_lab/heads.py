@@ -330,8 +330,8 @@ class SequenceClassifier(TransformerModel):
             hidden = self.hidden_states(input_ids, attention_mask, token_type_ids)
             return self.head(hidden, attention_mask)
         batch, chunks, seq = input_ids.shape
-        flat = [None if t is None else t.reshape(batch * chunks, seq) for t in
-                (input_ids, attention_mask, token_type_ids)]  # fmt: skip
+        inputs = (input_ids, attention_mask, token_type_ids)
+        flat = [None if t is None else t.reshape(batch * chunks, seq) for t in inputs]
         hidden = self.hidden_states(*flat)  # (batch * chunks, seq, n_embd)
         pooled = pool(hidden, flat[1], self.head.pooling).view(batch, chunks, -1)
         return self.head.classify(pooled.mean(dim=1))

@@ -168,6 +168,17 @@ def test_labelled_passages_shapes_and_labels(val_passages: LabelledPassages) -> 
         assert int(val_passages[index][1]) == GENRES.index(work.genre)
 
 
+def test_labelled_passages_in_chunks_keep_every_token_behind_a_cls(
+    val_passages: LabelledPassages,
+) -> None:
+    chunked = val_passages.chunked(4, cls_id=-1)
+    assert chunked.shape == (len(val_passages), 4, 1 + 64)
+    assert (chunked[:, :, 0] == -1).all()
+    assert torch.equal(chunked[:, :, 1:].reshape(len(val_passages), 256), val_passages.passages)
+    with pytest.raises(ValueError, match="chunks: got 3; allowed: a divisor of the passages' 256"):
+        val_passages.chunked(3, cls_id=-1)
+
+
 def test_labelled_passages_are_cut_from_their_work(val_passages: LabelledPassages) -> None:
     tokenizer = char_tokenizer()
     for index in (0, 25, len(val_passages) - 1):

@@ -246,6 +246,19 @@ class LabelledPassages(Dataset):
         index = _check_index(index, len(self))
         return self.passages[index].clone(), self.labels[index]
 
+    def chunked(self, chunks: int, cls_id: int) -> Tensor:
+        """The passages cut into `chunks` equal chunks, each with `cls_id` in front:
+        (n, n_tokens) -> (n, chunks, 1 + n_tokens / chunks), for an encoder whose block
+        is shorter than a passage (`SequenceClassifier` reads chunks)."""
+        n, n_tokens = self.passages.shape
+        check_int("chunks", chunks, low=1)
+        if n_tokens % chunks:
+            raise ValueError(
+                f"chunks: got {chunks}; allowed: a divisor of the passages' {n_tokens} tokens"
+            )
+        pieces = self.passages.view(n, chunks, n_tokens // chunks)
+        return torch.cat([torch.full((n, chunks, 1), cls_id), pieces], dim=2)
+
     def class_counts(self) -> dict[str, int]:
         """Number of passages per genre, in the order of `genres`."""
         counts = torch.bincount(self.labels, minlength=len(self.genres))

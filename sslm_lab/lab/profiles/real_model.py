@@ -53,12 +53,12 @@ class RealModelSizes:
     # The budgets at which the closing cell asserts that fine-tuned MiniLM (the better of
     # LoRA and full) beats TF-IDF on genre test accuracy by min_gain_over_tfidf; at the
     # others the notebook prints and records the comparison without asserting it. laptop,
-    # seed 0, the 2-core VM (the stored run): at 8 per class LoRA 0.575 against TF-IDF 0.428
-    # (+0.147), at 128 LoRA and full 0.575 against 0.550 (+0.025); half the smaller
-    # gain is kept. Passages of one chunk (about
-    # 25 words) and a random head had MiniLM below TF-IDF at 128 per class (0.366 against
-    # 0.406), both at chance. 320 test passages from 5 plays: two standard errors of a
-    # difference of two accuracies are about ±0.077, so these gains are weak evidence.
+    # seed 0, the 2-core VM (the stored run): at 8 per class LoRA 0.575 against TF-IDF
+    # 0.428 (+0.147), at 128 LoRA and full 0.575 against 0.550 (+0.025); half the smaller
+    # gain is kept. Passages of one chunk (about 25 words) and a random head had MiniLM
+    # below TF-IDF at 128 per class (0.366 against 0.406), both at chance. 320 test
+    # passages from 5 plays: two standard errors of a difference of two accuracies are
+    # about ±0.077, so these gains are weak evidence.
     # gpu: not yet measured, the laptop's.
     beats_tfidf_at: tuple[int, ...] = knob((),      (8, 128),   (8, 32, 128))
     min_gain_over_tfidf: float = knob(  0.0,        0.012,      0.012)
