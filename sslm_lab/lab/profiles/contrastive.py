@@ -87,6 +87,14 @@ class ContrastiveSizes:
     # embeddings (zeroed and frozen, so only the tokens tell lines apart): 11.3 and 12.0
     # (@1) against that random start's 10.9. From random weights the first InfoNCE is
     # already 0.24 (0.013 without positions): the dropout views are told apart at once.
+    # A fourth round, on a pool of the 5 val plays (200 lines each, chance @1 about 20 %;
+    # random start seed 0: work recall@1 29.2 %): dropout-only SimCSE 27.5 after 200 steps,
+    # 25.9 after 1,000 (longer training spreads lines of one play apart too); whole tokens
+    # dropped (0.2, 0.3, 0.4) as well: 28.1 to 30.3. The next line of the same speech as
+    # the positive, 600 steps at lr 3e-3: +5.7, +2.9 and -0.1 points over three seeds'
+    # random starts (other batch, rate and step settings: 32.2 to 35.9 against 29.2), so
+    # not a reliable gain either; a line within 4 or 16 of it: 28.9 and 30.2. For scale on
+    # that pool: a bag of BPE pieces 33.0, weighted by IDF 39.6.
     simcse_steps: int = knob(           5,          200,        2000)
     simcse_lr: float = knob(            1e-3,       1e-3,       5e-4)
     simcse_temperature: float = knob(   0.05,       0.05,       0.05)   # SimCSE's own τ
