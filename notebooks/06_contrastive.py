@@ -72,7 +72,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from IPython.display import Markdown, display
-from sklearn.decomposition import PCA
+from sklearn.decomposition import PCA, TruncatedSVD
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 from torch.testing import assert_close
@@ -1088,11 +1089,93 @@ display(
 # put the lines of one play closer together is what the first number says; at laptop size
 # it does not get clear of the noise, and neither did the other settings we tried while
 # writing this notebook (listed in the comment on `simcse_steps` in the profile table).
-# Nothing in the loss asks lines of one play to share anything: the in-batch negatives are
-# any other lines, and from random weights the cheapest way to tell a line from them is by
-# whatever makes it unique. The SimCSE paper starts from BERT, whose geometry already
-# knows what sentences mean; dropout then only keeps that geometry while the loss spreads
-# it out. MiniLM's row shows how much a pretrained start is worth.
+# Why can training leave an encoder no better than its random start? The next cell asks
+# what the test itself rewards.
+
+# %% [markdown]
+# ### What the test rewards
+#
+# Three ways to embed a line with no neural network at all, over the same BPE pieces the
+# encoders read:
+#
+# - **counts**: how often each piece of the vocabulary occurs in the line;
+# - **TF-IDF**: the same counts, each piece weighted by how rare it is among the training
+#   lines (its inverse document frequency), so `the` weighs little and a name a lot;
+# - **LSA**: the TF-IDF vectors squeezed by a truncated SVD, fitted on the training lines,
+#   into as many directions as the encoders have (`text_width`). Pieces that occur in the
+#   same lines end up sharing directions: the simplest representation *learned* from the
+#   training plays' text.
+#
+# Counts and TF-IDF know nothing but which pieces two lines share. The random encoder is
+# close kin: each piece keeps its own random vector, which mean pooling adds up, so lines
+# that share pieces stay close (the position vectors and the random mixing of the
+# attention blur this). Wieting & Kiela (2019) found random sentence encoders hard to beat
+# on classification for the same reason.
+
+
+# %%
+def as_pieces(pieces: list[int]) -> list[int]:
+    """The analyzer for scikit-learn's vectorizers: the lines arrive already in BPE pieces."""
+    return pieces
+
+
+train_pieces = tokenizer.encode_batch([line for line, _, _ in train_lines])
+pool_pieces = tokenizer.encode_batch(pool_lines)
+counter = CountVectorizer(analyzer=as_pieces).fit(train_pieces)
+tf_idf = TfidfVectorizer(analyzer=as_pieces).fit(train_pieces)  # IDF from the training lines
+lsa = TruncatedSVD(C.text_width, random_state=seed).fit(tf_idf.transform(train_pieces))
+lsa_name = f"LSA, {C.text_width} directions"
+lexical_embeddings = {
+    "counts": counter.transform(pool_pieces).toarray(),
+    "TF-IDF": tf_idf.transform(pool_pieces).toarray(),
+    lsa_name: lsa.transform(tf_idf.transform(pool_pieces)),
+}
+lexical_retrieval = {
+    name: {
+        kind: recall_at(torch.tensor(e, dtype=torch.float32), groups[kind])
+        for kind in ("work", "speaker")
+    }
+    for name, e in lexical_embeddings.items()
+}
+first_k = min(C.recall_at)
+
+
+def work_recall(name: str) -> float:
+    """Same-work recall@first_k of any encoder above, neural or not."""
+    return {**retrieval, **lexical_retrieval}[name]["work"][first_k]
+
+
+display(
+    Markdown(
+        "Recall (%) over the same pool:\n\n"
+        + table_row("embedding", [f"same {kind}, recall@{k}" for kind, k in columns])
+        + "|---" * (len(columns) + 1)
+        + "|\n"
+        + "".join(
+            table_row(name, [f"{100 * r[kind][k]:.1f}" for kind, k in columns])
+            for name, r in [
+                *lexical_retrieval.items(),
+                ("random encoder", retrieval["random encoder"]),
+            ]
+        )
+        + f"\nSame work, recall@{first_k}: TF-IDF {100 * work_recall('TF-IDF'):.1f} against "
+        f"all-MiniLM-L6-v2's {100 * work_recall('all-MiniLM-L6-v2'):.1f}; LSA minus TF-IDF "
+        f"{100 * (work_recall(lsa_name) - work_recall('TF-IDF')):+.1f} points; the random "
+        f"encoder minus counts {100 * (work_recall('random encoder') - work_recall('counts')):+.1f}."
+    )
+)
+
+# %% [markdown]
+# On lines of plays no encoder has seen, the pieces two lines share (a name, a place, a
+# word the play keeps returning to) say most of what this test can find, and weighting
+# them by rarity is what TF-IDF adds (the closing cell asserts that it beats the random
+# encoder and LSA). LSA shows what happens to a representation learned from other plays:
+# merging pieces into shared directions costs more of the overlap than the shared
+# directions win back. SimCSE from random weights faces the same trade with less to go
+# on: its loss asks only that each line be told apart from the others in the batch, and
+# nothing asks it to keep the identity of rare pieces. The SimCSE paper starts from BERT,
+# whose geometry already knows what sentences mean; dropout then only keeps that geometry
+# while the loss spreads it out. MiniLM's row shows what such a start is worth.
 
 # %% [markdown]
 # ### The embedding map
@@ -1299,6 +1382,13 @@ if C.learns:
     )
     spread = pool_uniformity["random encoder"] - pool_uniformity["SimCSE"]
     assert spread > C.min_simcse_spread, "SimCSE did not spread the lines out"
+    tf_idf_recall = work_recall("TF-IDF")
+    assert tf_idf_recall > work_recall("random encoder") + C.min_tf_idf_over_random, (
+        "TF-IDF did not beat the random encoder: is word overlap not what the test rewards?"
+    )
+    assert tf_idf_recall > work_recall(lsa_name) + C.min_tf_idf_over_lsa, (
+        "LSA kept as much of the word overlap as TF-IDF"
+    )
     assert cpc_accuracy[0] > cpc_accuracy[-1] + C.min_cpc_drop, "CPC accuracy did not fall with k"
     assert cpc_accuracy[0] > C.min_cpc_over_chance * cpc_chance[0], "CPC: no better than chance"
 
@@ -1360,6 +1450,11 @@ results_file = record_results(
         },
         **{f"{short}_uniformity": pool_uniformity[name] for name, short in short_names.items()},
         "simcse_work_recall_gain": simcse_gain["work"],
+        **{
+            f"{name.split(',')[0].lower().replace('-', '_')}_{kind}_recall_at_{k}": r[kind][k]
+            for name, r in lexical_retrieval.items()
+            for kind, k in columns
+        },
         **{f"cpc_accuracy_k{k}": a for k, a in zip(C.cpc_horizons, cpc_accuracy, strict=True)},
         "simclr_seconds": simclr_seconds,
         "simcse_seconds": simcse_seconds,
