@@ -460,14 +460,14 @@ def table_row(name: str, cells: list[str]) -> str:
     return f"| {name} | " + " | ".join(cells) + " |\n"
 
 
-probe_markdown = (
-    table_row("labels per class", list(methods))
-    + "|---" * (len(methods) + 1)
-    + "|\n"
-    + "".join(
-        table_row(per_class_name(k), [mean_std(probe_table[m][k]) for m in methods])
-        for k in C.labels_per_class
-    )
+def table_head(name: str, cells: list[str]) -> str:
+    """A Markdown table's header row and the rule under it."""
+    return table_row(name, cells) + "|---" * (len(cells) + 1) + "|\n"
+
+
+probe_markdown = table_head("labels per class", list(methods)) + "".join(
+    table_row(per_class_name(k), [mean_std(probe_table[m][k]) for m in methods])
+    for k in C.labels_per_class
 )
 display(
     Markdown(
@@ -1045,9 +1045,7 @@ pool_uniformity = {name: uniformity(e).item() for name, e in pool_embeddings.ite
 
 
 retrieval_markdown = (
-    table_row("encoder", [f"same {kind}, recall@{k}" for kind, k in columns] + ["uniformity"])
-    + "|---" * (len(columns) + 2)
-    + "|\n"
+    table_head("encoder", [f"same {kind}, recall@{k}" for kind, k in columns] + ["uniformity"])
     + "".join(
         table_row(
             name,
@@ -1148,9 +1146,7 @@ def work_recall(name: str) -> float:
 display(
     Markdown(
         "Recall (%) over the same pool:\n\n"
-        + table_row("embedding", [f"same {kind}, recall@{k}" for kind, k in columns])
-        + "|---" * (len(columns) + 1)
-        + "|\n"
+        + table_head("embedding", [f"same {kind}, recall@{k}" for kind, k in columns])
         + "".join(
             table_row(name, [f"{100 * r[kind][k]:.1f}" for kind, k in columns])
             for name, r in [
