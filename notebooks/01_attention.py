@@ -78,12 +78,11 @@ from sslm_lab.lab.widgets.attention import (
     attention_heatmap_data,
     tokenizer_fn_for,
 )
-from sslm_lab.masking import causal_mask, padding_mask
+from sslm_lab.masking import allowed_keys, causal_mask, padding_mask
 from sslm_lab.transformer import (
     MultiHeadAttention,
     Transformer,
     TransformerConfig,
-    allowed_keys,
     attention_explicit,
     attention_fast,
     attention_maps,

@@ -70,7 +70,6 @@ from sslm_lab import data
 from sslm_lab.eval_mode import evaluating
 from sslm_lab.heads import MaskedLM
 from sslm_lab.lab import profiles
-from sslm_lab.lab.recipes import masked_lm_train_flops
 from sslm_lab.lab.results import record_results, run_dir
 from sslm_lab.lab.viz.language_models import plot_masked_lm_history
 from sslm_lab.lab.viz.training import plot_bars, plot_history
@@ -457,7 +456,7 @@ assert_close(gathered_metrics["accuracy"], full_right.float().mean())
 # last block's output projection and feed-forward.
 head_flops = 6 * (M.n_embd**2 + M.n_embd * tokenizer.vocab_size)
 last_block_flops = 6 * (M.n_embd**2 + 2 * M.n_embd * config.intermediate_size)
-read_only_share = (head_flops + last_block_flops) / model.flops_per_token()
+read_only_share = (head_flops + last_block_flops) / model.flops_per_token(head_share=1.0)
 selected_share = float(check_selected.float().mean())
 saved_share = read_only_share * (1 - selected_share)
 print(f"loss from the gathered positions {gathered_loss:.6f}, from full logits {full_loss:.6f}")
@@ -898,9 +897,8 @@ save_pretrained(
         "bpe_vocab_size": M.bpe_vocab_size,
         # What the pretraining cost, for comparing objectives at equal compute (07)
         "train_tokens": steps * M.batch_size * M.block_size,
-        "train_flops": masked_lm_train_flops(
-            model, steps * M.batch_size * M.block_size, M.block_size, mask_rate
-        ),
+        "train_flops": model.flops_per_token(M.block_size, head_share=mask_rate)
+        * (steps * M.batch_size * M.block_size),
     },
 )
 loaded, loaded_tokenizer, metadata = load_pretrained(folder)

@@ -77,7 +77,6 @@ from sslm_lab.data.speeches import speeches
 from sslm_lab.heads import CausalLM, MaskedLM
 from sslm_lab.lab import profiles
 from sslm_lab.lab.env import device_description
-from sslm_lab.lab.recipes import sentence_vae_train_flops
 from sslm_lab.lab.results import record_results, run_dir
 from sslm_lab.lab.viz.vae import (
     plot_elbo_terms,
@@ -811,7 +810,7 @@ for weight, line in zip(
 # says so); the small projection from the pooled hidden states to $(\mu, \log\sigma^2)$
 # is written beside it as `posterior.safetensors`. The metadata also gives the training
 # steps and the training compute, counted as every notebook counts it
-# (`sslm_lab.lab.recipes`): 6 FLOPs per matrix weight and token (a multiply-add forward,
+# (`SentenceVAE.flops_per_token`): 6 FLOPs per matrix weight and token (a multiply-add forward,
 # two backward) plus the attention scores, for the encoder and for the decoder with its
 # output layer, over every position of the padded batches.
 
@@ -820,7 +819,7 @@ folder = run_dir("04_vae", P.name) / "sentence_vae_encoder"
 encoder_lm = MaskedLM(encoder_config)
 encoder_lm.transformer.load_state_dict(best_vae.encoder.state_dict())
 training_tokens = text_steps * D.sentence_batch_size * D.line_tokens
-training_flops = sentence_vae_train_flops(best_vae, training_tokens, D.line_tokens)
+training_flops = best_vae.flops_per_token(D.line_tokens) * training_tokens
 save_pretrained(
     encoder_lm,
     tokenizer,

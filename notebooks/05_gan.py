@@ -94,7 +94,7 @@ from sslm_lab.gan import (
 from sslm_lab.gan import generator_loss as package_generator_loss
 from sslm_lab.heads import MaskedLM
 from sslm_lab.lab import profiles
-from sslm_lab.lab.recipes import EncoderRecipe, electra_train_flops, pretrained_encoder
+from sslm_lab.lab.recipes import EncoderRecipe, pretrained_encoder
 from sslm_lab.lab.results import record_results, run_dir
 from sslm_lab.lab.viz.gan import (
     plot_class_histograms,
@@ -801,7 +801,7 @@ display(
 #
 # The fine-tuning notebook compares encoders pretrained at equal compute, so the
 # checkpoint carries its training FLOPs, counted as every notebook counts them
-# (`sslm_lab.lab.recipes.electra_train_flops`): 6 FLOPs per matrix weight and token (a
+# (`Electra.flops_per_token`, each network's own count): 6 FLOPs per matrix weight and token (a
 # multiply-add forward, two backward) plus the attention scores, for the discriminator
 # at every position and for the generator's body too, but for the generator's MLM head
 # only at the masked 15 %, where it runs. Tokens = steps × batch × block size.
@@ -817,8 +817,8 @@ display(
 # %%
 electra = electra_runs["from scratch"]["model"]
 tokens_seen = text_steps * G.electra_batch_size * G.block_size
-training_flops = electra_train_flops(electra, tokens_seen, G.block_size, mask_rate=0.15)
-flops_per_token = training_flops / tokens_seen
+flops_per_token = electra.flops_per_token(G.block_size)  # the generator's head at 15 %
+training_flops = flops_per_token * tokens_seen
 # A MaskedLM, so save_pretrained can store it; ELECTRA trained its body, model.transformer.
 encoder = MaskedLM(discriminator_config)
 encoder.transformer.load_state_dict(electra.discriminator.transformer.state_dict())
@@ -835,7 +835,7 @@ save_pretrained(
         "steps": text_steps,
         "train_tokens": tokens_seen,
         "train_flops": training_flops,
-        "flops_counted": "sslm_lab.lab.recipes.electra_train_flops (both networks, per token)",
+        "flops_counted": "sslm_lab.electra.Electra.flops_per_token (both networks, per token)",
         "val_rtd_accuracy": scratch_last["val/rtd_accuracy"],
         "val_original_baseline": scratch_last["val/original_baseline"],
     },

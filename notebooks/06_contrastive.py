@@ -81,12 +81,14 @@ from torch.testing import assert_close
 from sslm_lab import data
 from sslm_lab.contrastive import (
     KeyQueue,
+    SimCSE,
     alignment,
     contrastive_logits,
     cpc_info_nce,
     info_nce,
     momentum_update,
     nt_xent,
+    simcse_objective,
     symmetric_info_nce,
     uniformity,
 )
@@ -97,7 +99,6 @@ from sslm_lab.heads import MaskedLM, pool
 from sslm_lab.interop import load_minilm
 from sslm_lab.lab import profiles
 from sslm_lab.lab.env import device_description
-from sslm_lab.lab.recipes import body_flops_per_token
 from sslm_lab.lab.results import record_results, run_dir
 from sslm_lab.lab.viz.contrastive import (
     plot_accuracy_against,
@@ -847,7 +848,8 @@ display(
 # feed the same sentence through the encoder twice. Dropout is on during training, so the
 # two passes drop different units and give two slightly different embeddings of the same
 # line: a positive pair. The other lines of the batch are the negatives, and the loss is
-# InfoNCE, with SimCSE's τ.
+# InfoNCE, with SimCSE's τ. Written out below, then checked against
+# `sslm_lab.contrastive.SimCSE`, which trains the encoder (and 07's recipes use).
 #
 # The lines are Shakespeare's, taken from the speeches of the training plays with
 # `sslm_lab.data.speeches`, which reads the speaker headings (`FIRST CITIZEN.`, `Ber.`)
@@ -920,23 +922,31 @@ def sentence_embeddings(model: MaskedLM, lines: list[str]) -> torch.Tensor:
     return torch.cat(rows)
 
 
-def simcse_objective(model: MaskedLM, batch, step: int):
+def simcse_by_hand(model: MaskedLM, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """InfoNCE between two passes of the same lines; only dropout makes them differ."""
-    ids, mask = batch
     first = pool(model.hidden_states(ids, mask), mask, "mean")  # (batch, n_embd), dropout mask 1
     second = pool(model.hidden_states(ids, mask), mask, "mean")  # the same lines, dropout mask 2
-    return info_nce(first, second, C.simcse_temperature), {}
+    return info_nce(first, second, C.simcse_temperature)
 
 
-# A MaskedLM, so save_pretrained can store it; SimCSE trains its body, model.transformer.
+# A MaskedLM, so save_pretrained can store it; SimCSE reads it through its body alone.
 torch.manual_seed(seed)
 text_encoder = MaskedLM(text_config)
+simcse = SimCSE(text_encoder, C.simcse_temperature)
 torch.manual_seed(seed)
 random_encoder = MaskedLM(text_config).to(device)  # the same shape and start, never trained
+# The package's SimCSE is the loss written above: the same dropout masks give the same value.
+check_ids, check_mask = train_ids[:8], train_mask[:8]
+simcse.train()
+torch.manual_seed(seed)
+by_hand = simcse_by_hand(text_encoder, check_ids, check_mask)
+torch.manual_seed(seed)
+assert_close(simcse(check_ids, check_mask), by_hand)
+print(f"SimCSE loss on 8 lines: by hand {by_hand:.4f} = sslm_lab.contrastive.SimCSE")
 started = time.perf_counter()
 simcse_trainer = train(
-    text_encoder,
-    text_encoder.transformer,
+    simcse,
+    simcse,
     simcse_objective,
     sample_rows(train_ids.to(device), train_mask.to(device), batch_size=C.simcse_batch_size),
     text_steps,
@@ -1343,8 +1353,8 @@ save_pretrained(
         "work_recall_at_10": retrieval["SimCSE"]["work"][max(C.recall_at)],
         # What the pretraining cost (two passes per line), for comparing objectives (07)
         "train_tokens": 2 * text_steps * C.simcse_batch_size * C.line_tokens,
-        "train_flops": body_flops_per_token(text_encoder.transformer, C.line_tokens)
-        * (2 * text_steps * C.simcse_batch_size * C.line_tokens),
+        "train_flops": simcse.flops_per_token(C.line_tokens)
+        * (text_steps * C.simcse_batch_size * C.line_tokens),
     },
 )
 text_encoder.to(device)

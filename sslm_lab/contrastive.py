@@ -10,6 +10,8 @@ wins:
     info_nce             van den Oord et al. 2018; candidates: the batch's keys (+ a queue)
     symmetric_info_nce   both directions averaged, as in CLIP (Radford et al. 2021)
     nt_xent              SimCLR's loss (Chen et al. 2020): 2N views, 2N - 2 negatives each
+    SimCSE               an encoder read twice with dropout on, InfoNCE between the two
+                         readings (Gao et al. 2021); `simcse_objective` for the trainer
     KeyQueue             MoCo's FIFO of past keys, extra negatives (He et al. 2020)
     momentum_update      MoCo's key encoder: an exponential moving average of the online one
     alignment, uniformity  the two halves of what the loss asks for (Wang & Isola 2020)
@@ -28,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sslm_lab.checks import check_int, check_real, invalid
+from sslm_lab.heads import pool
 
 
 def _check_temperature(temperature: float) -> float:
@@ -106,6 +109,50 @@ def nt_xent(first: Tensor, second: Tensor, temperature: float = 0.5) -> Tensor:
     logits = logits.masked_fill(self_pairs, float("-inf"))  # a view is not its own candidate
     partners = torch.arange(2 * batch, device=views.device).roll(batch)  # i <-> i + batch
     return F.cross_entropy(logits, partners)
+
+
+class SimCSE(nn.Module):
+    """Unsupervised SimCSE (Gao et al. 2021): the same lines read twice by one encoder.
+
+    In training mode each reading draws its own dropout masks, and that is the only
+    difference between the two views: InfoNCE asks each line's first reading to find its
+    second among the batch's. A line's embedding is the mean of the body's last hidden
+    states over its real tokens.
+
+    encoder: any sslm_lab Transformer model; SimCSE uses its body alone (a `MaskedLM`
+    keeps the head a checkpoint needs, which gets no gradient). forward(input_ids,
+    attention_mask) -> the loss.
+    """
+
+    def __init__(self, encoder: nn.Module, temperature: float = 0.05) -> None:
+        super().__init__()
+        if not hasattr(encoder, "hidden_states"):
+            raise invalid("encoder", type(encoder).__name__, "an sslm_lab Transformer model")
+        self.encoder = encoder
+        self.temperature = _check_temperature(temperature)
+
+    def embed(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """(batch, seq) ids -> (batch, n_embd): the mean hidden state over the real tokens."""
+        hidden = self.encoder.hidden_states(input_ids, attention_mask)  # (batch, seq, n_embd)
+        return pool(hidden, attention_mask, "mean")
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        first = self.embed(input_ids, attention_mask)  # (batch, n_embd), dropout masks 1
+        second = self.embed(input_ids, attention_mask)  # the same lines, dropout masks 2
+        return info_nce(first, second, self.temperature)
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """Training FLOPs per token: two passes of the body, no head
+        (`TransformerModel.flops_per_token`)."""
+        return 2 * self.encoder.body.flops_per_token(seq_len)
+
+
+def simcse_objective(
+    module: SimCSE, batch: tuple[Tensor, Tensor], step: int
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """`SimCSE` in the trainer's shape: the batch is (input_ids, attention_mask)."""
+    input_ids, attention_mask = batch
+    return module(input_ids, attention_mask), {}
 
 
 def alignment(first: Tensor, second: Tensor, alpha: float = 2.0) -> Tensor:

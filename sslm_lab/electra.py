@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from sslm_lab.checks import check_bool, check_real, invalid
 from sslm_lab.heads import MaskedLM
-from sslm_lab.masking import mask_tokens
+from sslm_lab.masking import MASK_RATE, mask_tokens
 from sslm_lab.transformer import Transformer, TransformerConfig, TransformerModel
 
 ELECTRA_RTD_WEIGHT = 50.0
@@ -129,7 +129,7 @@ def electra_loss(
     *,
     mask_id: int,
     special_ids: Iterable[int],
-    mask_rate: float = 0.15,
+    mask_rate: float = MASK_RATE,
     rtd_weight: float = ELECTRA_RTD_WEIGHT,
     rng: torch.Generator | None = None,
 ) -> tuple[Tensor, dict[str, Any]]:
@@ -174,3 +174,13 @@ def electra_loss(
         "original_baseline": 1 - is_replaced[real].mean(),
     }
     return mlm + rtd_weight * rtd, metrics
+
+
+def electra_objective(
+    model: Electra, batch: Tensor | tuple[Tensor, Tensor], step: int, **settings: Any
+) -> tuple[Tensor, dict[str, Any]]:
+    """`electra_loss` in the trainer's shape: the batch is input_ids (batch, seq) or
+    (input_ids, attention_mask); bind `mask_id`, `special_ids` and any other keyword of
+    `electra_loss` with functools.partial."""
+    input_ids, attention_mask = batch if isinstance(batch, tuple | list) else (batch, None)
+    return electra_loss(model, input_ids, attention_mask, **settings)

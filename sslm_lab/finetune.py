@@ -4,8 +4,9 @@ A pretrained body (`sslm_lab.transformer.Transformer`) gets a task head and is t
 on few labels. What this file offers, in the order a fine-tuning run uses it:
 
     with_head              a pretrained body + a new head: one label per sequence
-                           (`SequenceClassifier`, [CLS] or mean pooling, from `sslm_lab.heads`)
-                           or one label per token (`TokenClassifier`, tagging in the NER mould)
+                           (`SequenceClassifier`, [CLS] or mean pooling)
+                           or one label per token (`TokenClassifier`, tagging in the NER
+                           mould), both from `sslm_lab.heads`
     few_shot_indices       k labelled examples per class, seeded; the same seed gives nested
                            budgets (the 8 are among the 32), so a learning curve adds labels
     freeze, unfreeze       requires_grad by parameter-name pattern ("transformer.*")
@@ -34,46 +35,11 @@ from torch import Tensor, nn
 
 from sslm_lab.checks import ArgumentError, check_choice, check_int, check_real, invalid
 from sslm_lab.eval_mode import evaluating
-from sslm_lab.heads import Pooling, SequenceClassifier, pool
-from sslm_lab.transformer import Dropout, Transformer, TransformerConfig, TransformerModel
+from sslm_lab.heads import Pooling, SequenceClassifier, TokenClassifier, pool
+from sslm_lab.transformer import Transformer, TransformerModel
 
 Task = Literal["sequence", "token"]
 TASKS = ("sequence", "token")
-
-# ---------------------------------------------------------------------------- heads
-
-
-class TokenClassificationHead(nn.Module):
-    """(..., n_embd) -> (..., num_labels): dropout and one linear layer at every position."""
-
-    def __init__(self, config: TransformerConfig, num_labels: int) -> None:
-        super().__init__()
-        check_int("num_labels", num_labels, low=1)
-        self.dropout = Dropout(config.dropout)
-        self.classifier = nn.Linear(config.n_embd, num_labels)
-        nn.init.normal_(self.classifier.weight, mean=0.0, std=0.02)
-        nn.init.zeros_(self.classifier.bias)
-
-    def forward(self, hidden: Tensor) -> Tensor:
-        return self.classifier(self.dropout(hidden))
-
-
-class TokenClassifier(TransformerModel):
-    """Encoder + a label per token: input_ids (batch, seq) -> logits (batch, seq, num_labels)."""
-
-    def __init__(self, config: TransformerConfig, num_labels: int) -> None:
-        super().__init__()
-        self.config = config
-        self.transformer = Transformer(config)
-        self.head = TokenClassificationHead(config, num_labels)
-
-    def forward(
-        self,
-        input_ids: Tensor,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-    ) -> Tensor:
-        return self.head(self.hidden_states(input_ids, attention_mask, token_type_ids))
 
 
 def with_head(

@@ -32,6 +32,7 @@ import torch
 from sslm_lab.checks import ArgumentError, check_choice, check_int, check_real, invalid
 
 IGNORE_INDEX = -100
+MASK_RATE = 0.15  # the share of tokens BERT selects
 STRATEGIES = ("token", "whole_word", "span")
 SPANBERT_P = 0.2  # SpanBERT's geometric parameter...
 SPANBERT_MAX_LENGTH = 10  # ...and its longest span
@@ -143,7 +144,7 @@ def mask_tokens(
     mask_id: int,
     vocab_size: int,
     special_ids: Iterable[int],
-    mask_rate: float = 0.15,
+    mask_rate: float = MASK_RATE,
     mask_fraction: float = 0.8,
     random_fraction: float = 0.1,
     strategy: str = "token",
@@ -260,6 +261,13 @@ def word_ids_from_pieces(
     return starts.long().cumsum(dim=1) - 1
 
 
+# ---------------------------------------------------------------------------- attention masks
+#
+# Attention masks follow the `transformers` convention: `attention_mask` has shape
+# (batch, seq) with 1 for a real token and 0 for padding. Padding hides keys; the causal
+# mask hides the future.
+
+
 def causal_mask(seq_len: int, device: torch.device | str | None = None) -> torch.Tensor:
     """(seq, seq) boolean: True where query position i may attend to key position j (j <= i)."""
     return torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).tril()
@@ -269,3 +277,58 @@ def padding_mask(lengths: torch.Tensor, seq_len: int) -> torch.Tensor:
     """(batch, seq) attention_mask from sequence lengths: 1 for real tokens, 0 for padding."""
     positions = torch.arange(seq_len, device=lengths.device)
     return (positions[None, :] < lengths[:, None]).long()
+
+
+def validate_attention_mask(attention_mask: torch.Tensor, batch: int, seq: int) -> torch.Tensor:
+    """Check a padding mask and return it as bool, shape (batch, seq), True = real token.
+
+    Accepts bool, or integer/float holding only 0 and 1 (the `transformers` convention).
+    A bool mask of the right shape is returned as is, so calling this again is free (and a
+    bool mask skips the 0/1 value check, which costs a synchronisation on a GPU).
+    """
+    if not isinstance(attention_mask, torch.Tensor):
+        raise TypeError(f"attention_mask must be a torch.Tensor; got {type(attention_mask)}")
+    if tuple(attention_mask.shape) != (batch, seq):
+        raise ValueError(
+            f"attention_mask must have shape (batch, seq) = {(batch, seq)}, matching the input; "
+            f"got {tuple(attention_mask.shape)}"
+        )
+    if attention_mask.dtype == torch.bool:
+        return attention_mask
+    if attention_mask.is_complex():
+        raise TypeError(
+            f"attention_mask must be bool, integer or float (1 = real token, 0 = padding); "
+            f"got dtype {attention_mask.dtype}"
+        )
+    is_binary = (attention_mask == 0) | (attention_mask == 1)
+    if not bool(is_binary.all()):
+        bad = attention_mask[~is_binary].unique()[:5].tolist()
+        raise ValueError(
+            f"attention_mask of dtype {attention_mask.dtype} must hold only 0 (padding) and "
+            f"1 (real token); found {bad}. An additive mask (0 / -inf) is not accepted here."
+        )
+    return attention_mask == 1
+
+
+def allowed_keys(
+    key_mask: torch.Tensor | None,
+    causal: bool,
+    seq: int,
+    device: torch.device,
+    past: int = 0,
+) -> torch.Tensor | None:
+    """Combine padding and causal masks: bool (batch or 1, 1, seq, past + seq), True = may attend.
+
+    `past` counts keys cached before these `seq` queries (see `transformer.KVCache`): query
+    i then sits at position past + i and, under the causal mask, sees keys 0 .. past + i.
+    key_mask, if given, covers all past + seq keys. Returns None when nothing is masked, so
+    the caller can take the fastest route.
+    """
+    if key_mask is None and not causal:
+        return None
+    allowed = torch.ones(1, 1, seq, past + seq, dtype=torch.bool, device=device)
+    if causal:
+        allowed = allowed & causal_mask(past + seq, device)[past:]  # the last seq rows
+    if key_mask is not None:
+        allowed = allowed & key_mask[:, None, None, :]  # (batch, 1, 1, keys): hide padded keys
+    return allowed

@@ -84,10 +84,17 @@ def causal_lm_objective(model: nn.Module, windows: Tensor, step: int) -> tuple[T
     one's successor. Mean nats per predicted token, computed in fp32 even in a bf16 run.
 
     The model is handed the targets and returns the loss itself, so that on a CPU a model
-    with large logits never holds them all at once (`sslm_lab.heads.projected_cross_entropy`,
+    with large logits never holds them all at once (`sslm_lab.kernels.projected_cross_entropy`,
     see `CausalLM.forward` for when); the value is
     `F.cross_entropy(model(windows[:, :-1]).flatten(0, 1).float(), windows[:, 1:].flatten())`."""
     return model(windows[:, :-1], targets=windows[:, 1:]), {}
+
+
+def next_token_objective(model: nn.Module, input_ids: Tensor, step: int) -> tuple[Tensor, dict]:
+    """Teacher forcing on windows (batch, seq) read whole: every token whose successor is
+    in the window is scored (`next_token_targets`), seq - 1 predictions per window, where
+    `causal_lm_objective` reads seq + 1 tokens to score seq. The model computes the loss."""
+    return model(input_ids, targets=next_token_targets(input_ids)), {}
 
 
 def masked_lm_objective(

@@ -5,17 +5,24 @@ One config builds both kinds of model this course trains:
     encoder (BERT)   causal=False, norm_position="post", gelu="exact", type_vocab_size=2
     decoder (GPT-2)  causal=True,  norm_position="pre",  gelu="tanh",  type_vocab_size=0
 
-Pieces, in reading order: `TransformerConfig`; masks; `dropout`; attention as two
-interchangeable functions (`attention_explicit`, which can hand back the attention
-weights, and `attention_fast`, through `F.scaled_dot_product_attention`);
-`MultiHeadAttention`, which uses them; `KVCache`, the keys and values a decoder keeps for that attention while it
-generates; `FeedForward`; `Block`; and `Transformer`, the body: embeddings + blocks,
-input ids in, hidden states out. The heads that turn hidden states into predictions, and
-the models made of body + head (`CausalLM`, `MaskedLM`, `SequenceClassifier`), are in
-`sslm_lab.heads`.
+In reading order:
 
-Masks follow the `transformers` convention: `attention_mask` has shape (batch, seq) with
-1 for a real token and 0 for padding. Padding hides keys; the causal mask hides the future.
+    TransformerConfig     every size and switch
+    attention_explicit    softmax(Q Kᵀ / √d_k) V written out, returning the weights too
+    attention_fast        the same through `F.scaled_dot_product_attention` (fused kernels)
+    MultiHeadAttention    project, split into heads, attend, merge, project
+    KVCache               the keys and values a decoder keeps while it generates
+    Dropout, GELU         the two small layers the blocks use
+    FeedForward           the position-wise MLP
+    Block                 attention then feed-forward, each around a residual connection
+    TransformerModel      what every model shares: its body, size, FLOPs, initialisation
+    Transformer           the body: embeddings + blocks, input ids in, hidden states out
+    attention_maps        every layer's attention weights, for pictures
+    check_inputs          what the body refuses, and why (last: it is not the idea)
+
+The heads that turn hidden states into predictions, and the models made of body + head
+(`CausalLM`, `MaskedLM`, the classifiers), are in `sslm_lab.heads`; the attention masks
+in `sslm_lab.masking`; the CPU speed tricks some layers call in `sslm_lab.kernels`.
 
 Reference: Vaswani et al. 2017, "Attention Is All You Need" (attention, post-LN);
 Radford et al. 2019 (GPT-2: pre-LN, tanh GELU, tied head); Devlin et al. 2019 (BERT).
@@ -31,8 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sslm_lab import kernels
 from sslm_lab.checks import ArgumentError, check_bool, check_choice, check_int, check_real
-from sslm_lab.masking import causal_mask
+from sslm_lab.masking import allowed_keys, validate_attention_mask
 
 NormPosition = Literal["pre", "post"]
 GeluKind = Literal["exact", "tanh"]
@@ -86,159 +94,6 @@ class TransformerConfig:
         return self.n_embd // self.n_head
 
 
-# ---------------------------------------------------------------------------- masks
-
-
-def validate_attention_mask(attention_mask: Tensor, batch: int, seq: int) -> Tensor:
-    """Check a padding mask and return it as bool, shape (batch, seq), True = real token.
-
-    Accepts bool, or integer/float holding only 0 and 1 (the `transformers` convention).
-    A bool mask of the right shape is returned as is, so calling this again is free (and a
-    bool mask skips the 0/1 value check, which costs a synchronisation on a GPU).
-    """
-    if not isinstance(attention_mask, Tensor):
-        raise TypeError(f"attention_mask must be a torch.Tensor; got {type(attention_mask)}")
-    if tuple(attention_mask.shape) != (batch, seq):
-        raise ValueError(
-            f"attention_mask must have shape (batch, seq) = {(batch, seq)}, matching the input; "
-            f"got {tuple(attention_mask.shape)}"
-        )
-    if attention_mask.dtype == torch.bool:
-        return attention_mask
-    if attention_mask.is_complex():
-        raise TypeError(
-            f"attention_mask must be bool, integer or float (1 = real token, 0 = padding); "
-            f"got dtype {attention_mask.dtype}"
-        )
-    is_binary = (attention_mask == 0) | (attention_mask == 1)
-    if not bool(is_binary.all()):
-        bad = attention_mask[~is_binary].unique()[:5].tolist()
-        raise ValueError(
-            f"attention_mask of dtype {attention_mask.dtype} must hold only 0 (padding) and "
-            f"1 (real token); found {bad}. An additive mask (0 / -inf) is not accepted here."
-        )
-    return attention_mask == 1
-
-
-def allowed_keys(
-    key_mask: Tensor | None, causal: bool, seq: int, device: torch.device, past: int = 0
-) -> Tensor | None:
-    """Combine padding and causal masks: bool (batch or 1, 1, seq, past + seq), True = may attend.
-
-    `past` counts keys cached before these `seq` queries (see `KVCache`): query i then sits at
-    position past + i and, under the causal mask, sees keys 0 .. past + i. key_mask, if given,
-    covers all past + seq keys. Returns None when nothing is masked, so the caller can take
-    the fastest route.
-    """
-    if key_mask is None and not causal:
-        return None
-    allowed = torch.ones(1, 1, seq, past + seq, dtype=torch.bool, device=device)
-    if causal:
-        allowed = allowed & causal_mask(past + seq, device)[past:]  # the last seq rows
-    if key_mask is not None:
-        allowed = allowed & key_mask[:, None, None, :]  # (batch, 1, 1, keys): hide padded keys
-    return allowed
-
-
-# ---------------------------------------------------------------------------- dropout
-
-
-DROPOUT_LEVELS = 2**15  # a CPU keep mask's resolution: p is a multiple of 2^-15
-
-
-def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
-    """Inverted dropout (Srivastava et al. 2014): zero each element with probability `p` and
-    scale the others by 1 / (1 - p), so that the expected value is unchanged. Any shape.
-
-    On a CPU, drawing the keep mask is most of dropout's cost, and a 32-bit uniform number
-    per element is more randomness than a keep-or-drop decision needs. So each element
-    gets 15 random bits, four elements per 64-bit draw, kept where the bits, read as an
-    integer in [0, 2^15), are at least p * 2^15. That rounds p to a multiple of 2^-15
-    (0.1 becomes 0.100006) and scales by that p's 1 / (1 - p), so the mean stays exact.
-    Measured on the 2-core VM, forward and backward over the weights of one attention layer
-    of a small BERT (2.1 M elements): 10.3 ms this way, 14.3 ms with one uniform number per
-    element and more with `F.dropout`'s `bernoulli_`. Elsewhere: `F.dropout`.
-    """
-    if not training or p == 0.0:
-        return x
-    if x.device.type != "cpu":
-        return F.dropout(x, p, training=True)  # one fused kernel on a GPU
-    threshold = round(p * DROPOUT_LEVELS)
-    if threshold >= DROPOUT_LEVELS:
-        return x * 0.0  # p = 1 (or within 2^-16 of it): everything dropped
-    count = x.numel()
-    bits = torch.empty((count + 3) // 4, dtype=torch.int64, device=x.device).random_()
-    # random_() fills an int64 with 63 random bits, so every 16-bit lane's low 15 are random.
-    lanes = bits.view(torch.int16)[:count].view(x.shape) & (DROPOUT_LEVELS - 1)
-    keep = lanes >= threshold
-    scale = DROPOUT_LEVELS / (DROPOUT_LEVELS - threshold)  # 1 / (1 - p as drawn)
-    return torch.where(keep, x * scale, 0.0)
-
-
-class Dropout(nn.Module):
-    """`dropout` as a layer: active in training mode only (`model.train()` / `.eval()`)."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: Tensor) -> Tensor:
-        return dropout(x, self.p, self.training)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
-
-
-# ---------------------------------------------------------------------------- GELU
-
-
-GELU_TANH_SCALE = math.sqrt(2 / math.pi)  # GPT-2's GELU: 0.5 x (1 + tanh(this (x + 0.044715 x³)))
-
-
-class _SigmoidFormGelu(torch.autograd.Function):
-    """Forward as x · sigmoid(2z), backward by PyTorch's own tanh-GELU derivative."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
-        ctx.save_for_backward(x)
-        two_z = torch.addcmul(x, x * x, x, value=0.044715).mul_(2 * GELU_TANH_SCALE)
-        return two_z.sigmoid_().mul_(x)
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor) -> Tensor:
-        (x,) = ctx.saved_tensors
-        return torch.ops.aten.gelu_backward(grad_output, x, approximate="tanh")
-
-
-def gelu_tanh(x: Tensor) -> Tensor:
-    """GPT-2's GELU, 0.5 · x · (1 + tanh(√(2/π) (x + 0.044715 x³))). Any shape.
-
-    0.5 (1 + tanh z) = sigmoid(2z), and on a CPU PyTorch's sigmoid is about 3x faster than
-    its tanh, so float32 CPU tensors take that form forward: measured on the 2-core VM over
-    4096 x 1024 elements, 5.9 ms instead of 11.7 ms for `F.gelu(x, approximate="tanh")`.
-    Its error against float64 is of the same size (4.6e-7 vs 4.1e-7 at most over 4 M normal
-    draws), and the gradient is PyTorch's own. Other devices and dtypes: `F.gelu`.
-    """
-    if x.device.type == "cpu" and x.dtype == torch.float32:
-        return _SigmoidFormGelu.apply(x)
-    return F.gelu(x, approximate="tanh")
-
-
-class GELU(nn.Module):
-    """GELU as a layer: BERT's exact erf form ("exact") or GPT-2's tanh one ("tanh")."""
-
-    def __init__(self, kind: GeluKind) -> None:
-        super().__init__()
-        check_choice("gelu", kind, ("exact", "tanh"))
-        self.kind = kind
-
-    def forward(self, x: Tensor) -> Tensor:
-        return gelu_tanh(x) if self.kind == "tanh" else F.gelu(x)
-
-    def extra_repr(self) -> str:
-        return f"kind={self.kind!r}"
-
-
 # ---------------------------------------------------------------------------- attention
 
 
@@ -259,63 +114,15 @@ def attention_explicit(
     that may see no key at all (left padding under a causal mask) gets finite, uniform
     weights instead of NaN, as in `transformers`; that position is padding and is ignored.
     """
-    head_dim = query.size(-1)
-    # Dividing by √d_k keeps the scores' variance near 1, so softmax does not saturate.
-    if allowed is None or not bias_masking_applies(query, allowed):
-        scores = query @ key.transpose(-2, -1) / math.sqrt(head_dim)  # (batch, heads, seq, seq)
+    if allowed is None or not kernels.bias_masking_applies(query, allowed):
+        # Dividing by √d_k keeps the scores' variance near 1, so softmax does not saturate.
+        scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))  # (b, h, seq, seq)
         if allowed is not None:
             scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
     else:
-        scores = masked_scores(query, key, allowed)
+        scores = kernels.masked_scores(query, key, allowed)  # the same table, one product (CPU)
     weights = scores.softmax(dim=-1)  # (batch, heads, seq, seq)
-    dropped = dropout(weights, dropout_p)
-    return dropped @ value, weights
-
-
-def scores_dtype(query: Tensor) -> torch.dtype:
-    """The dtype `query @ key.T` comes out in: autocast's where it is on, else the query's."""
-    device = query.device.type
-    if torch.is_autocast_enabled(device):
-        return torch.get_autocast_dtype(device)
-    return query.dtype
-
-
-def bias_masking_applies(query: Tensor, allowed: Tensor) -> bool:
-    """Whether `masked_scores` may stand in for scaling then filling: on a CPU, outside
-    float16, and with every query allowed at least one key (a query with none gets uniform
-    weights either way, but the bias form would send gradient through its masked scores)."""
-    if query.device.type != "cpu" or scores_dtype(query) == torch.float16:
-        return False
-    return bool(allowed.any(dim=-1).all())
-
-
-def masked_scores(query: Tensor, key: Tensor, allowed: Tensor) -> Tensor:
-    """`(Q Kᵀ / √d_k).masked_fill(~allowed, lowest)` as one batched product, for speed.
-
-    `torch.baddbmm(bias, Q, Kᵀ, alpha=1/√d_k)` computes bias + Q Kᵀ / √d_k in the matrix
-    product itself, so a bias that is 0 where allowed and the dtype's most negative number
-    where not gives the same table without the passes of dividing and masking, and with no
-    mask to apply to the gradient. lowest + score rounds back to lowest, so the masked
-    entries agree exactly, and the others up to rounding (exactly where √d_k is a power of
-    two, as for 64-wide heads). Measured on the 2-core VM, forward and backward of one
-    GPT-2 layer's attention with dropout (batch 32, 4 heads, 128 tokens): 36-38 ms instead
-    of 44-48 ms.
-    Not for float16, whose lowest number plus a negative score overflows to -inf; see
-    `bias_masking_applies` for when `attention_explicit` uses it.
-    """
-    *lead, seq, head_dim = query.shape
-    n_keys = key.size(-2)
-    lowest = torch.finfo(scores_dtype(query)).min
-    bias = torch.zeros(allowed.shape, dtype=query.dtype, device=query.device)
-    bias = bias.masked_fill_(~allowed, lowest)
-    if all(size == 1 for size in bias.shape[:-2]):
-        bias = bias.reshape(1, *bias.shape[-2:])  # broadcast over every batch and head
-    else:
-        bias = bias.expand(*lead, seq, n_keys).reshape(-1, seq, n_keys)
-    queries = query.reshape(-1, seq, head_dim)
-    keys_t = key.expand(*lead, n_keys, head_dim).reshape(-1, n_keys, head_dim).transpose(1, 2)
-    scores = torch.baddbmm(bias, queries, keys_t, alpha=1 / math.sqrt(head_dim))
-    return scores.view(*lead, seq, n_keys)
+    return kernels.dropout(weights, dropout_p) @ value, weights
 
 
 def attention_fast(
@@ -353,7 +160,7 @@ class MultiHeadAttention(nn.Module):
     With a `cache` (a `LayerCache`) the new keys and values are appended to it and the
     queries attend over every cached position as well as the new ones. With `keep`, a 1-D
     index into the flattened (batch * seq) positions, only those rows go through the output
-    projection: the output is then (len(keep), n_embd).
+    projection: the output is then (len(keep), n_embd) (see `Block`).
     """
 
     def __init__(self, config: TransformerConfig) -> None:
@@ -397,16 +204,9 @@ class MultiHeadAttention(nn.Module):
         value = self.split_heads(self.value(x))  # (batch, heads, seq, head_dim)
         if cache is not None:
             key, value = cache.extend(key, value)  # (batch, heads, past + seq, head_dim)
-        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            # On a CPU, PyTorch's bf16 attention (its backward above all) is slower than the
-            # fp32 one; the projections around it keep autocast's bf16 matmuls. Measured on a
-            # Zen 4 with AVX-512 BF16: 29.7 instead of 35 ms per baby-GPT step.
-            with torch.autocast("cpu", enabled=False):
-                attended, weights = self.attend(
-                    query.float(), key.float(), value.float(), key_mask, need_weights, past
-                )
-        else:
-            attended, weights = self.attend(query, key, value, key_mask, need_weights, past)
+        attended, weights = kernels.outside_cpu_autocast(
+            self.attend, query, key, value, key_mask, need_weights, past
+        )
         merged = self.merge_heads(attended)  # (batch, seq, n_embd)
         if keep is not None:
             merged = merged.flatten(0, 1).index_select(0, keep)  # (kept, n_embd)
@@ -436,9 +236,6 @@ class MultiHeadAttention(nn.Module):
             return attention_fast(query, key, value, None, dropout_p, self.causal), None
         allowed = allowed_keys(key_mask, self.causal, seq, query.device, past)
         return attention_fast(query, key, value, allowed, dropout_p), None
-
-
-# ---------------------------------------------------------------------------- the KV cache
 
 
 class LayerCache:
@@ -488,6 +285,35 @@ class KVCache:
 # ---------------------------------------------------------------------------- blocks
 
 
+class Dropout(nn.Module):
+    """Inverted dropout as a layer, active in training mode only (`kernels.dropout`)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return kernels.dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class GELU(nn.Module):
+    """GELU, x · Φ(x): BERT's exact erf form ("exact") or GPT-2's tanh approximation ("tanh")."""
+
+    def __init__(self, kind: GeluKind) -> None:
+        super().__init__()
+        check_choice("gelu", kind, ("exact", "tanh"))
+        self.kind = kind
+
+    def forward(self, x: Tensor) -> Tensor:
+        return kernels.gelu_tanh(x) if self.kind == "tanh" else F.gelu(x)
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}"
+
+
 class FeedForward(nn.Module):
     """Position-wise MLP: n_embd -> intermediate_size -> GELU -> n_embd. (batch, seq, n_embd)."""
 
@@ -514,7 +340,8 @@ class Block(nn.Module):
     With `keep` (a 1-D index into the flattened batch * seq positions) every position still
     serves as a key and value, but only the kept ones are computed past the attention:
     output projection, residuals, norms and feed-forward are all position-wise, so the
-    block returns (len(keep), n_embd), exactly those rows of its full output.
+    block returns (len(keep), n_embd), exactly those rows of its full output. A masked-LM
+    loss reads 15 % of the positions; the body's last block computes only those.
     """
 
     def __init__(self, config: TransformerConfig) -> None:
@@ -552,17 +379,25 @@ class Block(nn.Module):
 
 
 class TransformerModel(nn.Module):
-    """What every sslm_lab Transformer model shares: its config, size and cost per token.
+    """What every sslm_lab Transformer model shares: its body, its size and cost per token.
 
     A model with a head (`sslm_lab.heads`) keeps its body in `self.transformer` and its head
-    in `self.head`; `hidden_states` runs the body alone, so probes, classifiers, LoRA and
-    adapters reach the hidden states without hooks.
+    in `self.head`. `hidden_states` runs the body alone, on any model and on the body
+    itself, so probes, classifiers, LoRA and adapters reach the hidden states without hooks.
     """
 
     config: TransformerConfig
     # True for a model whose head projects onto the vocabulary (a language model): with
     # tie_weights that projection is the token embedding matrix, used as a real matmul.
     writes_vocabulary: ClassVar[bool] = False
+    # The share of positions the head runs at in training: 1 for a head on every position;
+    # a masked LM gathers the masked positions first (`heads.MaskedLM`).
+    head_share: ClassVar[float] = 1.0
+
+    @property
+    def body(self) -> Transformer:
+        """The embeddings and blocks: everything but the head."""
+        return self.transformer
 
     def hidden_states(
         self,
@@ -573,14 +408,16 @@ class TransformerModel(nn.Module):
         positions: Tensor | None = None,
     ) -> Tensor:
         """The body's last hidden states (batch, seq, n_embd), before any head; with a bool
-        `positions` mask, those positions' only, (selected, n_embd) (see `Transformer.run`)."""
-        return self.transformer(
+        `positions` mask, those positions' only (see `Transformer.forward`)."""
+        return self.body(
             input_ids, attention_mask, token_type_ids, cache=cache, positions=positions
         )
 
     def embedding_tables(self) -> list[nn.Embedding]:
         """The lookup tables (token, position, token type): parameters that cost no FLOPs."""
-        return self.transformer.embedding_tables()
+        body = self.body
+        tables = [body.token_embedding, body.position_embedding, body.token_type_embedding]
+        return [table for table in tables if table is not None]
 
     def output_matmul_is_tied(self) -> bool:
         """True when an output layer multiplies by the (tied) token embedding matrix."""
@@ -598,25 +435,37 @@ class TransformerModel(nn.Module):
             total -= sum(table.weight.numel() for table in self.embedding_tables())
         return total
 
-    def flops_per_token(self, seq_len: int | None = None) -> float:
+    def flops_per_token(
+        self,
+        seq_len: int | None = None,
+        head_share: float | None = None,
+        output_layer: bool | None = None,
+    ) -> float:
         """Training FLOPs per token (forward + backward), the PaLM estimate (Chowdhery et al.
-        2022, appendix B):
+        2022, appendix B), with the head counted where it runs:
 
-            6 · N  +  12 · n_layer · n_embd · seq_len
+            6 · N_body  +  12 · n_layer · n_embd · seq_len  +  6 · N_head · head_share
 
-        N counts every weight used in a matrix multiply for each token: the non-embedding
-        parameters, plus the vocab × n_embd output matrix when it is tied to the token
-        embedding (a lookup is free, but the output layer is a real matmul; as nanoGPT does).
-        6 = 2 FLOPs per multiply-add × (1 forward + 2 backward). The second term is the
-        attention scores and weighted sum (Q·Kᵀ and A·V), counted over the full seq × seq
-        square even under a causal mask, as PaLM does. seq_len defaults to block_size.
+        N_body counts the body's weights used in a matrix multiply for each token: its
+        non-embedding parameters (a lookup is free). N_head counts the head's; a tied
+        vocab × n_embd output matrix is a lookup table's weight but a real matmul there, so
+        it is added (as nanoGPT counts it) when `output_layer` is True (None: when the
+        model's head writes the vocabulary through it). 6 = 2 FLOPs per multiply-add ×
+        (1 forward + 2 backward). The middle term is the attention scores and weighted sum
+        (Q·Kᵀ and A·V), over the full seq × seq square even under a causal mask, as PaLM
+        does. `head_share` is the share of positions the head runs at (None: the model's
+        `head_share`, e.g. the mask rate for a masked LM). seq_len defaults to block_size.
         """
         config = self.config
         seq_len = config.block_size if seq_len is None else seq_len
-        matmul_params = self.num_parameters(exclude_embeddings=True)
-        if self.output_matmul_is_tied():
-            matmul_params += config.vocab_size * config.n_embd
-        return float(6 * matmul_params + 12 * config.n_layer * config.n_embd * seq_len)
+        head_share = self.head_share if head_share is None else head_share
+        check_real("head_share", head_share, low=0, high=1)
+        body = self.body.num_parameters(exclude_embeddings=True)
+        head = self.num_parameters(exclude_embeddings=True) - body
+        if self.output_matmul_is_tied() if output_layer is None else output_layer:
+            head += config.vocab_size * config.n_embd
+        attention = 12 * config.n_layer * config.n_embd * seq_len
+        return float(6 * body + attention + 6 * head * head_share)
 
     def init_weights(self) -> None:
         """GPT-2 / BERT initialisation: linear and embedding weights ~ N(0, 0.02), biases 0,
@@ -661,142 +510,65 @@ class Transformer(TransformerModel):
         self.final_norm = None if post else nn.LayerNorm(config.n_embd, eps=eps)
         self.init_weights()
 
-    def embedding_tables(self) -> list[nn.Embedding]:
-        tables = [self.token_embedding, self.position_embedding]
-        if self.token_type_embedding is not None:
-            tables.append(self.token_type_embedding)
-        return tables
-
-    def check_inputs(
-        self, input_ids: Tensor, token_type_ids: Tensor | None, cache: KVCache | None = None
-    ) -> None:
-        """Fail early, naming what was expected, on inputs the model cannot take."""
-        if input_ids.ndim != 2 or input_ids.is_floating_point() or input_ids.dtype == torch.bool:
-            raise ValueError(
-                f"input_ids must be an integer tensor of shape (batch, seq); "
-                f"got shape {tuple(input_ids.shape)}, dtype {input_ids.dtype}"
-            )
-        seq = input_ids.size(1)
-        if cache is not None:
-            self.check_cache(cache, seq)
-        if seq > self.config.block_size:
-            raise ValueError(
-                f"sequence length {seq} is longer than the context, block_size="
-                f"{self.config.block_size}: crop the input to the last {self.config.block_size} "
-                f"tokens or build the model with a larger block_size"
-            )
-        if token_type_ids is not None:
-            if self.token_type_embedding is None:
-                raise ValueError(
-                    "token_type_ids were given but the model has no token-type embeddings "
-                    "(type_vocab_size=0)"
-                )
-            if token_type_ids.shape != input_ids.shape:
-                raise ValueError(
-                    f"token_type_ids must have the shape of input_ids {tuple(input_ids.shape)}; "
-                    f"got {tuple(token_type_ids.shape)}"
-                )
-
-    def check_cache(self, cache: KVCache, seq: int) -> None:
-        """A cache belongs to a decoder with as many layers, and its positions must fit."""
-        if not self.config.causal:
-            raise ValueError(
-                "a KVCache needs a causal model: in an encoder (causal=False) every token sees "
-                "the later ones too, so earlier keys and values change as text is added"
-            )
-        if len(cache.layers) != self.config.n_layer:
-            raise ValueError(
-                f"the KVCache has {len(cache.layers)} layers but the model has "
-                f"n_layer={self.config.n_layer}; build it with KVCache(model.config.n_layer)"
-            )
-        if cache.length + seq > self.config.block_size:
-            raise ValueError(
-                f"the KVCache holds {cache.length} positions and {seq} new tokens were given: "
-                f"{cache.length + seq} is more than block_size={self.config.block_size}; "
-                "start a new cache on the last block_size tokens (or run without a cache)"
-            )
-
-    def run(
-        self,
-        input_ids: Tensor,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        need_weights: bool = False,
-        cache: KVCache | None = None,
-        positions: Tensor | None = None,
-    ) -> tuple[Tensor, list[Tensor]]:
-        """Hidden states (batch, seq, n_embd) and, if need_weights, one attention map per layer
-        (else an empty list), each (batch, heads, seq, past + seq).
-
-        With a `cache` holding `past` positions, input_ids are the *next* tokens: they get
-        positions past .. past + seq - 1, attend over the cached keys too, and are added to
-        the cache. attention_mask, if given, then covers all past + seq positions.
-
-        With `positions`, a bool (batch, seq) mask, the hidden states are those of the True
-        positions only, (number of True, n_embd) in row-major order (that of
-        `labels[positions]`). The last block then computes no other position past its
-        attention: what a masked-LM loss reads, at a fraction of that block's cost.
-        """
-        self.check_inputs(input_ids, token_type_ids, cache)
-        batch, seq = input_ids.shape
-        keep = None
-        if positions is not None:
-            if positions.dtype != torch.bool or positions.shape != input_ids.shape:
-                raise ValueError(
-                    f"positions must be a bool tensor shaped like input_ids "
-                    f"{tuple(input_ids.shape)}; got {positions.dtype} {tuple(positions.shape)}"
-                )
-            # Found before the body runs, so a GPU waits at this sync only for the masking.
-            keep = positions.flatten().nonzero().squeeze(1)  # (kept,)
-        past = 0 if cache is None else cache.length
-        if attention_mask is not None:
-            # Validate and convert once here, so every layer receives a ready bool mask.
-            attention_mask = validate_attention_mask(attention_mask, batch, past + seq)
-        positions = torch.arange(past, past + seq, device=input_ids.device)
-        x = self.token_embedding(input_ids) + self.position_embedding(positions)
-        if self.token_type_embedding is not None:
-            if token_type_ids is None:
-                token_type_ids = torch.zeros_like(input_ids)  # BERT's default: all segment A
-            x = x + self.token_type_embedding(token_type_ids)
-        if self.embedding_norm is not None:
-            x = self.embedding_norm(x)
-        x = self.dropout(x)  # (batch, seq, n_embd)
-        maps = []
-        layer_caches = [None] * len(self.blocks) if cache is None else cache.layers
-        last = len(self.blocks) - 1
-        for index, (block, layer_cache) in enumerate(zip(self.blocks, layer_caches, strict=True)):
-            block_keep = keep if index == last else None
-            x, weights = block(x, attention_mask, need_weights, layer_cache, block_keep)
-            if weights is not None:
-                maps.append(weights)
-        if self.final_norm is not None:
-            x = self.final_norm(x)
-        return x, maps
+    @property
+    def body(self) -> Transformer:
+        return self
 
     def forward(
         self,
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         token_type_ids: Tensor | None = None,
+        *,
         cache: KVCache | None = None,
         positions: Tensor | None = None,
+        conditioning: Tensor | None = None,
+        attention_maps: list[Tensor] | None = None,
     ) -> Tensor:
-        """input_ids (batch, seq) -> last hidden states (batch, seq, n_embd), or at
-        `positions` only, (selected, n_embd) (see `run`)."""
-        return self.run(
-            input_ids, attention_mask, token_type_ids, cache=cache, positions=positions
-        )[0]
+        """input_ids (batch, seq) -> the last hidden states (batch, seq, n_embd).
 
-    def hidden_states(
-        self,
-        input_ids: Tensor,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        cache: KVCache | None = None,
-        positions: Tensor | None = None,
-    ) -> Tensor:
-        """The body has no head: its hidden states are its output."""
-        return self(input_ids, attention_mask, token_type_ids, cache=cache, positions=positions)
+        cache: with a `KVCache` holding `past` positions, input_ids are the *next* tokens:
+            they get positions past .. past + seq - 1, attend over the cached keys too, and
+            are added to the cache. attention_mask then covers all past + seq positions.
+        positions: a bool (batch, seq) mask; the hidden states are then those of the True
+            positions only, (number of True, n_embd) in row-major order (that of
+            `labels[positions]`), and the last block computes no other position past its
+            attention: what a masked-LM loss reads, at a fraction of that block's cost.
+        conditioning: (batch, 1 or seq, n_embd), added to the input embeddings at every
+            position (the sentence VAE's code z reaches its decoder this way).
+        attention_maps: a list that receives one attention map per layer, each (batch,
+            heads, seq, past + seq); the explicit attention path runs for this call.
+        """
+        check_inputs(self, input_ids, token_type_ids, cache, positions, conditioning)
+        batch, seq = input_ids.shape
+        past = 0 if cache is None else cache.length
+        if attention_mask is not None:
+            # Validate and convert once here, so every layer receives a ready bool mask.
+            attention_mask = validate_attention_mask(attention_mask, batch, past + seq)
+        # Found before the body runs, so a GPU waits at this sync only for the masking.
+        keep = None if positions is None else positions.flatten().nonzero().squeeze(1)
+        position_ids = torch.arange(past, past + seq, device=input_ids.device)
+        x = self.token_embedding(input_ids) + self.position_embedding(position_ids)
+        if self.token_type_embedding is not None:
+            if token_type_ids is None:
+                token_type_ids = torch.zeros_like(input_ids)  # BERT's default: all segment A
+            x = x + self.token_type_embedding(token_type_ids)
+        if conditioning is not None:
+            x = x + conditioning
+        if self.embedding_norm is not None:
+            x = self.embedding_norm(x)
+        x = self.dropout(x)  # (batch, seq, n_embd)
+        need_weights = attention_maps is not None
+        layer_caches = [None] * len(self.blocks) if cache is None else cache.layers
+        last = len(self.blocks) - 1
+        for index, (block, layer_cache) in enumerate(zip(self.blocks, layer_caches, strict=True)):
+            block_keep = keep if index == last else None
+            x, weights = block(x, attention_mask, need_weights, layer_cache, block_keep)
+            if need_weights:
+                attention_maps.append(weights)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return x
 
 
 def attention_maps(
@@ -809,6 +581,84 @@ def attention_maps(
 
     Runs the explicit path for this call only; the model's default path is untouched.
     """
-    transformer = model if isinstance(model, Transformer) else model.transformer
+    maps: list[Tensor] = []
     with torch.no_grad():
-        return transformer.run(input_ids, attention_mask, token_type_ids, need_weights=True)[1]
+        model.body(input_ids, attention_mask, token_type_ids, attention_maps=maps)
+    return maps
+
+
+# ---------------------------------------------------------------------------- input checks
+
+
+def check_inputs(
+    body: Transformer,
+    input_ids: Tensor,
+    token_type_ids: Tensor | None = None,
+    cache: KVCache | None = None,
+    positions: Tensor | None = None,
+    conditioning: Tensor | None = None,
+) -> None:
+    """Fail early, naming what was expected, on inputs `body` cannot take."""
+    config = body.config
+    if input_ids.ndim != 2 or input_ids.is_floating_point() or input_ids.dtype == torch.bool:
+        raise ValueError(
+            f"input_ids must be an integer tensor of shape (batch, seq); "
+            f"got shape {tuple(input_ids.shape)}, dtype {input_ids.dtype}"
+        )
+    batch, seq = input_ids.shape
+    if cache is not None:
+        check_cache(config, cache, seq)
+    if seq > config.block_size:
+        raise ValueError(
+            f"sequence length {seq} is longer than the context, block_size="
+            f"{config.block_size}: crop the input to the last {config.block_size} tokens or "
+            "build the model with a larger block_size"
+        )
+    if token_type_ids is not None:
+        if body.token_type_embedding is None:
+            raise ValueError(
+                "token_type_ids were given but the model has no token-type embeddings "
+                "(type_vocab_size=0)"
+            )
+        if token_type_ids.shape != input_ids.shape:
+            raise ValueError(
+                f"token_type_ids must have the shape of input_ids {tuple(input_ids.shape)}; "
+                f"got {tuple(token_type_ids.shape)}"
+            )
+    if positions is not None and (
+        positions.dtype != torch.bool or positions.shape != input_ids.shape
+    ):
+        raise ValueError(
+            f"positions must be a bool tensor shaped like input_ids {tuple(input_ids.shape)}; "
+            f"got {positions.dtype} {tuple(positions.shape)}"
+        )
+    if conditioning is not None and (
+        conditioning.dim() != 3
+        or conditioning.shape[0] != batch
+        or conditioning.shape[1] not in (1, seq)
+        or conditioning.shape[2] != config.n_embd
+    ):
+        raise ValueError(
+            f"conditioning must be (batch, 1 or seq, n_embd) = ({batch}, 1 or {seq}, "
+            f"{config.n_embd}); got {tuple(conditioning.shape)}"
+        )
+
+
+def check_cache(config: TransformerConfig, cache: KVCache, seq: int) -> None:
+    """A cache belongs to a decoder with as many layers, and its positions must fit."""
+    if not config.causal:
+        raise ValueError(
+            "a KVCache needs a causal model: in an encoder (causal=False) every token sees "
+            "the later ones too, so earlier keys and values change as text is added"
+        )
+    if len(cache.layers) != config.n_layer:
+        raise ValueError(
+            f"the KVCache has {len(cache.layers)} layers but the model has "
+            f"n_layer={config.n_layer}; build it with KVCache(model.config.n_layer)"
+        )
+    if cache.length + seq > config.block_size:
+        raise ValueError(
+            f"the KVCache holds {cache.length} positions and {seq} new tokens were given: "
+            f"{cache.length + seq} is more than block_size={config.block_size}; "
+            "start a new cache on the last block_size tokens (or run without a cache)"
+        )

@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sslm_lab.checks import check_choice, check_int, check_real, invalid
-from sslm_lab.masking import IGNORE_INDEX
-from sslm_lab.transformer import Transformer, TransformerConfig, validate_attention_mask
+from sslm_lab.masking import IGNORE_INDEX, validate_attention_mask
+from sslm_lab.transformer import Transformer, TransformerConfig
 
 PIXEL_LEVELS = 17  # sklearn's digits hold counts 0..16 in every pixel
 PIXELS = 64  # 8 x 8
@@ -406,6 +406,13 @@ class SentenceVAE(nn.Module):
         nn.init.normal_(self.from_latent.weight, std=0.02)
         nn.init.zeros_(self.from_latent.bias)
 
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """Training FLOPs per token (`TransformerModel.flops_per_token`): the encoder body,
+        and the decoder body with its tied output layer, at every position. The maps to and
+        from z run once per sentence and are left out."""
+        encoder = self.encoder.flops_per_token(seq_len)
+        return encoder + self.decoder.flops_per_token(seq_len, output_layer=True)
+
     def encode(
         self, input_ids: Tensor, attention_mask: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
@@ -420,26 +427,11 @@ class SentenceVAE(nn.Module):
         return mu, logvar
 
     def decode(self, z: Tensor, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """Next-token logits (batch, seq, vocab) for decoder inputs (batch, seq) given z.
-
-        The decoder's own `run` takes ids, so its embedding step is written out here with
-        z added; the blocks and the final norm are the decoder's own.
-        """
-        decoder = self.decoder
-        decoder.check_inputs(input_ids, None)
-        if attention_mask is not None:
-            attention_mask = validate_attention_mask(attention_mask, *input_ids.shape)
-        positions = torch.arange(input_ids.size(1), device=input_ids.device)
-        x = decoder.token_embedding(input_ids) + decoder.position_embedding(positions)
-        x = x + self.from_latent(z).unsqueeze(1)  # (batch, seq, n_embd): z at every position
-        if decoder.embedding_norm is not None:
-            x = decoder.embedding_norm(x)
-        x = decoder.dropout(x)
-        for block in decoder.blocks:
-            x, _ = block(x, attention_mask)
-        if decoder.final_norm is not None:
-            x = decoder.final_norm(x)
-        return x @ decoder.token_embedding.weight.T  # tied output layer
+        """Next-token logits (batch, seq, vocab) for decoder inputs (batch, seq) given z:
+        z's projection is the decoder's `conditioning`, added at every position."""
+        conditioning = self.from_latent(z).unsqueeze(1)  # (batch, 1, n_embd)
+        hidden = self.decoder(input_ids, attention_mask, conditioning=conditioning)
+        return hidden @ self.decoder.token_embedding.weight.T  # tied output layer
 
     def drop_words(self, input_ids: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Decoder inputs with word dropout applied (in training mode only)."""

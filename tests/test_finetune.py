@@ -11,7 +11,6 @@ from torch.testing import assert_close
 
 from sslm_lab.checks import ArgumentError
 from sslm_lab.finetune import (
-    TokenClassifier,
     few_shot_indices,
     fgm_perturbation,
     fgm_step,
@@ -24,7 +23,7 @@ from sslm_lab.finetune import (
     unfreeze,
     with_head,
 )
-from sslm_lab.heads import SequenceClassifier, pool
+from sslm_lab.heads import SequenceClassifier, TokenClassifier, pool
 from sslm_lab.transformer import Transformer, TransformerConfig
 
 

@@ -11,7 +11,8 @@ from torch import nn
 from torch.testing import assert_close
 
 from sslm_lab import heads
-from sslm_lab.heads import IGNORED, CausalLM, projected_cross_entropy
+from sslm_lab.heads import CausalLM
+from sslm_lab.kernels import IGNORED, projected_cross_entropy
 from sslm_lab.masking import IGNORE_INDEX
 from sslm_lab.objectives import causal_lm_loss, next_token_targets
 from sslm_lab.peft import apply_lora

@@ -135,20 +135,27 @@ def test_describe_lists_every_encoder() -> None:
     assert table.count("\n") == 4 and "| random | random init | 0 | 0 | 0.00e+00 |" in table
 
 
-def test_flop_counts_agree_with_flops_per_token_where_every_position_is_computed() -> None:
+def test_each_network_counts_its_own_flops_with_the_head_where_it_runs() -> None:
     from sslm_lab.electra import Electra
-    from sslm_lab.lab.recipes import electra_train_flops, masked_lm_train_flops
 
     model = MaskedLM(TINY.config())
-    assert masked_lm_train_flops(model, 1000, 16, mask_rate=1.0) == pytest.approx(
-        model.flops_per_token(16) * 1000
-    )
-    body_only = recipes.body_flops_per_token(model.transformer, 16) * 1000
-    output = 6 * (300 * 16 + 16 * 16) * 0.15 * 1000  # tied projection, the head's dense layer
-    assert masked_lm_train_flops(model, 1000, 16) == pytest.approx(body_only + output, rel=0.01)
+    every_position = model.flops_per_token(16, head_share=1.0)
+    body_only = model.transformer.flops_per_token(16)
+    assert model.flops_per_token(16, head_share=0.0) == pytest.approx(body_only)
+    # the tied projection, the dense layer, the biases and the norm, at 15 % of the positions
+    output = 6 * (300 * 16 + 16 * 16 + 300 + 2 * 16 + 16) * 0.15
+    assert model.flops_per_token(16) == pytest.approx(body_only + output, rel=0.01)
+    assert body_only < model.flops_per_token(16) < every_position
     generator = replace(TINY, n_layer=1).config()
     electra = Electra(generator, TINY.config())
-    assert electra_train_flops(electra, 1000, 16, mask_rate=1.0) == pytest.approx(
-        electra.flops_per_token(16) * 1000
+    both = electra.generator.flops_per_token(16) + electra.discriminator.flops_per_token(16)
+    assert electra.flops_per_token(16) == pytest.approx(both)
+    assert electra.flops_per_token(16) < (
+        electra.generator.flops_per_token(16, head_share=1.0)
+        + electra.discriminator.flops_per_token(16)
     )
-    assert electra_train_flops(electra, 1000, 16) < electra.flops_per_token(16) * 1000
+    # what the trainer's MFU reads and what the equal-compute race counts are one number
+    network = recipes.PRETRAINING["electra"].network(TINY, 0)
+    assert recipes.flops_per_step("electra", TINY) == pytest.approx(
+        network.flops_per_token(16) * TINY.batch_size * 16
+    )

@@ -7,16 +7,16 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
+from sslm_lab import kernels
 from sslm_lab import transformer as T
 from sslm_lab.heads import CausalLM, MaskedLM, SequenceClassifier
-from sslm_lab.masking import padding_mask
+from sslm_lab.masking import causal_mask, padding_mask, validate_attention_mask
 from sslm_lab.transformer import (
     Block,
     MultiHeadAttention,
     Transformer,
     TransformerConfig,
     attention_maps,
-    validate_attention_mask,
 )
 
 TIGHT = {"atol": 1e-5, "rtol": 1e-5}
@@ -151,7 +151,11 @@ def test_attention_maps_for_every_layer_and_default_path_unchanged() -> None:
     assert len(maps) == 2 and maps[0].shape == (2, 4, 6, 6)
     assert (maps[1][1, :, :, 4:] == 0).all()
     assert model.config.attention_path == "fast"
-    hidden, _ = model.transformer.run(ids, mask, need_weights=True)
+    collected: list[torch.Tensor] = []
+    hidden = model.transformer(ids, mask, attention_maps=collected)  # the explicit path
+    assert len(collected) == 2 and all(
+        torch.equal(a, b) for a, b in zip(maps, collected, strict=True)
+    )
     assert_close(hidden, model.transformer(ids, mask), **TIGHT)
 
 
@@ -189,21 +193,21 @@ def test_attention_equals_torch_multihead_attention(padded: bool, causal: bool) 
 def test_dropout_zeroes_a_share_p_and_keeps_the_mean() -> None:
     torch.manual_seed(0)
     x = torch.ones(200_000, requires_grad=True)
-    y = T.dropout(x, 0.1)
+    y = kernels.dropout(x, 0.1)
     dropped = float((y == 0).float().mean())
     assert abs(dropped - 0.1) < 4 * (0.1 * 0.9 / len(x)) ** 0.5
     kept = y[y != 0]
     # inverted: the mean stays 1, for p as drawn on a CPU (a multiple of 2^-15)
-    p_drawn = round(0.1 * T.DROPOUT_LEVELS) / T.DROPOUT_LEVELS
+    p_drawn = round(0.1 * kernels.DROPOUT_LEVELS) / kernels.DROPOUT_LEVELS
     assert abs(p_drawn - 0.1) < 1e-4
     assert_close(kept, torch.full_like(kept, 1 / (1 - p_drawn)))
-    assert not torch.equal(T.dropout(x, 0.1), y)  # a fresh mask every call
+    assert not torch.equal(kernels.dropout(x, 0.1), y)  # a fresh mask every call
     y.sum().backward()
     assert torch.equal(x.grad, y.detach())  # the gradient goes through the same mask
-    assert T.dropout(x, 0.1, training=False) is x and T.dropout(x, 0.0) is x
+    assert kernels.dropout(x, 0.1, training=False) is x and kernels.dropout(x, 0.0) is x
     layer = T.Dropout(0.3).eval()
     assert layer(x) is x and repr(layer) == "Dropout(p=0.3)"
-    assert T.dropout(torch.ones(8, dtype=torch.bfloat16), 0.5).dtype == torch.bfloat16
+    assert kernels.dropout(torch.ones(8, dtype=torch.bfloat16), 0.5).dtype == torch.bfloat16
 
 
 def reference_scores(query, key, allowed):
@@ -218,7 +222,7 @@ def test_masked_scores_equal_scale_then_fill_in_value_and_gradient(mask: str) ->
     batch, heads, seq, head_dim = 3, 2, 7, 8
     shape = (batch, heads, seq, head_dim)
     query, key = (torch.randn(shape, dtype=torch.float64, requires_grad=True) for _ in range(2))
-    causal = T.causal_mask(seq, torch.device("cpu"))  # (seq, seq) bool
+    causal = causal_mask(seq, torch.device("cpu"))  # (seq, seq) bool
     real = right_padding_mask([7, 4, 1], seq).bool()  # (batch, seq)
     allowed = {
         "causal": causal[None, None],
@@ -226,7 +230,7 @@ def test_masked_scores_equal_scale_then_fill_in_value_and_gradient(mask: str) ->
         "2-d": causal,
         "3-d heads": (torch.rand(heads, seq, seq) > 0.3) | torch.eye(seq, dtype=torch.bool),
     }[mask]
-    fast = T.masked_scores(query, key, allowed)
+    fast = kernels.masked_scores(query, key, allowed)
     expected = reference_scores(query, key, allowed)
     lowest = torch.finfo(torch.float64).min
     assert torch.equal(fast == lowest, ~allowed.expand(fast.shape))  # lowest + score = lowest
@@ -243,9 +247,9 @@ def test_a_query_with_no_key_keeps_scale_then_fill_and_its_gradient() -> None:
     torch.manual_seed(0)
     query, key, value = (torch.randn(3, 2, 6, 8, requires_grad=True) for _ in range(3))
     real = right_padding_mask([6, 4, 1], 6).bool().flip(-1)  # left padded
-    allowed = T.causal_mask(6, torch.device("cpu")) & real[:, None, None, :]
-    assert not T.bias_masking_applies(query, allowed)
-    assert T.bias_masking_applies(query, allowed[:1])  # the unpadded row alone: yes
+    allowed = causal_mask(6, torch.device("cpu")) & real[:, None, None, :]
+    assert not kernels.bias_masking_applies(query, allowed)
+    assert kernels.bias_masking_applies(query, allowed[:1])  # the unpadded row alone: yes
     output, weights = T.attention_explicit(query, key, value, allowed)
     expected = reference_scores(query, key, allowed).softmax(-1)
     assert torch.equal(weights, expected)
@@ -259,7 +263,7 @@ def test_a_query_with_no_key_keeps_scale_then_fill_and_its_gradient() -> None:
 def test_attention_explicit_with_a_mask_matches_the_formula_in_float32_and_bfloat16() -> None:
     torch.manual_seed(0)
     query, key, value = (torch.randn(2, 3, 5, 4) for _ in range(3))
-    allowed = T.causal_mask(5, torch.device("cpu"))[None, None]
+    allowed = causal_mask(5, torch.device("cpu"))[None, None]
     for dtype, tolerance in ((torch.float32, 1e-6), (torch.bfloat16, 1e-2)):
         q, k, v = (t.to(dtype) for t in (query, key, value))
         output, weights = T.attention_explicit(q, k, v, allowed)
@@ -268,14 +272,14 @@ def test_attention_explicit_with_a_mask_matches_the_formula_in_float32_and_bfloa
         assert_close(weights, expected, atol=tolerance, rtol=tolerance)
         assert_close(output, expected @ v, atol=tolerance, rtol=tolerance)
         assert (weights[..., 0, 1:] == 0).all()  # the first query sees only itself
-    assert T.scores_dtype(query.half()) == torch.float16  # float16 keeps scale-then-fill
+    assert kernels.scores_dtype(query.half()) == torch.float16  # float16 keeps scale-then-fill
 
 
 def test_tanh_gelu_sigmoid_form_equals_pytorchs_in_value_and_gradient() -> None:
     torch.manual_seed(0)
     x = (torch.randn(4096) * 4).requires_grad_()
     reference = x.detach().clone().requires_grad_()
-    y = T.gelu_tanh(x)
+    y = kernels.gelu_tanh(x)
     expected = torch.nn.functional.gelu(reference, approximate="tanh")
     assert y.grad_fn is not None and "SigmoidFormGelu" in type(y.grad_fn).__name__
     assert_close(y, expected, atol=2e-6, rtol=1e-6)
@@ -284,10 +288,10 @@ def test_tanh_gelu_sigmoid_form_equals_pytorchs_in_value_and_gradient() -> None:
     expected.backward(upstream)
     assert torch.equal(x.grad, reference.grad)  # PyTorch's own derivative, at the same x
     x64 = torch.randn(12, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(T._SigmoidFormGelu.apply, (x64,))
+    assert torch.autograd.gradcheck(kernels._SigmoidFormGelu.apply, (x64,))
     for other in (x64.detach(), x.detach().bfloat16()):  # other dtypes: F.gelu itself
         exact = torch.nn.functional.gelu(other, approximate="tanh")
-        assert torch.equal(T.gelu_tanh(other), exact)
+        assert torch.equal(kernels.gelu_tanh(other), exact)
     layer = T.GELU("tanh")
     assert torch.equal(layer(x.detach()), y.detach()) and repr(layer) == "GELU(kind='tanh')"
     assert torch.equal(T.GELU("exact")(x.detach()), torch.nn.functional.gelu(x.detach()))

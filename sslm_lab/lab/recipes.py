@@ -1,4 +1,4 @@
-"""Pretrained encoders for fine-tuning: one call per pretraining objective.
+"""Pretrained encoders for fine-tuning: one table row per pretraining objective.
 
     encoder = pretrained_encoder("electra", recipe, profile="laptop")
     encoder.body          # an sslm_lab Transformer with the objective's weights
@@ -13,16 +13,22 @@ profile, has exactly the recipe's shape and records its training FLOPs; otherwis
 trains the objective here, briefly, with the recipe's steps, batch and learning rate,
 on the training plays only (the val and test plays stay unseen, as in every notebook).
 
-FLOPs are counted as `TransformerModel.flops_per_token` (forward and backward, PaLM's
-estimate) times the tokens each trained network processed: ELECTRA counts its
-generator and its discriminator, SimCSE its two passes per line (its body only; no
-output layer), the VAE its encoder and decoder, MLM its output layer at the masked
-positions only (where it is computed). `random` costs nothing.
+`PRETRAINING` is the table: for each objective, the network it trains, whether it reads
+windows of running text or whole lines, its loss (each from the idea's own module) and
+the encoder it leaves. `pretrain` is the one training function, and it takes the corpus
+and the tokenizer, so the same call pretrains any objective on another text.
+
+FLOPs are the network's own count (`flops_per_token`, PaLM's estimate, forward and
+backward) times the tokens of the batches: ELECTRA counts its generator and its
+discriminator, SimCSE its two passes per line (its body only; no output layer), the VAE
+its encoder and decoder, MLM its output layer at the masked positions only (where it is
+computed). `random` costs nothing.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,21 +36,20 @@ import torch
 from torch import Tensor, nn
 
 from sslm_lab import data
-from sslm_lab.checks import check_choice, check_int, check_real
-from sslm_lab.contrastive import info_nce
+from sslm_lab.checks import check_choice, check_int, check_real, invalid
+from sslm_lab.contrastive import SimCSE, simcse_objective
 from sslm_lab.data.speeches import speeches
-from sslm_lab.data.tokenizers import BPETokenizer
-from sslm_lab.electra import Electra, electra_loss
-from sslm_lab.heads import CausalLM, MaskedLM, pool
+from sslm_lab.electra import Electra, electra_objective
+from sslm_lab.heads import CausalLM, MaskedLM
 from sslm_lab.lab.profiles.table import PROFILE_NAMES
 from sslm_lab.lab.results import run_dir
 from sslm_lab.masking import mask_tokens
-from sslm_lab.objectives import masked_lm_objective, next_token_targets
+from sslm_lab.objectives import masked_lm_objective, next_token_objective
 from sslm_lab.pretrained import CheckpointError, load_pretrained
-from sslm_lab.training.batches import sample_rows
-from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig
+from sslm_lab.training.batches import BatchFn, sample_rows
+from sslm_lab.training.trainer import LossFn, Phase, Trainer, TrainerConfig
 from sslm_lab.transformer import Transformer, TransformerConfig
-from sslm_lab.vae import SentenceVAE, gaussian_kl
+from sslm_lab.vae import SentenceVAE, vae_objective
 
 OBJECTIVES = ("random", "mlm", "clm", "simcse", "electra", "vae")
 # Where each objective's notebook saves its network: (notebook, folder in its run_dir)
@@ -55,7 +60,7 @@ CHECKPOINTS = {
     "electra": ("05_gan", "electra_discriminator"),
     "simcse": ("06_contrastive", "simcse_encoder"),
 }
-MASK_RATE = 0.15  # mask_tokens' default, BERT's
+SIMCSE_TEMPERATURE = 0.05  # SimCSE's τ (Gao et al. 2021)
 SHAPE_FIELDS = ("vocab_size", "n_layer", "n_head", "n_embd", "intermediate_size", "norm_position")
 
 
@@ -108,8 +113,8 @@ class PretrainedEncoder:
 
     objective: str
     body: Transformer
-    tokenizer: BPETokenizer
-    source: str  # "checkpoint <notebook>/<profile>/<folder>", "trained here (<why>)", "random init"
+    tokenizer: Any  # a BPETokenizer for Shakespeare, or whatever made another corpus
+    source: str  # "checkpoint <notebook>/<profile>/<folder>", "trained here ...", "random init"
     steps: int
     train_tokens: int  # tokens the trained networks read in pretraining
     train_flops: float
@@ -191,74 +196,60 @@ def pretrained_encoder(
             return found
     elif not reuse:
         why = "reuse=False"
-    trained = TRAINERS[objective](recipe, tokenizer, device)
+    trained = pretrain(objective, recipe, shakespeare_corpus(recipe.vocab_size), tokenizer, device)
     trained.source = f"trained here ({why})"
-    trained.body.cpu().eval()
     return trained
 
 
-# ------------------------------------------------------------------ FLOPs
+# ------------------------------------------------------------------ the table
 
 
-def body_flops_per_token(body: Transformer, seq_len: int) -> float:
-    """Training FLOPs per token of a body without an output layer: 6 N + attention.
+@dataclass(frozen=True)
+class Corpus:
+    """Unlabelled token ids to pretrain on, in the two forms the objectives read.
 
-    As `TransformerModel.flops_per_token` counts them (PaLM's estimate), less the
-    vocabulary projection: SimCSE and the VAE's encoder never compute one.
+    text: the ids of one running text, (tokens,): mlm, clm and electra read random windows
+        of block_size from it; or sequences already cut, (rows, length) with length <=
+        block_size, each read whole.
+    lines: one id sequence per line or sentence, without special tokens: simcse and the
+        VAE read [CLS] + a line, cut or padded to block_size.
     """
-    config = body.config
-    matmul = body.num_parameters(exclude_embeddings=True)
-    return float(6 * matmul + 12 * config.n_layer * config.n_embd * seq_len)
+
+    name: str
+    text: Tensor
+    lines: tuple[tuple[int, ...], ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, Tensor) or self.text.dim() not in (1, 2):
+            raise invalid("Corpus.text", type(self.text).__name__, "a 1-D or 2-D tensor of ids")
+        if self.text.numel() == 0 or not self.lines:
+            raise invalid("Corpus", self.name, "some text and at least one line")
 
 
-def masked_lm_train_flops(
-    model: MaskedLM, tokens: int, seq_len: int, mask_rate: float = 0.15
-) -> float:
-    """Training FLOPs of masked LM: the body at every token, the MLM head (with the tied
-    vocabulary projection) at the masked ones only, where the gathered loss computes it.
-    With mask_rate=1 it is `model.flops_per_token(seq_len) * tokens`."""
-    body = model.transformer
-    head = model.num_parameters(exclude_embeddings=True) - body.num_parameters(
-        exclude_embeddings=True
+@dataclass(frozen=True)
+class Pretraining:
+    """One row of the table: the network an objective trains, what it reads, its loss."""
+
+    network: Callable[[EncoderRecipe, int], nn.Module]  # (recipe, mask id) -> the network
+    reads: str  # "windows" of the running text, or "lines"
+    objective: Callable[[EncoderRecipe, Any], LossFn]  # (recipe, tokenizer) -> the loss
+    encoder: Callable[[Any], Transformer]  # the trained network -> the encoder body it leaves
+    masked: bool = False  # the windows are masked (`mask_tokens`) before the loss sees them
+    passes: int = 1  # how often the network reads each token in a step
+
+
+def _electra_network(recipe: EncoderRecipe, mask_id: int) -> Electra:
+    discriminator = recipe.config()
+    # The generator a quarter of the discriminator's depth-width budget: ELECTRA's 1/4-1/2
+    generator = replace(
+        discriminator,
+        n_layer=max(1, recipe.n_layer // 2),
+        intermediate_size=max(1, recipe.intermediate_size // 2),
     )
-    if model.output_matmul_is_tied():
-        head += model.config.vocab_size * model.config.n_embd
-    return body_flops_per_token(body, seq_len) * tokens + 6 * head * mask_rate * tokens
+    return Electra(generator, discriminator)
 
 
-def electra_train_flops(
-    model: Electra, tokens: int, seq_len: int, mask_rate: float = 0.15
-) -> float:
-    """Training FLOPs of ELECTRA: the discriminator (body and RTD head) at every token, the
-    generator as `masked_lm_train_flops` counts it. With mask_rate=1 it is
-    `model.flops_per_token(seq_len) * tokens`."""
-    discriminator = model.discriminator.flops_per_token(seq_len) * tokens
-    return discriminator + masked_lm_train_flops(model.generator, tokens, seq_len, mask_rate)
-
-
-def sentence_vae_train_flops(model: SentenceVAE, tokens: int, seq_len: int) -> float:
-    """Training FLOPs of a sentence VAE: its encoder body, and its decoder with the
-    vocabulary projection, at every token (the small posterior maps are left out)."""
-    encoder = body_flops_per_token(model.encoder, seq_len)
-    return (encoder + model.decoder.flops_per_token(seq_len)) * tokens
-
-
-def _network(objective: str, recipe: EncoderRecipe, mask_id: int = 0) -> nn.Module:
-    """The network `objective` trains, at the recipe's shape (mask_id: the VAE's word
-    dropout token)."""
-    if objective in ("mlm", "simcse"):  # SimCSE trains the body of a MaskedLM
-        return MaskedLM(recipe.config())
-    if objective == "clm":
-        return CausalLM(recipe.config(causal=True))
-    if objective == "electra":
-        discriminator = recipe.config()
-        # The generator a quarter of the discriminator's depth-width budget: ELECTRA's 1/4-1/2
-        generator = replace(
-            discriminator,
-            n_layer=max(1, recipe.n_layer // 2),
-            intermediate_size=max(1, recipe.intermediate_size // 2),
-        )
-        return Electra(generator, discriminator)
+def _vae_network(recipe: EncoderRecipe, mask_id: int) -> SentenceVAE:
     return SentenceVAE(
         recipe.config(),
         recipe.config(causal=True),
@@ -268,31 +259,63 @@ def _network(objective: str, recipe: EncoderRecipe, mask_id: int = 0) -> nn.Modu
     )
 
 
-def _step_flops(objective: str, model: nn.Module, recipe: EncoderRecipe) -> float:
-    """Training FLOPs of one step (a batch of the recipe's windows or lines)."""
-    tokens, seq_len = recipe.batch_size * recipe.block_size, recipe.block_size
-    if objective == "mlm":
-        return masked_lm_train_flops(model, tokens, seq_len, MASK_RATE)
-    if objective == "clm":
-        return model.flops_per_token(seq_len) * tokens
-    if objective == "simcse":  # two passes per line, the body only: no output layer
-        return body_flops_per_token(model.transformer, seq_len) * 2 * tokens
-    if objective == "electra":
-        return electra_train_flops(model, tokens, seq_len, MASK_RATE)
-    return sentence_vae_train_flops(model, tokens, seq_len)
+def _special_ids(tokenizer: Any) -> list[int]:
+    return sorted(tokenizer.special_ids.values())
+
+
+PRETRAINING = {
+    "mlm": Pretraining(
+        network=lambda recipe, mask_id: MaskedLM(recipe.config()),
+        reads="windows",
+        objective=lambda recipe, tokenizer: masked_lm_objective,
+        encoder=lambda model: model.transformer,
+        masked=True,
+    ),
+    "clm": Pretraining(
+        network=lambda recipe, mask_id: CausalLM(recipe.config(causal=True)),
+        reads="windows",
+        objective=lambda recipe, tokenizer: next_token_objective,
+        encoder=lambda model: model.transformer,
+    ),
+    "simcse": Pretraining(
+        # A MaskedLM's body, as 06 trains and saves it; SimCSE never runs the head.
+        network=lambda recipe, mask_id: SimCSE(MaskedLM(recipe.config()), SIMCSE_TEMPERATURE),
+        reads="lines",
+        objective=lambda recipe, tokenizer: simcse_objective,
+        encoder=lambda model: model.encoder.transformer,
+        passes=2,
+    ),
+    "electra": Pretraining(
+        network=_electra_network,
+        reads="windows",
+        objective=lambda recipe, tokenizer: functools.partial(
+            electra_objective, mask_id=tokenizer.mask_id, special_ids=_special_ids(tokenizer)
+        ),
+        encoder=lambda model: model.discriminator.transformer,
+    ),
+    "vae": Pretraining(
+        network=_vae_network,
+        reads="lines",
+        # KL annealed linearly over the first half of training (Bowman et al. 2016)
+        objective=lambda recipe, tokenizer: functools.partial(
+            vae_objective, schedule="linear", ramp_steps=max(1, recipe.steps // 2)
+        ),
+        encoder=lambda model: model.encoder,
+    ),
+}
 
 
 def flops_per_step(objective: str, recipe: EncoderRecipe | None = None) -> float:
     """Training FLOPs of one step of `objective` at the recipe's batch and block, as the
-    encoders trained here count them (random: 0). Nothing is allocated: the network is
-    built on PyTorch's meta device, which has shapes but no storage."""
+    network counts itself (`flops_per_token`; random: 0). Nothing is allocated: the network
+    is built on PyTorch's meta device, which has shapes but no storage."""
     objective = check_choice("objective", objective, OBJECTIVES)
     recipe = recipe or EncoderRecipe()
     if objective == "random":
         return 0.0
     with torch.device("meta"):
-        model = _network(objective, recipe)
-    return _step_flops(objective, model, recipe)
+        model = PRETRAINING[objective].network(recipe, 0)
+    return model.flops_per_token(recipe.block_size) * recipe.batch_size * recipe.block_size
 
 
 def steps_for_flops(objective: str, flops: float, recipe: EncoderRecipe | None = None) -> int:
@@ -305,31 +328,14 @@ def steps_for_flops(objective: str, flops: float, recipe: EncoderRecipe | None =
     return max(1, round(flops / per_step))
 
 
-# ------------------------------------------------------------------ training here
-
-
-def _fit(model: nn.Module, module: nn.Module, loss_fn, batch_fn, recipe: EncoderRecipe, device):
-    phase = Phase(
-        "pretrain",
-        module,
-        loss_fn,
-        lr=recipe.lr,
-        warmup_steps=min(50, recipe.steps // 10),
-        min_lr=recipe.lr / 10,
-    )
-    config = TrainerConfig(max_steps=recipe.steps, device=device, seed=recipe.seed, progress=False)
-    return Trainer(model, phase, batch_fn, config).fit()
+# ------------------------------------------------------------------ training
 
 
 @functools.lru_cache(maxsize=4)
-def _encoded_training_text(vocab_size: int) -> Tensor:
-    """The training plays' text as BPE ids, encoded once per vocabulary (it takes seconds)."""
-    return torch.tensor(data.bpe_tokenizer(vocab_size).encode(data.corpus_text("train")))
-
-
-@functools.lru_cache(maxsize=4)
-def _encoded_training_lines(vocab_size: int) -> tuple[list[int], ...]:
-    """Each spoken line of the training plays (>= 20 characters) as BPE ids."""
+def shakespeare_corpus(vocab_size: int) -> Corpus:
+    """The training plays as BPE ids (encoded once per vocabulary: it takes seconds): their
+    text, and each spoken line of at least 20 characters."""
+    tokenizer = data.bpe_tokenizer(vocab_size)
     lines = [
         line
         for work in data.works_in_split("train")
@@ -338,158 +344,98 @@ def _encoded_training_lines(vocab_size: int) -> tuple[list[int], ...]:
         for line in speech.text.splitlines()
         if len(line) >= 20
     ]
-    return tuple(data.bpe_tokenizer(vocab_size).encode_batch(lines))
+    return Corpus(
+        "Shakespeare's training plays",
+        torch.tensor(tokenizer.encode(data.corpus_text("train"))),
+        tuple(tuple(pieces) for pieces in tokenizer.encode_batch(lines)),
+    )
 
 
-def _training_tokens(tokenizer: BPETokenizer, device: str) -> Tensor:
-    return _encoded_training_text(tokenizer.vocab_size).to(device)
-
-
-def _training_lines(tokenizer: BPETokenizer, length: int, device: str) -> tuple[Tensor, Tensor]:
-    """[CLS] + each spoken line of the training plays, cut or padded to `length`: ids, mask."""
-    encoded = _encoded_training_lines(tokenizer.vocab_size)
-    rows = [[tokenizer.cls_id, *pieces][:length] for pieces in encoded]
-    ids = torch.tensor([row + [tokenizer.pad_id] * (length - len(row)) for row in rows])
-    return ids.to(device), (ids != tokenizer.pad_id).long().to(device)
-
-
-def _windows(tokens: Tensor, recipe: EncoderRecipe):
-    high = len(tokens) - recipe.block_size
+def _windows(text: Tensor, recipe: EncoderRecipe) -> BatchFn:
+    """Random windows of block_size from a running text, or whole rows of a cut one."""
+    if text.dim() == 2:
+        return lambda step, generator: text[
+            torch.randint(len(text), (recipe.batch_size,), generator=generator).to(text.device)
+        ]
+    high = len(text) - recipe.block_size
+    offsets = torch.arange(recipe.block_size, device=text.device)
 
     def batch_fn(step: int, generator: torch.Generator) -> Tensor:
         starts = torch.randint(high, (recipe.batch_size,), generator=generator)
-        return tokens[
-            starts.to(tokens.device)[:, None]
-            + torch.arange(recipe.block_size, device=tokens.device)
-        ]
+        return text[starts.to(text.device)[:, None] + offsets]
 
     return batch_fn
 
 
-def _tokens_seen(recipe: EncoderRecipe) -> int:
-    return recipe.steps * recipe.batch_size * recipe.block_size
+def _lines(corpus: Corpus, tokenizer: Any, recipe: EncoderRecipe, device: str) -> BatchFn:
+    """[CLS] + each line, cut or padded to block_size: rows of (ids, attention mask)."""
+    length = recipe.block_size
+    rows = [[tokenizer.cls_id, *pieces][:length] for pieces in corpus.lines]
+    ids = torch.tensor([row + [tokenizer.pad_id] * (length - len(row)) for row in rows])
+    mask = (ids != tokenizer.pad_id).long()
+    return sample_rows(ids.to(device), mask.to(device), batch_size=recipe.batch_size)
 
 
-def _mlm(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> PretrainedEncoder:
-    torch.manual_seed(recipe.seed)
-    model = _network("mlm", recipe).to(device)
-    windows = _windows(_training_tokens(tokenizer, device), recipe)
-    special = sorted(tokenizer.special_ids.values())
+def pretrain(
+    objective: str, recipe: EncoderRecipe, corpus: Corpus, tokenizer: Any, device: str = "cpu"
+) -> PretrainedEncoder:
+    """Train `objective`'s network at the recipe's shape on `corpus` with the trainer (AdamW,
+    warmup over a tenth of the steps up to 50, cosine decay to a tenth of the rate), seeded
+    by the recipe; return the encoder body it leaves, in eval mode on the CPU.
 
-    def batch_fn(step: int, generator: torch.Generator):
-        return mask_tokens(
-            windows(step, generator),
-            mask_id=tokenizer.mask_id,
-            vocab_size=tokenizer.vocab_size,
-            special_ids=special,
-            generator=generator,
+    tokenizer: what made the corpus's ids; its vocabulary must be the recipe's, and it
+    gives the special tokens ([MASK], [CLS], [PAD]) the objectives use.
+    """
+    objective = check_choice("objective", objective, [o for o in OBJECTIVES if o != "random"])
+    if tokenizer.vocab_size != recipe.vocab_size:
+        raise invalid(
+            "tokenizer",
+            f"a vocabulary of {tokenizer.vocab_size}",
+            f"{recipe.vocab_size} ids, the recipe's vocab_size",
         )
-
-    history = _fit(model, model, masked_lm_objective, batch_fn, recipe, device)
-    tokens = _tokens_seen(recipe)
-    flops = _step_flops("mlm", model, recipe) * recipe.steps
-    meta = {"final_loss": history[-1]["pretrain/loss"]}
-    return PretrainedEncoder(
-        "mlm", model.transformer, tokenizer, "", recipe.steps, tokens, flops, meta
-    )
-
-
-def _clm(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> PretrainedEncoder:
+    row = PRETRAINING[objective]
     torch.manual_seed(recipe.seed)
-    model = _network("clm", recipe).to(device)
-    windows = _windows(_training_tokens(tokenizer, device), recipe)
+    model = row.network(recipe, tokenizer.mask_id).to(device)
+    if row.reads == "lines":
+        batch_fn = _lines(corpus, tokenizer, recipe, device)
+    else:
+        windows = _windows(corpus.text.to(device), recipe)
+        batch_fn = windows
+        if row.masked:
+            special = _special_ids(tokenizer)
 
-    def loss_fn(module: nn.Module, batch: Tensor, step: int):
-        # All of the window in, every token with a successor scored (`causal_lm_loss`).
-        return module(batch, targets=next_token_targets(batch)), {}
+            def batch_fn(step: int, generator: torch.Generator):
+                return mask_tokens(
+                    windows(step, generator),
+                    mask_id=tokenizer.mask_id,
+                    vocab_size=tokenizer.vocab_size,
+                    special_ids=special,
+                    generator=generator,
+                )
 
-    history = _fit(model, model, loss_fn, windows, recipe, device)
-    tokens = _tokens_seen(recipe)
-    flops = _step_flops("clm", model, recipe) * recipe.steps
-    meta = {"final_loss": history[-1]["pretrain/loss"]}
-    return PretrainedEncoder(
-        "clm", model.transformer, tokenizer, "", recipe.steps, tokens, flops, meta
-    )
-
-
-def _simcse(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> PretrainedEncoder:
-    torch.manual_seed(recipe.seed)
-    model = _network("simcse", recipe).to(device)
-    ids, mask = _training_lines(tokenizer, recipe.block_size, device)
-
-    def loss_fn(module: nn.Module, batch, step: int):
-        lines, real = batch
-        first = pool(module.hidden_states(lines, real), real, "mean")  # dropout mask 1
-        second = pool(module.hidden_states(lines, real), real, "mean")  # dropout mask 2
-        return info_nce(first, second, 0.05), {}
-
-    history = _fit(
+    phase = Phase(
+        "pretrain",
         model,
-        model.transformer,
-        loss_fn,
-        sample_rows(ids, mask, batch_size=recipe.batch_size),
-        recipe,
-        device,
+        row.objective(recipe, tokenizer),
+        lr=recipe.lr,
+        warmup_steps=min(50, recipe.steps // 10),
+        min_lr=recipe.lr / 10,
     )
-    tokens = 2 * _tokens_seen(recipe)  # two passes per line
-    flops = _step_flops("simcse", model, recipe) * recipe.steps  # the MLM head is never used
-    meta = {"final_loss": history[-1]["pretrain/loss"]}
-    return PretrainedEncoder(
-        "simcse", model.transformer, tokenizer, "", recipe.steps, tokens, flops, meta
-    )
-
-
-def _electra(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> PretrainedEncoder:
-    torch.manual_seed(recipe.seed)
-    model = _network("electra", recipe).to(device)
-    windows = _windows(_training_tokens(tokenizer, device), recipe)
-    special = sorted(tokenizer.special_ids.values())
-
-    def loss_fn(module: nn.Module, batch: Tensor, step: int):
-        return electra_loss(module, batch, mask_id=tokenizer.mask_id, special_ids=special)
-
-    history = _fit(model, model, loss_fn, windows, recipe, device)
-    tokens = _tokens_seen(recipe)
-    flops = _step_flops("electra", model, recipe) * recipe.steps
-    meta = {
-        "final_loss": history[-1]["pretrain/loss"],
-        "rtd_accuracy": history[-1].get("pretrain/rtd_accuracy"),
+    config = TrainerConfig(max_steps=recipe.steps, device=device, seed=recipe.seed, progress=False)
+    history = Trainer(model, phase, batch_fn, config).fit()
+    tokens = recipe.steps * recipe.batch_size * recipe.block_size
+    flops = model.flops_per_token(recipe.block_size) * tokens
+    last = history[-1]
+    metadata = {  # the last step's loss and metrics: final_loss, final_accuracy, ...
+        "final_" + key.removeprefix("pretrain/"): value
+        for key, value in last.items()
+        if key.startswith("pretrain/") and key not in ("pretrain/lr", "pretrain/grad_norm")
     }
-    body = model.discriminator.transformer
-    return PretrainedEncoder("electra", body, tokenizer, "", recipe.steps, tokens, flops, meta)
-
-
-def _vae(recipe: EncoderRecipe, tokenizer: BPETokenizer, device: str) -> PretrainedEncoder:
-    torch.manual_seed(recipe.seed)
-    model = _network("vae", recipe, mask_id=tokenizer.mask_id).to(device)
-    ids, mask = _training_lines(tokenizer, recipe.block_size, device)
-
-    def loss_fn(module: nn.Module, batch, step: int):
-        lines, real = batch
-        mu, logvar = module.encode(lines, real)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        reconstruction = -module.log_likelihood(z, lines, real).mean()
-        # KL annealed linearly over the first half of training (Bowman et al. 2016)
-        weight = min(1.0, step / max(1, recipe.steps // 2))
-        kl = gaussian_kl(mu, logvar).mean()
-        return reconstruction + weight * kl, {"kl": kl.detach()}
-
-    history = _fit(
-        model, model, loss_fn, sample_rows(ids, mask, batch_size=recipe.batch_size), recipe, device
+    body = row.encoder(model).cpu().eval()
+    source = f"trained here on {corpus.name}"
+    return PretrainedEncoder(
+        objective, body, tokenizer, source, recipe.steps, row.passes * tokens, flops, metadata
     )
-    tokens = _tokens_seen(recipe)
-    flops = _step_flops("vae", model, recipe) * recipe.steps
-    meta = {"final_loss": history[-1]["pretrain/loss"], "final_kl": history[-1].get("pretrain/kl")}
-    return PretrainedEncoder("vae", model.encoder, tokenizer, "", recipe.steps, tokens, flops, meta)
-
-
-TRAINERS = {
-    "mlm": _mlm,
-    "clm": _clm,
-    "simcse": _simcse,
-    "electra": _electra,
-    "vae": _vae,
-}
 
 
 def describe(encoders: list[PretrainedEncoder]) -> str:

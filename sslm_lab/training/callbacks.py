@@ -1,6 +1,7 @@
 """Everything around a training step that is not the step: speed, early stopping, progress.
 
-The loop in `sslm_lab.training.trainer` calls a callback at four points:
+The loop in `sslm_lab.training.trainer` calls a callback at four points, handing it the
+trainer as a `Run` (the little of it a callback reads, and `stop_reason`, which it sets):
 
     on_fit_start(trainer)          fit() begins, after any resume
     on_evaluate(trainer, metrics)  eval_fn has just run (its metrics are in the row too)
@@ -16,23 +17,24 @@ its `state_dict()` under that key and hands it back to `load_state_dict()`.
 
 The trainer builds the built-ins from its TrainerConfig:
 
-- `Throughput`: items/s and MFU in every row (the trainer calls it first, right after
-  the step), and `trainer.summary()`;
 - `EarlyStopping`: stops when an eval metric has stopped improving;
 - `ProgressBar`: the tqdm bar and the trainer's messages;
 - `TensorBoard`: every row as scalars, if tensorboard is installed.
 
 and runs them as EarlyStopping, your callbacks, ProgressBar, TensorBoard, so that
 yours see early stopping's decision and the bar shows what yours added.
+
+`Throughput` is not a callback but a helper the trainer calls itself, right after each
+step and before any evaluation: items/s and MFU in every row, and `trainer.summary()`.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -40,10 +42,17 @@ from tqdm.auto import tqdm
 
 from sslm_lab.training.hardware import model_flops_utilization, peak_flops
 
-if TYPE_CHECKING:  # the trainer imports this module, so only type checkers import it back
-    from sslm_lab.training.trainer import Trainer
 
-StepFunction = Callable[["Trainer", dict[str, float]], None]
+class Run(Protocol):
+    """The trainer as a callback sees it: where the run stands, and a way to stop it."""
+
+    step: int  # optimizer steps completed
+    max_steps: int  # where fit() stops
+    phase_names: Sequence[str]  # in the order they run each step
+    stop_reason: str | None  # set it to stop training after the current step
+
+
+StepFunction = Callable[[Run, dict[str, float]], None]
 
 
 class Callback:
@@ -51,16 +60,16 @@ class Callback:
 
     state_key: str | None = None  # where a checkpoint keeps state_dict(); None: nothing to keep
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: Run) -> None:
         """fit() begins (after any resume, so trainer.step may be > 0)."""
 
-    def on_evaluate(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def on_evaluate(self, trainer: Run, metrics: dict[str, float]) -> None:
         """eval_fn has run; `metrics` are its results as floats (rank 0's under torchrun)."""
 
-    def on_step_end(self, trainer: Trainer, row: dict[str, float]) -> None:
+    def on_step_end(self, trainer: Run, row: dict[str, float]) -> None:
         """A step is done: `row` is complete and goes into trainer.history next."""
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: Run) -> None:
         """fit() ends, normally or by an exception."""
 
     def state_dict(self) -> dict[str, Any]:
@@ -78,7 +87,7 @@ class FunctionCallback(Callback):
     def __init__(self, function: StepFunction) -> None:
         self.function = function
 
-    def on_step_end(self, trainer: Trainer, row: dict[str, float]) -> None:
+    def on_step_end(self, trainer: Run, row: dict[str, float]) -> None:
         self.function(trainer, row)
 
 
@@ -87,7 +96,7 @@ def as_callback(callback: Callback | StepFunction) -> Callback:
     return callback if isinstance(callback, Callback) else FunctionCallback(callback)
 
 
-class Throughput(Callback):
+class Throughput:
     """Items per second and model FLOPs utilization (MFU) of every step, from its step_ms.
 
     Items are tokens when the batch holds integer token ids, else samples, counted over
@@ -102,14 +111,18 @@ class Throughput(Callback):
         self.unit = "samples"  # of the latest step: "tokens" or "samples"
         self._flops_per_token: dict[int | None, float | None] = {}
 
-    def on_step_end(self, trainer: Trainer, row: dict[str, float]) -> None:
-        counts = trainer.batch_items
-        self.unit, _, seq_len = counts[0]
-        rate = sum(count for _, count, _ in counts) / (row["step_ms"] / 1000)
+    def measure(
+        self,
+        row: dict[str, float],
+        batch_items: list[tuple[str, int, int | None]],
+        model: nn.Module,
+    ) -> None:
+        """Add the step's rate (`tokens_per_s` or `samples_per_s`) and MFU to its `row`;
+        `batch_items` are `batches.count_items` of each micro-batch."""
+        self.unit, _, seq_len = batch_items[0]
+        rate = sum(count for _, count, _ in batch_items) / (row["step_ms"] / 1000)
         row[f"{self.unit}_per_s"] = rate
-        flops = (
-            self._model_flops_per_token(trainer.model, seq_len) if self.unit == "tokens" else None
-        )
+        flops = self._model_flops_per_token(model, seq_len) if self.unit == "tokens" else None
         mfu = model_flops_utilization(rate, flops, self.peak)
         if mfu is not None:
             row["mfu"] = mfu
@@ -121,18 +134,20 @@ class Throughput(Callback):
             self._flops_per_token[seq_len] = float(estimate(seq_len=seq_len)) if estimate else None
         return self._flops_per_token[seq_len]
 
-    def summary(self, trainer: Trainer, skip_first: int = 1) -> dict[str, Any]:
-        """Mean speed over this process's steps, leaving out the first `skip_first`."""
-        rows = [row for row in trainer.history if "step_ms" in row][skip_first:]
+    def summary(
+        self, history: list[dict[str, float]], steps: int, skipped_steps: int, skip_first: int = 1
+    ) -> dict[str, Any]:
+        """Mean speed over the steps in `history`, leaving out the first `skip_first`."""
+        rows = [row for row in history if "step_ms" in row][skip_first:]
         if not rows:
-            return {"steps": trainer.step, "skipped_steps": trainer.skipped_steps}
+            return {"steps": steps, "skipped_steps": skipped_steps}
         seconds = sum(row["step_ms"] for row in rows) / 1000
         key = f"{self.unit}_per_s"
         items = sum(row[key] * row["step_ms"] / 1000 for row in rows if key in row)
         mfus = [row["mfu"] for row in rows if "mfu" in row]
         return {
-            "steps": trainer.step,
-            "skipped_steps": trainer.skipped_steps,
+            "steps": steps,
+            "skipped_steps": skipped_steps,
             "ms_per_step": 1000 * seconds / len(rows),
             key: items / seconds,
             "mfu": sum(mfus) / len(mfus) if mfus else "unknown",
@@ -154,7 +169,7 @@ class EarlyStopping(Callback):
         self.best: float | None = None
         self.bad_evals = 0
 
-    def on_evaluate(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def on_evaluate(self, trainer: Run, metrics: dict[str, float]) -> None:
         if self.metric not in metrics:
             raise ValueError(
                 f"TrainerConfig.early_stopping_metric: got {self.metric!r}, but eval_fn returned "
@@ -189,28 +204,29 @@ class ProgressBar(Callback):
         self.enabled = enabled
         self._bar: Any = None
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: Run) -> None:
         # Pass disable= only to silence: an explicit disable=False would override TQDM_DISABLE.
         # tqdm.notebook (what tqdm.auto picks in Jupyter) ignores TQDM_DISABLE: check it here.
         silent = not self.enabled or bool(os.environ.get("TQDM_DISABLE"))
         quiet = {"disable": True} if silent else {}
-        total = trainer.config.max_steps
+        total = trainer.max_steps
         self._bar = tqdm(total=total, initial=trainer.step, desc="training", **quiet)
 
-    def on_step_end(self, trainer: Trainer, row: dict[str, float]) -> None:
+    def on_step_end(self, trainer: Run, row: dict[str, float]) -> None:
         postfix = {
-            phase.name: f"{row[f'{phase.name}/loss']:.4f}"
-            for phase in trainer.phases
-            if f"{phase.name}/loss" in row
+            name: f"{row[f'{name}/loss']:.4f}"
+            for name in trainer.phase_names
+            if f"{name}/loss" in row
         }
-        unit = trainer.throughput.unit
-        postfix[f"{unit}/s"] = f"{row[f'{unit}_per_s']:,.0f}"
+        for unit in ("tokens", "samples"):
+            if f"{unit}_per_s" in row:
+                postfix[f"{unit}/s"] = f"{row[f'{unit}_per_s']:,.0f}"
         if "mfu" in row:
             postfix["mfu"] = f"{100 * row['mfu']:.1f}%"
         self._bar.set_postfix(postfix, refresh=False)
         self._bar.update(1)
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: Run) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -232,7 +248,7 @@ class TensorBoard(Callback):
         self.log_dir = Path(log_dir)
         self._writer: Any = None
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: Run) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
@@ -244,14 +260,14 @@ class TensorBoard(Callback):
             return
         self._writer = SummaryWriter(str(self.log_dir))
 
-    def on_step_end(self, trainer: Trainer, row: dict[str, float]) -> None:
+    def on_step_end(self, trainer: Run, row: dict[str, float]) -> None:
         if self._writer is None:
             return
         for key, value in row.items():
             if key != "step":
                 self._writer.add_scalar(key, value, trainer.step)
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: Run) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None

@@ -1,8 +1,8 @@
 """Checkpoints that survive a crash and resume training exactly.
 
-This module owns everything a checkpoint is: its folders and files, what the trainer
-puts in it (`training_state`) and how a resumed trainer gets it back
-(`restore_training_state`), random number generators included. The trainer only
+This module owns a checkpoint's folders and files, and the random number generators a
+resume must put back (`rng_states`, `restore_rng_states`). What the training state holds
+is the trainer's own business (`Trainer.state_dict` / `load_state_dict`); the trainer also
 decides when to write one.
 
 A checkpoint is one folder per step, next to a `latest` pointer:
@@ -10,8 +10,9 @@ A checkpoint is one folder per step, next to a `latest` pointer:
     checkpoint_dir/
         step_0000500/
             model.safetensors   the weights: plain tensors, safe to load from anywhere
-            state.pt            optimizer(s), scheduler(s), scaler(s), step, RNG states,
-                                data position, metrics history, callback states
+            state.pt            the trainer's state_dict() (optimizers, schedules, loss
+                                scales, step, data position, history, callback states)
+                                and every process's RNG states
         step_0001000/ ...
         latest                  a text file holding the newest folder's name
 
@@ -35,7 +36,7 @@ import random
 import shutil
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,15 +52,10 @@ from sslm_lab.files import (
     weight_mismatches,
 )
 
-if TYPE_CHECKING:  # the trainer imports this module, so only type checkers import it back
-    from sslm_lab.training.trainer import Trainer
-
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
 LATEST_FILE = "latest"
 STEP_PREFIX = "step_"
-# 2: callback states under "callbacks" (format 1 had early stopping's at the top level).
-STATE_FORMAT = 2
 
 
 def step_folder_name(step: int) -> str:
@@ -174,81 +170,37 @@ def load_checkpoint(folder: str | os.PathLike, model: nn.Module) -> dict[str, An
     return state
 
 
-def training_state(trainer: Trainer) -> dict[str, Any]:
-    """Everything besides the weights that a resumed `trainer` needs to go on exactly.
+def rng_states(world_size: int) -> list[dict[str, Any]]:
+    """Every process's random number generators, one entry per rank (rank 0 first).
 
-    Every rank must call it under torchrun (it gathers each rank's RNG state); rank 0
-    saves the result.
+    Each rank's dropout stream differs, so under torchrun every rank must call this: it
+    gathers them all, for rank 0 to save.
     """
-    rng = [capture_rng_state()]
-    if trainer.dist.enabled:  # each rank's dropout stream differs: keep them all
-        rng = [None] * trainer.dist.world_size
-        dist.all_gather_object(rng, capture_rng_state())
-    return {
-        "format": STATE_FORMAT,
-        "step": trainer.step,
-        "phases": {
-            s.phase.name: {
-                "optimizer": s.optimizer.state_dict(),
-                "scheduler": s.scheduler.state_dict(),
-                "scaler": s.scaler.state_dict(),
-                "updates": s.updates,
-            }
-            for s in trainer._states
-        },
-        "data": trainer.stream.state_dict(),
-        "rng": rng,
-        "history": trainer.history,
-        "skipped_steps": trainer.skipped_steps,
-        "callbacks": {c.state_key: c.state_dict() for c in trainer.callbacks if c.state_key},
-    }
+    if world_size == 1:
+        return [capture_rng_state()]
+    states: list[Any] = [None] * world_size
+    dist.all_gather_object(states, capture_rng_state())
+    return states
 
 
-def restore_training_state(trainer: Trainer, state: dict[str, Any], folder: Path) -> None:
-    """Put `training_state`'s result, loaded from `folder`, back into `trainer`.
+def restore_rng_states(
+    states: list[dict[str, Any]], rank: int, world_size: int, reseed: int, folder: Path
+) -> None:
+    """Put this rank's generators back from `rng_states`' result, loaded from `folder`.
 
-    Refuses a checkpoint of other phases or optimizers (CheckpointError). Resumed by a
-    different number of processes, the RNG states cannot be matched to ranks: they are
-    reseeded, with a warning that the run is no longer exact.
+    Resumed by a different number of processes, the states cannot be matched to ranks:
+    every generator is seeded with `reseed` instead, with a warning that the run is no
+    longer exact.
     """
-    if state.get("format", 1) > STATE_FORMAT:
-        raise CheckpointError(
-            f"{folder} has state format {state['format']}, newer than this sslm_lab "
-            f"understands ({STATE_FORMAT}); update sslm_lab to resume from it"
-        )
-    saved, ours = sorted(state["phases"]), sorted(p.name for p in trainer.phases)
-    if saved != ours:
-        raise CheckpointError(f"{folder} holds phases {saved}, but this trainer has {ours}")
-    for phase_state in trainer._states:
-        saved_phase = state["phases"][phase_state.phase.name]
-        try:
-            phase_state.optimizer.load_state_dict(saved_phase["optimizer"])
-        except ValueError as error:
-            raise CheckpointError(f"{folder}: optimizer state does not fit ({error})") from error
-        phase_state.scheduler.load_state_dict(saved_phase["scheduler"])
-        if saved_phase["scaler"] and phase_state.scaler.is_enabled():
-            phase_state.scaler.load_state_dict(saved_phase["scaler"])
-        phase_state.updates = saved_phase["updates"]
-    trainer.step = state["step"]
-    trainer.stream.load_state_dict(state["data"])
-    trainer.history = list(state["history"])
-    trainer.skipped_steps = state["skipped_steps"]
-    # Format 1 kept early stopping's state at the top level, the only callback state then.
-    callbacks = state.get("callbacks") or {"early_stopping": state.get("early_stopping")}
-    for callback in trainer.callbacks:
-        if callback.state_key is not None and callbacks.get(callback.state_key) is not None:
-            callback.load_state_dict(callbacks[callback.state_key])
-    world_size, rank = trainer.dist.world_size, trainer.dist.rank
-    if len(state["rng"]) == world_size:
-        restore_rng_state(state["rng"][rank])
-    else:
-        warnings.warn(
-            f"{folder} was saved by {len(state['rng'])} processes and is resumed by "
-            f"{world_size}: random streams are reseeded, so the run is not exact",
-            stacklevel=3,  # the trainer's fit()
-        )
-        seed_everything(trainer.config.seed + rank + trainer.step)
-    trainer.last_checkpoint = folder
+    if len(states) == world_size:
+        restore_rng_state(states[rank])
+        return
+    warnings.warn(
+        f"{folder} was saved by {len(states)} processes and is resumed by "
+        f"{world_size}: random streams are reseeded, so the run is not exact",
+        stacklevel=3,  # the trainer's fit()
+    )
+    seed_everything(reseed)
 
 
 def seed_everything(seed: int) -> None:

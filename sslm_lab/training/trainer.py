@@ -61,8 +61,9 @@ Either way a batch is the *global* batch: under torchrun each process keeps its
 This file is the loop and what it is configured with, in reading order: `Phase` and
 `TrainerConfig`, the optimizer helpers, then `Trainer`, whose `fit` comes right after
 its constructor. Around the loop, `callbacks.py` measures speed, stops early, draws
-the progress bar and logs to TensorBoard; `checkpoint.py` knows what a checkpoint
-holds and how a resume puts it back; `hardware.py` picks the device and precision.
+the progress bar and logs to TensorBoard; `checkpoint.py` writes and reads the files
+(the trainer's `state_dict`, the weights, the random generators); `hardware.py` picks
+the device and precision.
 """
 
 from __future__ import annotations
@@ -94,13 +95,14 @@ from sslm_lab.training.callbacks import (
     as_callback,
 )
 from sslm_lab.training.checkpoint import (
+    CheckpointError,
     load_checkpoint,
-    restore_training_state,
+    restore_rng_states,
     resume_folder,
+    rng_states,
     save_checkpoint,
     seed_everything,
     step_folder_name,
-    training_state,
 )
 from sslm_lab.training.hardware import (
     AUTOCAST_DTYPES,
@@ -113,6 +115,9 @@ from sslm_lab.training.hardware import (
 
 LossFn = Callable[[nn.Module, Any, int], tuple[Tensor, dict[str, Any]]]
 SCHEDULES = ("cosine", "linear", "constant")
+# The layout of `Trainer.state_dict`. 2: callback states under "callbacks" (format 1 had
+# early stopping's at the top level).
+STATE_FORMAT = 2
 FUSED_ADAMW_DEVICES = ("cuda", "cpu", "mps")  # where torch.optim.AdamW(fused=True) runs
 
 
@@ -413,7 +418,8 @@ class Trainer:
                 callback.on_fit_start(self)
             while self.step < config.max_steps and self.stop_reason is None:
                 row = self._train_step()
-                self.throughput.on_step_end(self, row)  # the step's speed, ahead of eval metrics
+                # the step's speed, measured before any evaluation adds to the time
+                self.throughput.measure(row, self.batch_items, self.model)
                 if config.eval_every and (
                     self.step % config.eval_every == 0 or self.step == config.max_steps
                 ):
@@ -535,7 +541,72 @@ class Trainer:
 
     def summary(self, skip_first: int = 1) -> dict[str, Any]:
         """Speed over this process's steps, leaving out the first (compile, warm-up)."""
-        return self.throughput.summary(self, skip_first)
+        return self.throughput.summary(self.history, self.step, self.skipped_steps, skip_first)
+
+    @property
+    def max_steps(self) -> int:
+        return self.config.max_steps
+
+    @property
+    def phase_names(self) -> list[str]:
+        return [phase.name for phase in self.phases]
+
+    # ------------------------------------------------------------------------- state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything besides the weights and the random generators that a resumed trainer
+        needs to go on exactly: each phase's optimizer, schedule, loss scale and update
+        count, the step, the data position, the history and the callbacks' states. Plain
+        values and tensors only, so a checkpoint loads with `torch.load(weights_only=True)`."""
+        return {
+            "format": STATE_FORMAT,
+            "step": self.step,
+            "phases": {
+                s.phase.name: {
+                    "optimizer": s.optimizer.state_dict(),
+                    "scheduler": s.scheduler.state_dict(),
+                    "scaler": s.scaler.state_dict(),
+                    "updates": s.updates,
+                }
+                for s in self._states
+            },
+            "data": self.stream.state_dict(),
+            "history": self.history,
+            "skipped_steps": self.skipped_steps,
+            "callbacks": {c.state_key: c.state_dict() for c in self.callbacks if c.state_key},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put back what `state_dict` returned. A state of a newer format or of other phases
+        is refused (ValueError) before anything changes; so is an optimizer state that does
+        not fit its phase's parameters."""
+        if state.get("format", 1) > STATE_FORMAT:
+            raise ValueError(
+                f"state format {state['format']} is newer than this sslm_lab understands "
+                f"({STATE_FORMAT}); update sslm_lab to resume from it"
+            )
+        saved, ours = sorted(state["phases"]), sorted(self.phase_names)
+        if saved != ours:
+            raise ValueError(f"holds phases {saved}, but this trainer has {ours}")
+        for phase_state in self._states:
+            saved_phase = state["phases"][phase_state.phase.name]
+            try:
+                phase_state.optimizer.load_state_dict(saved_phase["optimizer"])
+            except ValueError as error:
+                raise ValueError(f"optimizer state does not fit ({error})") from error
+            phase_state.scheduler.load_state_dict(saved_phase["scheduler"])
+            if saved_phase["scaler"] and phase_state.scaler.is_enabled():
+                phase_state.scaler.load_state_dict(saved_phase["scaler"])
+            phase_state.updates = saved_phase["updates"]
+        self.step = state["step"]
+        self.stream.load_state_dict(state["data"])
+        self.history = list(state["history"])
+        self.skipped_steps = state["skipped_steps"]
+        # Format 1 kept early stopping's state at the top level, the only callback state then.
+        callbacks = state.get("callbacks") or {"early_stopping": state.get("early_stopping")}
+        for callback in self.callbacks:
+            if callback.state_key is not None and callbacks.get(callback.state_key) is not None:
+                callback.load_state_dict(callbacks[callback.state_key])
 
     # ------------------------------------------------------------------- checkpoints
 
@@ -549,7 +620,7 @@ class Trainer:
         folder = self._folder()
         if folder is None:
             raise ValueError("Trainer.save_checkpoint needs TrainerConfig.checkpoint_dir")
-        state = training_state(self)
+        state = {**self.state_dict(), "rng": rng_states(self.dist.world_size)}
         if self.dist.is_main:
             config = self.config
             save_checkpoint(config.checkpoint_dir, self.step, self.model, state, config.keep_last_n)
@@ -567,7 +638,15 @@ class Trainer:
             directory = self.config.checkpoint_dir
             self._progress.write(f"no checkpoint in {directory} yet: starting at step 0")
             return False
-        restore_training_state(self, load_checkpoint(folder, self.model), folder)
+        state = load_checkpoint(folder, self.model)
+        try:
+            self.load_state_dict(state)
+        except ValueError as error:
+            raise CheckpointError(f"{folder}: {error}") from error
+        rank = self.dist.rank
+        reseed = self.config.seed + rank + self.step
+        restore_rng_states(state["rng"], rank, self.dist.world_size, reseed, folder)
+        self.last_checkpoint = folder
         self._progress.write(f"resumed from {folder} at step {self.step}")
         return True
 
