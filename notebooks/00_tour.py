@@ -51,8 +51,8 @@ from sslm_lab import data, ngrams
 from sslm_lab.lab import profiles
 from sslm_lab.lab.env import environment_report
 from sslm_lab.lab.results import record_results
-from sslm_lab.lab.viz.corpus import plot_baselines, plot_image_grid, plot_work_lengths
-from sslm_lab.lab.widgets.tokens import side_by_side_html, tokenize_side_by_side, tokenizer_explorer
+from sslm_lab.lab.viz.tour import plot_baselines, plot_image_grid, plot_work_lengths
+from sslm_lab.lab.widgets.tour import side_by_side_html, tokenize_side_by_side, tokenizer_explorer
 from sslm_lab.ngrams import char_ids, ngram_baselines
 
 P = profiles.get_profile(profile)

@@ -71,9 +71,9 @@ from sslm_lab.eval_mode import evaluating
 from sslm_lab.heads import MaskedLM
 from sslm_lab.lab import profiles
 from sslm_lab.lab.results import record_results, run_dir
-from sslm_lab.lab.viz.language_models import plot_masked_lm_history
+from sslm_lab.lab.viz.masked_lm import plot_masked_lm_history
 from sslm_lab.lab.viz.training import plot_bars, plot_history
-from sslm_lab.lab.widgets.masking import (
+from sslm_lab.lab.widgets.masked_lm import (
     cloze_explorer,
     cloze_predictions,
     masking_example,
@@ -262,7 +262,7 @@ print(
 #   see, which teaches spelling more than meaning;
 # - `span`: runs of consecutive tokens (SpanBERT), so the model must rebuild whole phrases.
 #
-# The playground is a view over `sslm_lab.lab.widgets.masking.masking_example(tokenizer,
+# The playground is a view over `sslm_lab.lab.widgets.masked_lm.masking_example(tokenizer,
 # text, mask_rate, strategy, seed)`, which you can call yourself.
 
 # %%
@@ -602,7 +602,7 @@ if M.learns_context:
 # A *cloze test* is the school exercise: fill in the gap. Type a line with `[MASK]` in it
 # (each `[MASK]` stands for one BPE piece; a space before it belongs to the hidden piece)
 # and see the model's five best guesses. The widget is a view over
-# `sslm_lab.lab.widgets.masking.cloze_predictions(model, tokenizer, text, k)`.
+# `sslm_lab.lab.widgets.masked_lm.cloze_predictions(model, tokenizer, text, k)`.
 #
 # Where the answer is a habit of the language (*good morrow, my lord*; *I thank you*),
 # this small model is often right, though rarely certain. The most famous line is beyond it:

@@ -74,12 +74,12 @@ from sslm_lab.generation import (
 from sslm_lab.heads import CausalLM
 from sslm_lab.lab import profiles
 from sslm_lab.lab.results import record_results, run_dir
-from sslm_lab.lab.viz.language_models import (
+from sslm_lab.lab.viz.causal_lm import (
     plot_learning_curves,
     plot_teacher_forcing,
     plot_temperature_effect,
 )
-from sslm_lab.lab.widgets.sampling import sample_continuation, sampling_explorer
+from sslm_lab.lab.widgets.causal_lm import sample_continuation, sampling_explorer
 from sslm_lab.ngrams import ngram_baselines
 from sslm_lab.objectives import bits_per_character, causal_lm_loss, causal_lm_objective
 from sslm_lab.pretrained import load_pretrained, save_pretrained

@@ -85,7 +85,7 @@ from sslm_lab.lab.viz.vae import (
     plot_latent_map,
     plot_rate_distortion,
 )
-from sslm_lab.lab.widgets.latent import (
+from sslm_lab.lab.widgets.vae import (
     interpolate,
     interpolation_strip,
     latent_explorer,
@@ -378,7 +378,7 @@ print(
 #
 # Move $z_1$ and $z_2$ to see the digit decoded at that point (it starts at the code of
 # the first 3 in the test split). Pick two test digits to see the straight path between their codes,
-# decoded. The widget is a view over `sslm_lab.lab.widgets.latent`'s `decode_point` and
+# decoded. The widget is a view over `sslm_lab.lab.widgets.vae`'s `decode_point` and
 # `interpolation_strip`, which you can call yourself; the strips below were drawn by the
 # second.
 

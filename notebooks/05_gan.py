@@ -104,7 +104,7 @@ from sslm_lab.lab.viz.gan import (
     plot_rtd_history,
     plot_sample_grids,
 )
-from sslm_lab.lab.widgets.replay import replay_frame, sample_grid, training_replay
+from sslm_lab.lab.widgets.gan import replay_frame, sample_grid, training_replay
 from sslm_lab.pretrained import load_pretrained, save_pretrained
 from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig
 from sslm_lab.transformer import TransformerConfig
@@ -340,7 +340,7 @@ for step, judged in main_run["saved"].items():
 #
 # Every saved step drew its samples from the **same** noise vectors, so each tile of the
 # grid follows one $z$ through training. Move the slider. The widget is a view over
-# `sslm_lab.lab.widgets.replay.replay_frame(snapshots, step, diagnostics)`, which
+# `sslm_lab.lab.widgets.gan.replay_frame(snapshots, step, diagnostics)`, which
 # returns the tiled grid and its caption, and which you can call yourself. Below it, a
 # few of the steps side by side, for a reader without a kernel.
 

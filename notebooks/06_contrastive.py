@@ -108,7 +108,7 @@ from sslm_lab.lab.viz.contrastive import (
     plot_temperature_study,
 )
 from sslm_lab.lab.viz.training import plot_bars, plot_history
-from sslm_lab.lab.widgets.embeddings import embedding_explorer, nearest_lines
+from sslm_lab.lab.widgets.contrastive import embedding_explorer, nearest_lines
 from sslm_lab.pretrained import load_pretrained, save_pretrained
 from sslm_lab.training.batches import sample_rows
 from sslm_lab.training.hardware import device_name, resolve_device
@@ -1206,7 +1206,7 @@ fig = plot_embedding_maps(maps, pool_genres)
 #
 # Pick one of the suggested held-out lines or type your own (press Enter), choose an
 # encoder, and read the nearest lines of the pool with their plays. The widget is a view
-# over `sslm_lab.lab.widgets.embeddings.nearest_lines(query, embed, lines, embeddings,
+# over `sslm_lab.lab.widgets.contrastive.nearest_lines(query, embed, lines, embeddings,
 # works, k)`, which you can call yourself:
 
 # %%

@@ -9,19 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sslm_lab.checks import (
-    ArgumentError,
-    Boolean,
-    Choice,
-    Integer,
-    Parameters,
-    Real,
-    Text,
-    check_bool,
-    check_choice,
-    check_int,
-    check_real,
-)
+from sslm_lab.checks import ArgumentError, check_bool, check_choice, check_int, check_real
+from sslm_lab.lab.profiles.parameters import Boolean, Choice, Integer, Parameters, Real, Text
 
 
 def test_a_refusal_names_the_argument_the_value_its_type_and_what_is_allowed() -> None:

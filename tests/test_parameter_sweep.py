@@ -23,8 +23,9 @@ import nbformat
 import papermill
 import pytest
 
-from sslm_lab.checks import TOGETHER, ArgumentError
+from sslm_lab.checks import ArgumentError
 from sslm_lab.lab.profiles import NOTEBOOK_PARAMETERS, PROFILE_NAMES
+from sslm_lab.lab.profiles.parameters import TOGETHER
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 NAMES = sorted(path.stem for path in NOTEBOOKS.glob("*.ipynb"))

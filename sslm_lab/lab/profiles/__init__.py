@@ -6,8 +6,9 @@
 
 Each notebook has its own small table, one row per knob and one column per profile
 (`tour.py`, `attention.py`, `masked_lm.py`, `causal_lm.py`, `vae.py`, `gan.py`,
-`contrastive.py`, `finetune.py`, `real_model.py`; see
-`table.py` for the form). A notebook asks for its profile once (`get_profile(profile)`)
+`contrastive.py`, `finetune.py`, `real_model.py`, named as the notebook's figures in
+`lab/viz` and widgets in `lab/widgets` are; see `table.py` for the form). Each also
+declares the notebook's parameters (`parameters.py`: the specs and their validation). A notebook asks for its profile once (`get_profile(profile)`)
 and reads its own section, e.g. `P.tour.bpe_vocab_size`. Sections are frozen dataclasses,
 so a typo in a field name fails loudly instead of silently using a default.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from sslm_lab.checks import Parameters, check_choice
+from sslm_lab.checks import check_choice
 from sslm_lab.lab.profiles import (
     attention,
     causal_lm,
@@ -35,6 +36,7 @@ from sslm_lab.lab.profiles.contrastive import ContrastiveSizes
 from sslm_lab.lab.profiles.finetune import FineTuneSizes
 from sslm_lab.lab.profiles.gan import GANSizes
 from sslm_lab.lab.profiles.masked_lm import MaskedLMSizes
+from sslm_lab.lab.profiles.parameters import Parameters
 from sslm_lab.lab.profiles.real_model import RealModelSizes
 from sslm_lab.lab.profiles.table import PROFILE_NAMES, sizes_for
 from sslm_lab.lab.profiles.tour import TourSizes

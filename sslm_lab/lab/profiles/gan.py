@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sslm_lab.checks import Choice, Integer, Parameters
 from sslm_lab.gan import GENERATOR_LOSSES
+from sslm_lab.lab.profiles.parameters import Choice, Integer, Parameters
 from sslm_lab.lab.profiles.table import knob, sizes_table
 
 # The notebook's parameters cell, besides `profile`: what each value may be.

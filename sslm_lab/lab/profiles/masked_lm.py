@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sslm_lab.checks import Boolean, Choice, Integer, Parameters, Real
+from sslm_lab.lab.profiles.parameters import Boolean, Choice, Integer, Parameters, Real
 from sslm_lab.lab.profiles.table import knob, sizes_table
 from sslm_lab.masking import STRATEGIES
 

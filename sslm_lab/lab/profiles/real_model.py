@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sslm_lab.checks import Integer, Parameters, Text
+from sslm_lab.lab.profiles.parameters import Integer, Parameters, Text
 from sslm_lab.lab.profiles.table import knob, sizes_table
 
 # The notebook's parameters cell, besides `profile`: what each value may be.

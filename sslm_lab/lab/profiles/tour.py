@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sslm_lab.checks import Integer, Parameters
 from sslm_lab.data.tokenizers import MAX_BPE_VOCAB_SIZE, MIN_BPE_VOCAB_SIZE
+from sslm_lab.lab.profiles.parameters import Integer, Parameters
 from sslm_lab.lab.profiles.table import knob, sizes_table
 
 # The notebook's parameters cell, besides `profile`: what each value may be.

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from sslm_lab.lab.viz.corpus import GENRE_COLOURS
+from sslm_lab.lab.viz.tour import GENRE_COLOURS
 
 
 def plot_augmentation_gallery(originals: np.ndarray, views: Mapping[str, np.ndarray]) -> Figure:

@@ -16,7 +16,7 @@ from sslm_lab.lab.viz.gan import (
     plot_rtd_history,
     plot_sample_grids,
 )
-from sslm_lab.lab.widgets.replay import grid_figure, replay_frame, sample_grid, training_replay
+from sslm_lab.lab.widgets.gan import grid_figure, replay_frame, sample_grid, training_replay
 
 
 def snapshots() -> dict[int, torch.Tensor]:

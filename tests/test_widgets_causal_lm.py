@@ -9,12 +9,12 @@ import torch
 from sslm_lab.data import CharTokenizer
 from sslm_lab.heads import CausalLM
 from sslm_lab.lab.display import figure_png
-from sslm_lab.lab.viz.language_models import (
+from sslm_lab.lab.viz.causal_lm import (
     plot_learning_curves,
     plot_teacher_forcing,
     plot_temperature_effect,
 )
-from sslm_lab.lab.widgets.sampling import sample_continuation, sampling_explorer, sampling_html
+from sslm_lab.lab.widgets.causal_lm import sample_continuation, sampling_explorer, sampling_html
 from sslm_lab.transformer import TransformerConfig
 
 TEXT = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind"

@@ -8,7 +8,7 @@ import torch
 
 from sslm_lab.data import bpe_tokenizer
 from sslm_lab.heads import MaskedLM
-from sslm_lab.lab.widgets.masking import (
+from sslm_lab.lab.widgets.masked_lm import (
     MASKING_KINDS,
     cloze_explorer,
     cloze_html,
@@ -208,7 +208,7 @@ def test_cloze_explorer_rerenders_and_explains_refusals(model, tokenizer) -> Non
 def test_masked_lm_figures() -> None:
     import matplotlib.pyplot as plt
 
-    from sslm_lab.lab.viz.language_models import plot_masked_lm_history
+    from sslm_lab.lab.viz.masked_lm import plot_masked_lm_history
     from sslm_lab.lab.viz.training import plot_bars
 
     history = [{"step": s, "mlm/loss": 7.0 - s / 10} for s in range(1, 11)]

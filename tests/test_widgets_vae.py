@@ -19,7 +19,7 @@ from sslm_lab.lab.viz.vae import (
     plot_latent_map,
     plot_rate_distortion,
 )
-from sslm_lab.lab.widgets.latent import (
+from sslm_lab.lab.widgets.vae import (
     decode_point,
     images_png,
     interpolate,

@@ -16,7 +16,7 @@ from sslm_lab.lab.viz.contrastive import (
     plot_probe_curves,
     plot_temperature_study,
 )
-from sslm_lab.lab.widgets.embeddings import embedding_explorer, nearest_lines, neighbours_html
+from sslm_lab.lab.widgets.contrastive import embedding_explorer, nearest_lines, neighbours_html
 
 LINES = ["the king is dead", "long live the king", "a horse, a horse", "my kingdom for a horse"]
 WORKS = ["Hamlet", "Hamlet", "Richard III", "Richard III"]
