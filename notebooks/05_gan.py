@@ -70,12 +70,14 @@ electra_steps = None
 # %%
 import math
 import time
+from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from IPython.display import Markdown, display
 from sklearn.metrics import roc_auc_score
+from torch import nn
 from torch.testing import assert_close
 
 from sslm_lab import data
@@ -87,7 +89,9 @@ from sslm_lab.gan import (
     DigitGenerator,
     classifier_frechet_distance,
     discriminator_loss,
+    discriminator_objective,
     gan_training_step,
+    generator_objective,
     mode_coverage,
     train_digit_classifier,
 )
@@ -217,12 +221,17 @@ print(
 # %% [markdown]
 # ## 3 · A GAN on digits
 #
-# Both players are small MLPs (`DigitGenerator`, `DigitDiscriminator`). Every step of
-# `gan_training_step` updates $D$ once on a batch of real digits and as many fakes, then
-# $G$ once, and returns the curves worth watching: both losses, $D$'s accuracy on real
-# and on fake images, and both gradient norms. Every `save_every` steps the run draws
-# samples from two fixed noise batches: a small one for the replay, a larger one that the
-# classifier judges.
+# Both players are small MLPs (`DigitGenerator`, `DigitDiscriminator`). One round of the
+# game, written out by hand in `gan_training_step`: update $D$ once on a batch of real
+# digits and as many fresh fakes, then $G$ once on fresh noise (Goodfellow et al.'s
+# Algorithm 1). The suite's trainer plays the same round as two **phases**, each with
+# its own Adam optimizer: "discriminator" with `discriminator_objective`, then
+# "generator" with `generator_objective`. The cell below checks that one step of the
+# trainer moves both players exactly as the hand-written round does; from then on the
+# trainer runs the game, and its history holds the curves worth watching: both losses,
+# $D$'s accuracy on real and on fake images, and both gradient norms. Every `save_every`
+# generator updates the run draws samples from two fixed noise batches: a small one for
+# the replay, a larger one that the classifier judges.
 
 
 # %%
@@ -246,42 +255,110 @@ def judge(generator: DigitGenerator) -> dict:
         }
 
 
+# Adam with beta1 = 0.5, as DCGAN (Radford et al. 2016): less momentum in a moving game;
+# no weight decay and a constant rate, as in the hand-written round.
+ADAM = {"betas": (0.5, 0.999), "weight_decay": 0.0, "schedule": "constant"}
+
+
+def gan_phases(
+    generator: DigitGenerator,
+    discriminator: DigitDiscriminator,
+    loss: str,
+    generator_lr: float,
+    discriminator_lr: float,
+    discriminator_steps: int = 1,
+) -> list[Phase]:
+    """D's phase every step, G's every `discriminator_steps`-th step."""
+    return [
+        Phase(
+            "discriminator",
+            discriminator,
+            partial(discriminator_objective, generator=generator),
+            lr=discriminator_lr,
+            **ADAM,
+        ),
+        Phase(
+            "generator",
+            generator,
+            partial(generator_objective, discriminator=discriminator, loss=loss),
+            lr=generator_lr,
+            every=discriminator_steps,
+            **ADAM,
+        ),
+    ]
+
+
+def players() -> tuple[DigitGenerator, DigitDiscriminator]:
+    torch.manual_seed(seed)
+    return DigitGenerator(G.noise_size, G.hidden_size), DigitDiscriminator(G.hidden_size)
+
+
+# One round by hand and one step of the trainer, from the same start, batch and noise.
+check_real = train_images[: G.batch_size]
+by_hand = players()
+hand_optimizers = [
+    torch.optim.Adam(player.parameters(), lr=G.gan_lr, betas=ADAM["betas"]) for player in by_hand
+]
+torch.manual_seed(seed)  # both rounds draw their noise from torch's global generator
+hand_row = gan_training_step(*by_hand, *hand_optimizers, check_real, loss=generator_loss)
+trained = players()
+(trainer_row,) = Trainer(
+    nn.ModuleDict({"generator": trained[0], "discriminator": trained[1]}),
+    gan_phases(*trained, generator_loss, G.gan_lr, G.gan_lr),
+    [check_real],
+    TrainerConfig(max_steps=1, seed=seed, grad_clip=None, progress=False, device="cpu"),
+).fit()
+for mine, reference in zip(trained, by_hand, strict=True):
+    for weight, hand_weight in zip(mine.parameters(), reference.parameters(), strict=True):
+        assert_close(weight, hand_weight)
+print(
+    f"one round: D loss {hand_row['discriminator_loss']:.4f} by hand, "
+    f"{trainer_row['discriminator/loss']:.4f} in the trainer; G loss "
+    f"{hand_row['generator_loss']:.4f} and {trainer_row['generator/loss']:.4f}; "
+    "every weight of both players equal after the step"
+)
+
+
 def train_gan(
     loss: str, generator_lr: float, discriminator_lr: float, discriminator_steps: int = 1
 ) -> dict:
-    """A GAN trained for `steps` steps from the notebook's seed: its history (one row per
-    step) and what `judge` saw at every saved step."""
-    torch.manual_seed(seed)
-    generator = DigitGenerator(G.noise_size, G.hidden_size)
-    discriminator = DigitDiscriminator(G.hidden_size)
-    # Adam with beta1 = 0.5, as DCGAN (Radford et al. 2016): less momentum in a moving game
-    g_optimizer = torch.optim.Adam(generator.parameters(), lr=generator_lr, betas=(0.5, 0.999))
-    d_optimizer = torch.optim.Adam(
-        discriminator.parameters(), lr=discriminator_lr, betas=(0.5, 0.999)
+    """A GAN trained from the notebook's seed for `steps` generator updates (and
+    `discriminator_steps` times as many discriminator updates): the trainer's history and
+    what `judge` saw every `save_every` generator updates, keyed by generator updates."""
+    generator, discriminator = players()
+    saved = {0: judge(generator)}
+    rounds = steps * discriminator_steps  # trainer steps: D updates at each, G at every k-th
+
+    def judge_now(trainer: Trainer, row: dict) -> None:
+        updates = -(-trainer.step // discriminator_steps)  # G ran at steps 0, k, 2k, ...
+        if trainer.step % (G.save_every * discriminator_steps) == 0 or trainer.step == rounds:
+            saved[updates] = judge(generator)
+
+    def real_batch(step: int, rng: torch.Generator) -> torch.Tensor:
+        return train_images[torch.randint(len(train_images), (G.batch_size,), generator=rng)]
+
+    trainer = Trainer(
+        nn.ModuleDict({"generator": generator, "discriminator": discriminator}),
+        gan_phases(
+            generator, discriminator, loss, generator_lr, discriminator_lr, discriminator_steps
+        ),
+        real_batch,
+        TrainerConfig(
+            max_steps=rounds,
+            seed=seed,
+            grad_clip=None,
+            progress=False,
+            device="cpu",
+            callbacks=[judge_now],
+        ),
     )
-    rng = torch.Generator().manual_seed(seed)
-    history, saved = [], {0: judge(generator)}
     started = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # matrices of 64 x 128: one thread is enough, and never waits
-    for step in range(1, steps + 1):
-        real = train_images[torch.randint(len(train_images), (G.batch_size,), generator=rng)]
-        row = gan_training_step(
-            generator,
-            discriminator,
-            g_optimizer,
-            d_optimizer,
-            real,
-            loss=loss,
-            rng=rng,
-            discriminator_steps=discriminator_steps,
-        )
-        history.append({"step": step, **row})
-        if step % G.save_every == 0 or step == steps:
-            saved[step] = judge(generator)
+    trainer.fit()
     torch.set_num_threads(threads)
     return {
-        "history": history,
+        "history": trainer.history,
         "saved": saved,
         "final": saved[steps],
         "seconds": time.perf_counter() - started,
@@ -376,7 +453,13 @@ runs = {generator_loss: main_run, other_loss: other_run}
 print(describe(f"{other_loss}, {steps} steps", other_run))
 early = min(50, steps)
 early_norm = {
-    name: float(np.mean([row["generator_grad_norm"] for row in run["history"][:early]]))
+    name: float(
+        np.mean(
+            [row["generator/grad_norm"] for row in run["history"] if "generator/loss" in row][
+                :early
+            ]
+        )
+    )
     for name, run in runs.items()
 }
 for name in runs:

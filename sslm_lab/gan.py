@@ -11,6 +11,11 @@ With D(x) = sigmoid(logit):
 Both generator losses have the same fixed point, but at the start, when D rejects every
 fake (D(G(z)) ≈ 0), log(1 - D) is flat and the minimax generator gets almost no gradient.
 
+Training alternates the two players. `gan_training_step` writes one round out by hand
+(D's update, then G's, on fresh noise each, as in Goodfellow et al.'s Algorithm 1);
+`discriminator_objective` and `generator_objective` are the same two losses in the
+trainer's `(module, batch, step)` shape, for `sslm_lab.training`'s two phases.
+
 Diagnostics: `discriminator_accuracy`, `gradient_norm`; with a digit classifier trained on
 real digits, `mode_coverage` (which classes the confident samples cover, and the entropy
 of their predicted-class histogram) and `frechet_distance` between the classifier's
@@ -128,7 +133,8 @@ def gan_training_step(
     discriminator_steps: int = 1,
 ) -> dict[str, float]:
     """`discriminator_steps` updates of D on real images (batch, 8, 8), each against as
-    many fresh fakes, then one update of G.
+    many fresh fakes, then one update of G on fresh noise (Goodfellow et al.'s Algorithm 1
+    samples a new noise batch for G's update).
 
     Returns both losses, D's accuracy on real and fake and D's gradient norm (from its
     first update, before stepping), and G's gradient norm: the curves a GAN notebook plots.
@@ -148,6 +154,7 @@ def gan_training_step(
             real_accuracy, fake_accuracy = discriminator_accuracy(real_logits, fake_logits)
         discriminator_optimizer.step()
 
+    fake = generator(generator.sample_noise(len(real), rng))
     g_loss = generator_loss(discriminator(fake), loss)
     generator_optimizer.zero_grad()
     g_loss.backward()  # also fills D's gradients, which the next D step clears
@@ -161,6 +168,36 @@ def gan_training_step(
         "discriminator_grad_norm": d_grad,
         "generator_grad_norm": g_grad,
     }
+
+
+def discriminator_objective(
+    discriminator: DigitDiscriminator, real: Tensor, step: int, *, generator: DigitGenerator
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """D's phase in the trainer's shape: real images (batch, 8, 8) against as many fresh
+    fakes, which carry no gradient back to G. Metrics: D's accuracy on real and on fake."""
+    with torch.no_grad():
+        fake = generator(generator.sample_noise(len(real)))
+    real_logits, fake_logits = discriminator(real), discriminator(fake)
+    metrics = {
+        "real_accuracy": (real_logits > 0).float().mean(),
+        "fake_accuracy": (fake_logits < 0).float().mean(),
+    }
+    return discriminator_loss(real_logits, fake_logits), metrics
+
+
+def generator_objective(
+    generator: DigitGenerator,
+    real: Tensor,
+    step: int,
+    *,
+    discriminator: DigitDiscriminator,
+    loss: str = "non_saturating",
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """G's phase in the trainer's shape: as many fresh fakes as `real` holds images, scored
+    by D through `generator_loss` (D's gradients it leaves are cleared by D's next phase)."""
+    check_choice("loss", loss, GENERATOR_LOSSES)
+    fake = generator(generator.sample_noise(len(real)))
+    return generator_loss(discriminator(fake), loss), {}
 
 
 # ---------------------------------------------------------------------------- judging samples

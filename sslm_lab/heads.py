@@ -37,16 +37,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sslm_lab.checks import check_choice, check_int
-from sslm_lab.kernels import CHUNK_BYTES, IGNORED, projected_cross_entropy
+from sslm_lab.kernels import CHUNK_BYTES, GELU, IGNORED, Dropout, projected_cross_entropy
 from sslm_lab.masking import MASK_RATE, validate_attention_mask
-from sslm_lab.transformer import (
-    GELU,
-    Dropout,
-    KVCache,
-    Transformer,
-    TransformerConfig,
-    TransformerModel,
-)
+from sslm_lab.transformer import KVCache, Transformer, TransformerConfig, TransformerModel
 
 Pooling = Literal["cls", "mean"]
 

@@ -6,8 +6,8 @@ computes exactly what its docstring's formula says (tested against that formula)
 falls back to the plain operation wherever it would not pay: on a GPU, PyTorch's fused
 kernels are already the fast way.
 
-    dropout                   inverted dropout with 15 random bits per element
-    gelu_tanh                 GPT-2's GELU through sigmoid, which is cheaper than tanh
+    dropout, Dropout          inverted dropout with 15 random bits per element
+    gelu_tanh, GELU           GPT-2's GELU through sigmoid, which is cheaper than tanh
     masked_scores             scaled and masked attention scores in one batched product
     outside_cpu_autocast      attention in fp32 when the matmuls around it run in bf16
     projected_cross_entropy   the vocabulary projection and its loss, a chunk of rows at a time
@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from sslm_lab.checks import check_int
+from sslm_lab.checks import check_choice, check_int
 
 # ---------------------------------------------------------------------------- dropout
 
@@ -91,6 +91,38 @@ def gelu_tanh(x: Tensor) -> Tensor:
     if x.device.type == "cpu" and x.dtype == torch.float32:
         return _SigmoidFormGelu.apply(x)
     return F.gelu(x, approximate="tanh")
+
+
+# ---------------------------------------------------------------------------- as layers
+
+
+class Dropout(nn.Module):
+    """`dropout` as a layer, active in training mode only (`model.train()` / `.eval()`)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class GELU(nn.Module):
+    """GELU, x · Φ(x): BERT's exact erf form ("exact") or GPT-2's tanh approximation ("tanh")."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        check_choice("gelu", kind, ("exact", "tanh"))
+        self.kind = kind
+
+    def forward(self, x: Tensor) -> Tensor:
+        return gelu_tanh(x) if self.kind == "tanh" else F.gelu(x)
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}"
 
 
 # ---------------------------------------------------------------------------- attention scores

@@ -33,7 +33,8 @@ from torch import Tensor, nn
 
 from sslm_lab.checks import check_choice, check_int, check_real, invalid
 from sslm_lab.finetune import freeze, unfreeze
-from sslm_lab.transformer import Dropout, LayerCache, MultiHeadAttention
+from sslm_lab.kernels import Dropout
+from sslm_lab.transformer import LayerCache, MultiHeadAttention
 
 METHODS = ("full", "probe", "lora", "adapters", "prefix")
 

@@ -12,8 +12,7 @@ In reading order:
     attention_fast        the same through `F.scaled_dot_product_attention` (fused kernels)
     MultiHeadAttention    project, split into heads, attend, merge, project
     KVCache               the keys and values a decoder keeps while it generates
-    Dropout, GELU         the two small layers the blocks use
-    FeedForward           the position-wise MLP
+    FeedForward           the position-wise MLP (its `GELU` and `Dropout` layers: kernels)
     Block                 attention then feed-forward, each around a residual connection
     TransformerModel      what every model shares: its body, size, FLOPs, initialisation
     Transformer           the body: embeddings + blocks, input ids in, hidden states out
@@ -40,6 +39,7 @@ from torch import Tensor, nn
 
 from sslm_lab import kernels
 from sslm_lab.checks import ArgumentError, check_bool, check_choice, check_int, check_real
+from sslm_lab.kernels import GELU, Dropout
 from sslm_lab.masking import allowed_keys, validate_attention_mask
 
 NormPosition = Literal["pre", "post"]
@@ -285,35 +285,6 @@ class KVCache:
 # ---------------------------------------------------------------------------- blocks
 
 
-class Dropout(nn.Module):
-    """Inverted dropout as a layer, active in training mode only (`kernels.dropout`)."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: Tensor) -> Tensor:
-        return kernels.dropout(x, self.p, self.training)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
-
-
-class GELU(nn.Module):
-    """GELU, x · Φ(x): BERT's exact erf form ("exact") or GPT-2's tanh approximation ("tanh")."""
-
-    def __init__(self, kind: GeluKind) -> None:
-        super().__init__()
-        check_choice("gelu", kind, ("exact", "tanh"))
-        self.kind = kind
-
-    def forward(self, x: Tensor) -> Tensor:
-        return kernels.gelu_tanh(x) if self.kind == "tanh" else F.gelu(x)
-
-    def extra_repr(self) -> str:
-        return f"kind={self.kind!r}"
-
-
 class FeedForward(nn.Module):
     """Position-wise MLP: n_embd -> intermediate_size -> GELU -> n_embd. (batch, seq, n_embd)."""
 
@@ -419,10 +390,6 @@ class TransformerModel(nn.Module):
         tables = [body.token_embedding, body.position_embedding, body.token_type_embedding]
         return [table for table in tables if table is not None]
 
-    def output_matmul_is_tied(self) -> bool:
-        """True when an output layer multiplies by the (tied) token embedding matrix."""
-        return self.writes_vocabulary and self.config.tie_weights
-
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         """Number of parameters, tied ones counted once.
 
@@ -462,7 +429,9 @@ class TransformerModel(nn.Module):
         check_real("head_share", head_share, low=0, high=1)
         body = self.body.num_parameters(exclude_embeddings=True)
         head = self.num_parameters(exclude_embeddings=True) - body
-        if self.output_matmul_is_tied() if output_layer is None else output_layer:
+        if output_layer is None:  # a language model's tied output layer
+            output_layer = self.writes_vocabulary and config.tie_weights
+        if output_layer:
             head += config.vocab_size * config.n_embd
         attention = 12 * config.n_layer * config.n_embd * seq_len
         return float(6 * body + attention + 6 * head * head_share)
@@ -599,47 +568,36 @@ def check_inputs(
     conditioning: Tensor | None = None,
 ) -> None:
     """Fail early, naming what was expected, on inputs `body` cannot take."""
-    config = body.config
+    config, shape = body.config, tuple(input_ids.shape)
     if input_ids.ndim != 2 or input_ids.is_floating_point() or input_ids.dtype == torch.bool:
         raise ValueError(
-            f"input_ids must be an integer tensor of shape (batch, seq); "
-            f"got shape {tuple(input_ids.shape)}, dtype {input_ids.dtype}"
+            "input_ids must be an integer tensor of shape (batch, seq); "
+            f"got shape {shape}, dtype {input_ids.dtype}"
         )
-    batch, seq = input_ids.shape
+    seq = shape[1]
     if cache is not None:
         check_cache(config, cache, seq)
     if seq > config.block_size:
         raise ValueError(
-            f"sequence length {seq} is longer than the context, block_size="
-            f"{config.block_size}: crop the input to the last {config.block_size} tokens or "
-            "build the model with a larger block_size"
+            f"sequence length {seq} is longer than the context, block_size={config.block_size}: "
+            "crop the input to the last block_size tokens or build a larger block_size"
         )
-    if token_type_ids is not None:
-        if body.token_type_embedding is None:
-            raise ValueError(
-                "token_type_ids were given but the model has no token-type embeddings "
-                "(type_vocab_size=0)"
-            )
-        if token_type_ids.shape != input_ids.shape:
-            raise ValueError(
-                f"token_type_ids must have the shape of input_ids {tuple(input_ids.shape)}; "
-                f"got {tuple(token_type_ids.shape)}"
-            )
-    if positions is not None and (
-        positions.dtype != torch.bool or positions.shape != input_ids.shape
-    ):
+    if token_type_ids is not None and body.token_type_embedding is None:
+        raise ValueError("token_type_ids were given but the model has none (type_vocab_size=0)")
+    if token_type_ids is not None and token_type_ids.shape != input_ids.shape:
+        raise ValueError(f"token_type_ids {tuple(token_type_ids.shape)} must be shaped {shape}")
+    if positions is not None and (positions.dtype != torch.bool or positions.shape != shape):
         raise ValueError(
-            f"positions must be a bool tensor shaped like input_ids {tuple(input_ids.shape)}; "
+            f"positions must be a bool tensor shaped like input_ids {shape}; "
             f"got {positions.dtype} {tuple(positions.shape)}"
         )
+    wanted = (shape[0], (1, seq), config.n_embd)
     if conditioning is not None and (
-        conditioning.dim() != 3
-        or conditioning.shape[0] != batch
-        or conditioning.shape[1] not in (1, seq)
-        or conditioning.shape[2] != config.n_embd
-    ):
+        conditioning.dim() != 3 or conditioning.shape[1] not in wanted[1]
+        or (conditioning.shape[0], conditioning.shape[2]) != (wanted[0], wanted[2])
+    ):  # fmt: skip
         raise ValueError(
-            f"conditioning must be (batch, 1 or seq, n_embd) = ({batch}, 1 or {seq}, "
+            f"conditioning must be (batch, 1 or seq, n_embd) = ({shape[0]}, 1 or {seq}, "
             f"{config.n_embd}); got {tuple(conditioning.shape)}"
         )
 
@@ -648,17 +606,16 @@ def check_cache(config: TransformerConfig, cache: KVCache, seq: int) -> None:
     """A cache belongs to a decoder with as many layers, and its positions must fit."""
     if not config.causal:
         raise ValueError(
-            "a KVCache needs a causal model: in an encoder (causal=False) every token sees "
-            "the later ones too, so earlier keys and values change as text is added"
+            "a KVCache needs a causal model: in an encoder every token sees the later ones "
+            "too, so earlier keys and values change as text is added"
         )
     if len(cache.layers) != config.n_layer:
         raise ValueError(
-            f"the KVCache has {len(cache.layers)} layers but the model has "
-            f"n_layer={config.n_layer}; build it with KVCache(model.config.n_layer)"
+            f"the KVCache has {len(cache.layers)} layers but the model has n_layer="
+            f"{config.n_layer}; build it with KVCache(model.config.n_layer)"
         )
     if cache.length + seq > config.block_size:
         raise ValueError(
-            f"the KVCache holds {cache.length} positions and {seq} new tokens were given: "
-            f"{cache.length + seq} is more than block_size={config.block_size}; "
-            "start a new cache on the last block_size tokens (or run without a cache)"
+            f"the KVCache holds {cache.length} positions and {seq} new tokens were given, more "
+            f"than block_size={config.block_size}: start a new cache on the last block_size tokens"
         )

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
+from torch import nn
+from torch.testing import assert_close
 
 from sslm_lab.checks import ArgumentError
 from sslm_lab.gan import (
@@ -13,11 +16,14 @@ from sslm_lab.gan import (
     DigitGenerator,
     discriminator_accuracy,
     discriminator_loss,
+    discriminator_objective,
     frechet_distance,
     gan_training_step,
     generator_loss,
+    generator_objective,
     mode_coverage,
 )
+from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig
 
 LOGITS = torch.tensor([-2.0, 0.0, 3.0])
 
@@ -122,3 +128,36 @@ def test_more_discriminator_steps_update_the_discriminator_more_and_start_alike(
     assert not torch.equal(first_once, first_thrice)
     with pytest.raises(ArgumentError, match="discriminator_steps"):
         one_step(0)
+
+
+@pytest.mark.parametrize("loss", ["minimax", "non_saturating"])
+def test_the_trainers_two_phases_take_the_step_gan_training_step_takes(loss: str) -> None:
+    real = torch.rand(16, 8, 8, generator=torch.Generator().manual_seed(0))
+
+    def players() -> tuple[DigitGenerator, DigitDiscriminator]:
+        torch.manual_seed(0)
+        return DigitGenerator(hidden_size=16), DigitDiscriminator(16)
+
+    by_hand = players()
+    optimizers = [torch.optim.Adam(p.parameters(), lr=1e-2, betas=(0.5, 0.999)) for p in by_hand]
+    torch.manual_seed(7)  # the noise of both updates comes from the global generator
+    row = gan_training_step(*by_hand, *optimizers, real, loss=loss)
+
+    generator, discriminator = players()
+    adam = {"lr": 1e-2, "betas": (0.5, 0.999), "weight_decay": 0.0, "schedule": "constant"}
+    phases = [
+        Phase("discriminator", discriminator, partial(discriminator_objective, generator=generator), **adam),
+        Phase("generator", generator, partial(generator_objective, discriminator=discriminator, loss=loss), **adam),
+    ]  # fmt: skip
+    gan = nn.ModuleDict({"generator": generator, "discriminator": discriminator})
+    config = TrainerConfig(max_steps=1, seed=7, grad_clip=None, progress=False, device="cpu")
+    (logged,) = Trainer(gan, phases, [real], config).fit()
+
+    for ours, theirs in zip((generator, discriminator), by_hand, strict=True):
+        for mine, reference in zip(ours.parameters(), theirs.parameters(), strict=True):
+            assert_close(mine, reference)
+    assert logged["discriminator/loss"] == pytest.approx(row["discriminator_loss"], rel=1e-6)
+    assert logged["generator/loss"] == pytest.approx(row["generator_loss"], rel=1e-6)
+    assert logged["discriminator/real_accuracy"] == row["real_accuracy"]
+    assert logged["discriminator/grad_norm"] == pytest.approx(row["discriminator_grad_norm"])
+    assert logged["generator/grad_norm"] == pytest.approx(row["generator_grad_norm"], rel=1e-5)

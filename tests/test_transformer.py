@@ -205,7 +205,7 @@ def test_dropout_zeroes_a_share_p_and_keeps_the_mean() -> None:
     y.sum().backward()
     assert torch.equal(x.grad, y.detach())  # the gradient goes through the same mask
     assert kernels.dropout(x, 0.1, training=False) is x and kernels.dropout(x, 0.0) is x
-    layer = T.Dropout(0.3).eval()
+    layer = kernels.Dropout(0.3).eval()
     assert layer(x) is x and repr(layer) == "Dropout(p=0.3)"
     assert kernels.dropout(torch.ones(8, dtype=torch.bfloat16), 0.5).dtype == torch.bfloat16
 
@@ -292,11 +292,11 @@ def test_tanh_gelu_sigmoid_form_equals_pytorchs_in_value_and_gradient() -> None:
     for other in (x64.detach(), x.detach().bfloat16()):  # other dtypes: F.gelu itself
         exact = torch.nn.functional.gelu(other, approximate="tanh")
         assert torch.equal(kernels.gelu_tanh(other), exact)
-    layer = T.GELU("tanh")
+    layer = kernels.GELU("tanh")
     assert torch.equal(layer(x.detach()), y.detach()) and repr(layer) == "GELU(kind='tanh')"
-    assert torch.equal(T.GELU("exact")(x.detach()), torch.nn.functional.gelu(x.detach()))
+    assert torch.equal(kernels.GELU("exact")(x.detach()), torch.nn.functional.gelu(x.detach()))
     with pytest.raises(ValueError, match="gelu"):
-        T.GELU("relu")
+        kernels.GELU("relu")
 
 
 def test_attention_dropout_only_in_training() -> None:

@@ -76,15 +76,14 @@ def test_the_replay_widget_follows_its_slider_without_a_kernel() -> None:
 
 def test_the_figures_draw() -> None:
     grid = sample_grid(snapshots()[50], 5)
-    history = [
+    history = [  # the trainer's rows of a GAN whose generator runs every other step
         {
             "step": s,
-            "discriminator_loss": 1.0,
-            "generator_loss": 0.7,
-            "real_accuracy": 0.6,
-            "fake_accuracy": 0.5,
-            "discriminator_grad_norm": 0.5,
-            "generator_grad_norm": 0.2,
+            "discriminator/loss": 1.0,
+            "discriminator/real_accuracy": 0.6,
+            "discriminator/fake_accuracy": 0.5,
+            "discriminator/grad_norm": 0.5,
+            **({"generator/loss": 0.7, "generator/grad_norm": 0.2} if s % 2 else {}),
         }
         for s in range(1, 41)
     ]

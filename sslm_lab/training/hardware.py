@@ -139,10 +139,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     the device multiplies bf16 matrices natively and "fp32" everywhere else.
 
     - CUDA: bf16 on GPUs with bf16 tensor cores (Ampere and newer), else fp32;
-    - CPU: bf16 with AVX-512 BF16 or AMX (`native_bf16_cpu`), else fp32. On such a CPU (an
-      AMD Zen 4) the bf16 matmul rate was 2.3x the fp32 one, and the baby-GPT preset's
-      matmul floor fell from 39-44 s to 18 s; attention stays in fp32 inside CPU autocast
-      (see `sslm_lab.transformer.MultiHeadAttention`);
+    - CPU: bf16 with AVX-512 BF16 or AMX (`native_bf16_cpu`), else fp32: there bf16
+      matmuls run at about twice the fp32 rate (benchmarks/README.md); attention stays in
+      fp32 inside CPU autocast (`sslm_lab.kernels.outside_cpu_autocast`);
     - MPS: fp32.
     fp16 is never picked: it needs loss scaling, and bf16 is as fast wherever both exist.
     """
@@ -196,12 +195,12 @@ def keep_freed_memory() -> bool:
     them at its end. glibc maps an allocation over its mmap threshold (dynamic, at most
     32 MiB) fresh from the kernel and unmaps it when freed, and trims the heap once the
     free space at its top passes a threshold; either way the next step's allocation takes
-    a page fault per 4 KiB page, with the kernel zeroing each page. Measured on the 2-core
-    VM, training a 4-layer, 256-wide causal LM (batch 32 x 128): 48-85 ms of system time
-    per step; with the thresholds fixed at 32 MiB (mmap) and 256 MiB (trim), 2-8 ms and the
-    step 8 % faster (median of four alternating runs each). The process then keeps up to
-    256 MiB of free heap instead of returning it. It is what jemalloc or tcmalloc, which
-    PyTorch's CPU performance guides suggest preloading, do without being asked.
+    a page fault per 4 KiB page, with the kernel zeroing each page: on a small causal LM
+    that system time was a tenth of the step (benchmarks/README.md). With the thresholds
+    fixed at 32 MiB (mmap) and 256 MiB (trim) the memory is reused instead, and the
+    process keeps up to 256 MiB of free heap rather than returning it. It is what jemalloc
+    or tcmalloc, which PyTorch's CPU performance guides suggest preloading, do without
+    being asked.
 
     Process-wide and done once (the trainer calls it for CPU runs); returns whether the
     options were set (False elsewhere, or if glibc refused them).

@@ -33,21 +33,22 @@ def plot_generator_gradients(
 
 def plot_gan_history(history: Sequence[Mapping[str, float]], window: int = 25) -> Figure:
     """Three panels against the step: both losses, D's accuracy on real and on fake, and
-    both gradient norms; each curve a running mean over `window` steps (the raw values
-    are noisy, one batch each). Rows are `gan_training_step` dicts with a "step" key."""
-    steps = np.array([row["step"] for row in history])
+    both gradient norms; each curve a running mean over `window` of its values (the raw
+    values are noisy, one batch each). Rows are the trainer's history of a GAN's two phases,
+    "discriminator" and "generator": a phase's keys appear on the steps it ran."""
     panels = {
-        "losses": ("discriminator_loss", "generator_loss"),
-        "discriminator accuracy": ("real_accuracy", "fake_accuracy"),
-        "gradient norm": ("discriminator_grad_norm", "generator_grad_norm"),
+        "losses": ("discriminator/loss", "generator/loss"),
+        "discriminator accuracy": ("discriminator/real_accuracy", "discriminator/fake_accuracy"),
+        "gradient norm": ("discriminator/grad_norm", "generator/grad_norm"),
     }
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-    width = max(1, min(window, len(history)))
-    kernel = np.ones(width) / width
     for ax, (title, keys) in zip(axes, panels.items(), strict=True):
         for key in keys:
-            values = np.convolve([row[key] for row in history], kernel, mode="valid")
-            ax.plot(steps[width - 1 :], values, label=key.replace("_", " "))
+            rows = [row for row in history if key in row]
+            width = max(1, min(window, len(rows)))
+            values = np.convolve([row[key] for row in rows], np.ones(width) / width, "valid")
+            steps = [row["step"] for row in rows][width - 1 :]
+            ax.plot(steps, values, label=key.replace("/", " ").replace("_", " "))
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
