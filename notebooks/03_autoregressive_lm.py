@@ -245,7 +245,7 @@ print(f"{rare_tokens} of the {bpe.vocab_size} BPE tokens occur fewer than 100 ti
 # by-hand form of section 1, written once more below as `next_token_loss` and checked
 # against the trainer-shaped `sslm_lab.objectives.causal_lm_objective` that training
 # uses. That one hands the targets to the model, so that a large model on a CPU need
-# never hold all its logits at once: `sslm_lab.heads.projected_cross_entropy` projects a
+# never hold all its logits at once: `sslm_lab.kernels.projected_cross_entropy` projects a
 # slice of rows onto the vocabulary, takes its loss and its gradient, and drops it
 # before the next slice, the same sums in another order (this notebook's logits are
 # small enough to be computed whole). The extra token matters. Run on `block_size`
