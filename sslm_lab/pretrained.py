@@ -22,6 +22,7 @@ from typing import Any
 
 from safetensors.torch import load_model, save_model
 
+from sslm_lab.data.hmm_language import WordTokenizer
 from sslm_lab.data.tokenizers import BPETokenizer, CharTokenizer, TextTokenizer
 from sslm_lab.files import CheckpointError, staged_folder, weight_mismatches
 from sslm_lab.heads import CausalLM, MaskedLM
@@ -31,7 +32,11 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
 MODEL_CLASSES: dict[str, type[TransformerModel]] = {"CausalLM": CausalLM, "MaskedLM": MaskedLM}
-TOKENIZER_CLASSES: dict[str, type[TextTokenizer]] = {"char": CharTokenizer, "bpe": BPETokenizer}
+TOKENIZER_CLASSES: dict[str, type[TextTokenizer]] = {
+    "char": CharTokenizer,
+    "bpe": BPETokenizer,
+    "word": WordTokenizer,  # the known language's (sslm_lab.data.hmm_language)
+}
 
 
 def save_pretrained(
@@ -49,7 +54,8 @@ def save_pretrained(
     if model_kind is None:
         raise ValueError(f"can save {', '.join(MODEL_CLASSES)}; got {type(model).__name__}")
     if tokenizer_kind is None:
-        raise ValueError(f"can save CharTokenizer or BPETokenizer; got {type(tokenizer).__name__}")
+        kinds = ", ".join(c.__name__ for c in TOKENIZER_CLASSES.values())
+        raise ValueError(f"can save a {kinds}; got {type(tokenizer).__name__}")
     if tokenizer.vocab_size > model.config.vocab_size:
         raise ValueError(
             f"the tokenizer has {tokenizer.vocab_size} ids but the model only "

@@ -11,13 +11,14 @@ In reading order:
     attention_explicit    softmax(Q Kᵀ / √d_k) V written out, returning the weights too
     attention_fast        the same through `F.scaled_dot_product_attention` (fused kernels)
     MultiHeadAttention    project, split into heads, attend, merge, project
-    KVCache               the keys and values a decoder keeps while it generates
+    LayerCache, KVCache   the keys and values a decoder keeps while it generates
     FeedForward           the position-wise MLP (its `GELU` and `Dropout` layers: kernels)
     Block                 attention then feed-forward, each around a residual connection
     TransformerModel      what every model shares: its body, size, FLOPs, initialisation
     Transformer           the body: embeddings + blocks, input ids in, hidden states out
     attention_maps        every layer's attention weights, for pictures
-    check_inputs          what the body refuses, and why (last: it is not the idea)
+    check_inputs          what the body refuses, and why (last: it is not the idea), with
+                          check_cache
 
 The heads that turn hidden states into predictions, and the models made of body + head
 (`CausalLM`, `MaskedLM`, the classifiers), are in `sslm_lab.heads`; the attention masks
