@@ -24,11 +24,13 @@ The parameter-efficient methods (LoRA, adapters, prefix tuning) are in `sslm_lab
 from __future__ import annotations
 
 import fnmatch
+import numbers
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -42,6 +44,12 @@ Task = Literal["sequence", "token"]
 TASKS = ("sequence", "token")
 
 
+def _check_type(name: str, value: Any, kind: type | tuple[type, ...], allowed: str) -> None:
+    """Refuse a value that is not a `kind`, by its type (a model's repr runs to pages)."""
+    if not isinstance(value, kind):
+        raise invalid(f"type({name})", type(value), allowed)
+
+
 def with_head(
     body: Transformer, task: Task, num_labels: int, pooling: Pooling = "cls"
 ) -> SequenceClassifier | TokenClassifier:
@@ -52,8 +60,7 @@ def with_head(
     `body`: pass `copy.deepcopy(body)` to keep the pretrained one.
     """
     check_choice("task", task, TASKS)
-    if not isinstance(body, Transformer):
-        raise invalid("body", type(body).__name__, "a sslm_lab.transformer.Transformer")
+    _check_type("body", body, Transformer, "a sslm_lab.transformer.Transformer")
     if task == "sequence":
         model: SequenceClassifier | TokenClassifier = SequenceClassifier(
             body.config, num_labels, pooling
@@ -67,31 +74,55 @@ def with_head(
 # ---------------------------------------------------------------------------- few-shot budgets
 
 
+def _class_ids(labels: Any, num_classes: int | None) -> list[int]:
+    """`labels` as a list of class ids: a list, or a 1-D tensor or array, of integers >= 0
+    (each below num_classes, when given); at least one."""
+    below = "" if num_classes is None else f", each < num_classes={num_classes}"
+    if isinstance(labels, Tensor | np.ndarray):
+        if labels.ndim != 1:
+            raise invalid("labels.shape", tuple(labels.shape), "(n,): one class id per example")
+        labels = labels.tolist()
+    if not isinstance(labels, list | tuple) or not labels:
+        allowed = f"class ids >= 0{below}: a non-empty list, or a 1-D tensor or array"
+        raise invalid("labels", labels, allowed)
+    for i, label in enumerate(labels):
+        integral = isinstance(label, numbers.Integral) and not isinstance(label, bool)
+        if not integral or label < 0 or (num_classes is not None and label >= num_classes):
+            raise invalid(f"labels[{i}]", label, "an integer class id >= 0" + below)
+    return [int(label) for label in labels]
+
+
 def few_shot_indices(
     labels: Sequence[int] | Tensor, k: int | None, seed: int, num_classes: int | None = None
 ) -> list[int]:
     """Indices of k examples of each class, drawn without replacement; sorted.
 
-    k=None takes every example. Each class is shuffled once by `seed` and its first k
-    taken, so with one seed the budgets are nested: the 8 per class are among the 32.
-    num_classes, if given, makes a class with no example at all an error too.
+    labels: one class id >= 0 per example, (n,). k=None takes every example. Each class is
+    shuffled once by `seed` and its first k taken, so with one seed the budgets are nested:
+    the 8 per class are among the 32. Every class gives exactly k: a class with fewer is an
+    error, not a short draw. num_classes, if given, makes a label >= num_classes an error,
+    and a class with no example at all.
     """
-    labels = [int(label) for label in torch.as_tensor(labels).flatten().tolist()]
     k = check_int("k", k, low=1, allow_none=True)
     seed = check_int("seed", seed, low=0)
-    classes = sorted(set(labels))
-    if num_classes is not None:
-        check_int("num_classes", num_classes, low=1)
-        classes = list(range(num_classes))
+    num_classes = check_int("num_classes", num_classes, low=1, allow_none=True)
+    labels = _class_ids(labels, num_classes)
+    classes = sorted(set(labels)) if num_classes is None else list(range(num_classes))
     by_class = {c: [i for i, label in enumerate(labels) if label == c] for c in classes}
+    smallest = min(by_class, key=lambda c: len(by_class[c]))  # the first of the smallest
+    has = len(by_class[smallest])
+    if has < (k or 1):  # k=None needs one example of each class
+        allowed = (
+            f"k <= {has} (the smallest class)"
+            if has
+            else f"labels with an example of every class in range(num_classes={num_classes})"
+        )
+        raise ArgumentError(
+            f"k={k} is more than class {smallest} has: it has {has} examples; allowed: {allowed}"
+        )
     generator = torch.Generator().manual_seed(seed)
     chosen = []
-    for c, members in by_class.items():
-        if k is not None and len(members) < k:
-            raise ArgumentError(
-                f"k={k} is more than class {c} has: it has {len(members)} examples; "
-                f"allowed: k <= {min(len(m) for m in by_class.values())} (the smallest class)"
-            )
+    for members in by_class.values():
         order = torch.randperm(len(members), generator=generator).tolist()
         chosen += [members[i] for i in order[:k]]
     return sorted(chosen)
@@ -105,26 +136,44 @@ def _pattern_of(name: str) -> str:
     return re.sub(r"\.\d+\.", ".*.", name)
 
 
-def matching_parameters(model: nn.Module, patterns: Sequence[str]) -> list[str]:
+def _check_patterns(patterns: Any, argument: str) -> list[str]:
+    """A glob pattern or a non-empty list of them, as a list."""
+    if isinstance(patterns, str):
+        return [patterns]
+    allowed = "a glob pattern over the parameter names, or a non-empty list of them"
+    if not isinstance(patterns, list | tuple) or not patterns:
+        raise invalid(argument, patterns, allowed, "e.g. ['head.*']")
+    for i, pattern in enumerate(patterns):
+        if not isinstance(pattern, str):
+            raise invalid(f"{argument}[{i}]", pattern, "a glob pattern (a string)")
+    return list(patterns)
+
+
+def matching_parameters(
+    model: nn.Module, patterns: Sequence[str], *, argument: str = "patterns"
+) -> list[str]:
     """Names of the parameters that match any of the glob `patterns` ("transformer.blocks.0.*").
 
     A pattern that matches nothing is an error that lists the names that exist (layer
-    numbers written as '*'), so a typo does not silently train or freeze the wrong thing.
+    numbers written as '*'), so a typo does not silently train or freeze the wrong thing;
+    so is an empty list. argument: the caller's name for the patterns, for the message.
     """
-    if isinstance(patterns, str):
-        patterns = [patterns]
+    _check_type("model", model, nn.Module, "a torch.nn.Module")
+    patterns = _check_patterns(patterns, argument)
     names = [name for name, _ in model.named_parameters()]
     for pattern in patterns:
         if not fnmatch.filter(names, pattern):
             existing = sorted({_pattern_of(name) for name in names})
             raise invalid(
-                "pattern", pattern, "a glob over the parameter names: " + ", ".join(existing)
+                "pattern" if argument == "patterns" else f"{argument} pattern",
+                pattern,
+                "a glob over the parameter names: " + ", ".join(existing),
             )
     return [name for name in names if any(fnmatch.fnmatchcase(name, p) for p in patterns)]
 
 
 def _set_trainable(model: nn.Module, patterns: Sequence[str], trainable: bool) -> list[str]:
-    names = matching_parameters(model, patterns)
+    names = matching_parameters(model, patterns)  # every pattern checked before any change
     parameters = dict(model.named_parameters())
     for name in names:
         parameters[name].requires_grad_(trainable)
@@ -132,7 +181,9 @@ def _set_trainable(model: nn.Module, patterns: Sequence[str], trainable: bool) -
 
 
 def freeze(model: nn.Module, patterns: Sequence[str]) -> list[str]:
-    """requires_grad=False for every parameter matching a pattern; returns their names."""
+    """requires_grad=False for every parameter matching a pattern; returns their names.
+
+    Each pattern must match something (`matching_parameters`): "*" freezes everything."""
     return _set_trainable(model, patterns, False)
 
 
@@ -142,6 +193,42 @@ def unfreeze(model: nn.Module, patterns: Sequence[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- linear probe
+
+
+def _check_tensor(name: str, value: Any, kind: str, shape: str) -> None:
+    """A tensor of the kind ("float" or "integer": not bool); `shape` in words."""
+    _check_type(name, value, Tensor, f"a torch.Tensor {shape}")
+    integer = not (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool)
+    if not (value.is_floating_point() if kind == "float" else integer):
+        dtype = "a float dtype" if kind == "float" else "an integer dtype (not bool)"
+        raise invalid(f"{name}.dtype", value.dtype, f"{dtype}, {shape}")
+
+
+def _refuse_first(name: str, tensor: Tensor, bad: Tensor, allowed: str) -> None:
+    """Refuse the first element where `bad` holds, by its index and value."""
+    if bad.any():
+        where = tuple(bad.nonzero()[0].tolist())
+        raise invalid(f"{name}[{', '.join(map(str, where))}]", tensor[where].item(), allowed)
+
+
+def _check_ids(model: TransformerModel, input_ids: Any, attention_mask: Any) -> None:
+    """Token ids the body can read, (n, seq) or (n, chunks, seq), and a mask of that shape."""
+    config, device = model.config, next(model.parameters()).device
+    _check_tensor("input_ids", input_ids, "integer", "(n, seq) or (n, chunks, seq)")
+    shape = tuple(input_ids.shape)
+    if input_ids.dim() not in (2, 3) or input_ids.numel() == 0:
+        raise invalid("input_ids.shape", shape, "(n, seq) or (n, chunks, seq), none of them 0")
+    if shape[-1] > config.block_size:
+        raise invalid("input_ids.shape", shape, f"seq <= block_size={config.block_size}")
+    if input_ids.device != device:
+        raise invalid("input_ids.device", input_ids.device, f"the model's device, {device}")
+    outside = (input_ids < 0) | (input_ids >= config.vocab_size)
+    _refuse_first("input_ids", input_ids, outside, f"an id in [0, {config.vocab_size}), the vocab")
+    if attention_mask is not None:
+        _check_type("attention_mask", attention_mask, Tensor, "None or a torch.Tensor")
+        if attention_mask.shape != input_ids.shape:
+            allowed = f"input_ids' shape {shape}"
+            raise invalid("attention_mask.shape", tuple(attention_mask.shape), allowed)
 
 
 def frozen_features(
@@ -155,22 +242,23 @@ def frozen_features(
 
     input_ids: (n, seq), or (n, chunks, seq) for texts longer than the block: then each
     chunk is pooled on its own and the chunks' features averaged, as `SequenceClassifier`
-    reads chunks. Run once; a probe then trains on these numbers alone.
+    reads chunks. Run once; a probe then trains on these numbers alone. The ids are
+    checked against the vocabulary here, in one pass, as the data enter.
     """
+    _check_type("model", model, TransformerModel, "an sslm_lab Transformer model")
     check_choice("pooling", pooling, ("cls", "mean"))
     check_int("batch_size", batch_size, low=1)
-    if input_ids.dim() == 3:
-        n, chunks, seq = input_ids.shape
-        mask = None if attention_mask is None else attention_mask.reshape(n * chunks, seq)
-        flat = frozen_features(model, input_ids.reshape(n * chunks, seq), mask, pooling, batch_size)
-        return flat.view(n, chunks, -1).mean(dim=1)
+    _check_ids(model, input_ids, attention_mask)
+    n, seq = len(input_ids), input_ids.size(-1)
+    ids = input_ids.reshape(-1, seq)  # (n * chunks, seq); chunks = 1 for (n, seq)
+    masks = None if attention_mask is None else attention_mask.reshape(-1, seq)
     features = []
     with evaluating(model):
-        for start in range(0, len(input_ids), batch_size):
-            ids = input_ids[start : start + batch_size]
-            mask = None if attention_mask is None else attention_mask[start : start + batch_size]
-            features.append(pool(model.hidden_states(ids, mask), mask, pooling))
-    return torch.cat(features)
+        for start in range(0, len(ids), batch_size):
+            batch = ids[start : start + batch_size]
+            mask = None if masks is None else masks[start : start + batch_size]
+            features.append(pool(model.hidden_states(batch, mask), mask, pooling))
+    return torch.cat(features).view(n, -1, model.config.n_embd).mean(dim=1)
 
 
 def fit_linear_probe(
@@ -182,19 +270,27 @@ def fit_linear_probe(
 ) -> nn.Linear:
     """Multinomial logistic regression on frozen features, by L-BFGS: a linear layer.
 
-    features: (n, dim); labels: (n,). Minimises mean cross-entropy + weight_decay/2 · ||W||²
-    (a convex problem, so the result does not depend on a seed: the layer starts at 0).
+    features: (n, dim), finite; labels: (n,), class ids in [0, num_labels), on the
+    features' device. Minimises mean cross-entropy + weight_decay/2 · ||W||² (a convex
+    problem, so the result does not depend on a seed: the layer starts at 0).
     """
     check_int("num_labels", num_labels, low=1)
     check_real("weight_decay", weight_decay, low=0)
     check_int("max_iter", max_iter, low=1)
-    if features.dim() != 2 or labels.shape != features.shape[:1]:
+    _check_tensor("features", features, "float", "(n, dim)")
+    _check_tensor("labels", labels, "integer", "(n,)")
+    if features.dim() != 2 or labels.shape != features.shape[:1] or len(labels) == 0:
         raise invalid(
             "features.shape, labels.shape",
             (tuple(features.shape), tuple(labels.shape)),
-            "(n, dim) and (n,)",
+            "(n, dim) and (n,), n >= 1",
         )
-    features = features.detach().float()
+    if labels.device != features.device:
+        raise invalid("labels.device", labels.device, f"the features' device, {features.device}")
+    outside = (labels < 0) | (labels >= num_labels)
+    _refuse_first("labels", labels, outside, f"a class id in [0, num_labels={num_labels})")
+    _refuse_first("features", features, ~torch.isfinite(features), "a finite number")
+    features, labels = features.detach().float(), labels.long()
     probe = nn.Linear(features.size(1), num_labels).to(features.device)
     nn.init.zeros_(probe.weight)
     nn.init.zeros_(probe.bias)
@@ -218,6 +314,8 @@ def fit_linear_probe(
 
 def layer_depth(name: str, n_layer: int) -> int:
     """Where a parameter sits: 0 embeddings, i + 1 block i, n_layer + 1 the top (head, final norm)."""
+    _check_type("name", name, str, "a parameter name (a string)")
+    n_layer = check_int("n_layer", n_layer, low=1)
     found = re.search(r"(?:^|\.)blocks\.(\d+)\.", name)
     if found:
         return int(found.group(1)) + 1
@@ -258,6 +356,7 @@ def layerwise_lr_groups(
 
         torch.optim.AdamW(layerwise_lr_groups(model, lr=1e-4, decay=0.8))
     """
+    _check_type("model", model, TransformerModel, "an sslm_lab Transformer model")
     lr = check_real("lr", lr, low=0, low_open=True)
     weight_decay = check_real("weight_decay", weight_decay, low=0)
     n_layer = model.config.n_layer
@@ -293,6 +392,7 @@ def fgm_perturbation(embedding: nn.Embedding, epsilon: float) -> Iterator[Tensor
     loss rises fastest, at L2 length epsilon. The weights are restored exactly (from a copy)
     even if the block raises. Yields r (vocab, n_embd).
     """
+    _check_type("embedding", embedding, nn.Embedding, "a torch.nn.Embedding")
     epsilon = check_real("epsilon", epsilon, low=0, low_open=True)
     gradient = embedding.weight.grad
     if gradient is None:
@@ -324,7 +424,22 @@ def fgm_step(
 
     loss_fn(model, batch) -> scalar loss. The gradients of both losses are summed, then
     the weights (restored) are updated. Returns (clean loss, adversarial loss).
+    `embedding` must be one of the model's modules, and trainable.
     """
+    _check_type("model", model, nn.Module, "a torch.nn.Module")
+    if not callable(loss_fn):
+        raise invalid("loss_fn", loss_fn, "a function loss_fn(model, batch) -> scalar loss")
+    _check_type("optimizer", optimizer, torch.optim.Optimizer, "a torch.optim.Optimizer")
+    _check_type("embedding", embedding, nn.Embedding, "a torch.nn.Embedding")
+    check_real("epsilon", epsilon, low=0, low_open=True)
+    if not any(module is embedding for module in model.modules()):
+        raise invalid(
+            "embedding", embedding, "one of the model's modules, e.g. its token_embedding"
+        )
+    if not embedding.weight.requires_grad:
+        raise invalid(
+            "embedding.weight.requires_grad", False, "True: FGM moves it along its gradient"
+        )
     optimizer.zero_grad(set_to_none=True)
     clean = loss_fn(model, batch)
     clean.backward()

@@ -18,10 +18,12 @@ linear layer whose name is "query" or ends in ".query" (as the `peft` library ma
 `target_modules`). Everything else is frozen except what `also_train` names (glob
 patterns, e.g. "head.*" for a new task head). The wrapped layer keeps its weights as
 `.base`, so `transformer.blocks.0.attention.query.weight` becomes `...query.base.weight`.
+Every argument is checked before the model is touched: a refused call changes nothing.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from collections.abc import Sequence
@@ -32,11 +34,17 @@ import torch
 from torch import Tensor, nn
 
 from sslm_lab.checks import check_choice, check_int, check_real, invalid
-from sslm_lab.finetune import freeze, unfreeze
+from sslm_lab.finetune import matching_parameters, unfreeze
 from sslm_lab.kernels import Dropout
 from sslm_lab.transformer import LayerCache, MultiHeadAttention
 
 METHODS = ("full", "probe", "lora", "adapters", "prefix")
+
+
+def _check_type(name: str, value: Any, kind: type | tuple[type, ...], allowed: str) -> None:
+    """Refuse a value that is not a `kind`, by its type (a model's repr runs to pages)."""
+    if not isinstance(value, kind):
+        raise invalid(f"type({name})", type(value), allowed)
 
 
 def find_modules(model: nn.Module, targets: Sequence[str], kind: type) -> list[str]:
@@ -45,13 +53,17 @@ def find_modules(model: nn.Module, targets: Sequence[str], kind: type) -> list[s
     A target that matches nothing is an error that lists the `kind` modules that exist
     (layer numbers as '*').
     """
+    _check_type("model", model, nn.Module, "a torch.nn.Module")
+    _check_type("kind", kind, type, "a module class, e.g. torch.nn.Linear")
     if isinstance(targets, str):
         targets = [targets]
-    if not targets:
-        raise invalid("target_modules", list(targets), "at least one module name")
+    if not isinstance(targets, list | tuple) or not targets:
+        raise invalid("target_modules", targets, "a module name or a non-empty list of them")
     names = [name for name, module in model.named_modules() if isinstance(module, kind)]
     found: set[str] = set()
-    for target in targets:
+    for i, target in enumerate(targets):
+        if not isinstance(target, str):
+            raise invalid(f"target_modules[{i}]", target, "a module name (a string), e.g. 'query'")
         hits = {name for name in names if name == target or name.endswith("." + target)}
         if not hits:
             existing = sorted({re.sub(r"\.\d+\.", ".*.", name) for name in names})
@@ -69,11 +81,25 @@ def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
 
 
-def _freeze_except(model: nn.Module, also_train: Sequence[str]) -> None:
-    """Freeze every parameter of `model`, then unfreeze those `also_train` names."""
-    freeze(model, ["*"])
-    if also_train:
-        unfreeze(model, also_train)
+def _also_train(model: nn.Module, also_train: Sequence[str]) -> list[str]:
+    """The parameters `also_train` names (an empty list: none); checks, changes nothing."""
+    if not isinstance(also_train, str | list | tuple):
+        allowed = "a glob pattern over the parameter names, or a list of them (empty: none)"
+        raise invalid("also_train", also_train, allowed, "e.g. ['head.*']")
+    if not also_train:
+        return []
+    return matching_parameters(model, also_train, argument="also_train")
+
+
+def _freeze_except(model: nn.Module, trained: list[str]) -> None:
+    """Freeze every parameter of `model` but those named in `trained` (`_also_train`)."""
+    keep = set(trained)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name in keep)
+
+
+def _check_dropout(dropout: float) -> float:
+    return check_real("dropout", dropout, low=0, high=1, high_open=True)
 
 
 # ---------------------------------------------------------------------------- LoRA
@@ -88,9 +114,10 @@ class LoRALinear(nn.Module):
 
     def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float = 0.0) -> None:
         super().__init__()
+        _check_type("base", base, nn.Linear, "a torch.nn.Linear: LoRA updates a weight matrix")
         self.rank = check_int("rank", rank, low=1)
         self.alpha = check_real("alpha", alpha, low=0, low_open=True)
-        check_real("dropout", dropout, low=0, high=1, high_open=True)
+        dropout = _check_dropout(dropout)
         self.base = base
         self.scaling = self.alpha / self.rank
         self.lora_A = nn.Linear(base.in_features, rank, bias=False)  # (rank, in)
@@ -143,16 +170,19 @@ def apply_lora(
     The defaults follow Hu et al. 2021 (query and value projections). Returns the names of
     the wrapped modules.
     """
-    check_int("rank", rank, low=1)
-    check_real("alpha", alpha, low=0, low_open=True)
+    rank = check_int("rank", rank, low=1)
+    alpha = check_real("alpha", alpha, low=0, low_open=True)
+    dropout = _check_dropout(dropout)
     names = find_modules(model, target_modules, nn.Linear)
-    _freeze_except(model, also_train)
+    trained = _also_train(model, also_train)
+    _freeze_except(model, trained)  # everything is checked: from here on the model changes
     for name in names:
         replace_module(model, name, LoRALinear(model.get_submodule(name), rank, alpha, dropout))
     return names
 
 
 def lora_layers(model: nn.Module) -> list[LoRALinear]:
+    _check_type("model", model, nn.Module, "a torch.nn.Module")
     layers = [module for module in model.modules() if isinstance(module, LoRALinear)]
     if not layers:
         raise ValueError("the model has no LoRA layers: call apply_lora(model, ...) first")
@@ -160,14 +190,22 @@ def lora_layers(model: nn.Module) -> list[LoRALinear]:
 
 
 def merge_lora(model: nn.Module) -> None:
-    """Fold every LoRA update into its frozen weight (`LoRALinear.merge`)."""
-    for layer in lora_layers(model):
+    """Fold every LoRA update into its frozen weight (`LoRALinear.merge`). A layer merged
+    already is an error before any layer changes."""
+    layers = lora_layers(model)
+    if any(layer.merged for layer in layers):
+        raise RuntimeError("a LoRA layer of this model is already merged; unmerge it first")
+    for layer in layers:
         layer.merge()
 
 
 def unmerge_lora(model: nn.Module) -> None:
-    """Take every LoRA update out of its weight again (`LoRALinear.unmerge`)."""
-    for layer in lora_layers(model):
+    """Take every LoRA update out of its weight again (`LoRALinear.unmerge`). A layer not
+    merged is an error before any layer changes."""
+    layers = lora_layers(model)
+    if not all(layer.merged for layer in layers):
+        raise RuntimeError("a LoRA layer of this model is not merged")
+    for layer in layers:
         layer.unmerge()
 
 
@@ -183,7 +221,9 @@ class Adapter(nn.Module):
 
     def __init__(self, dim: int, bottleneck: int, dropout: float = 0.0) -> None:
         super().__init__()
-        check_int("bottleneck", bottleneck, low=1)
+        dim = check_int("dim", dim, low=1)
+        bottleneck = check_int("bottleneck", bottleneck, low=1)
+        dropout = _check_dropout(dropout)
         self.down = nn.Linear(dim, bottleneck)
         self.activation = nn.GELU()
         self.up = nn.Linear(bottleneck, dim)
@@ -202,6 +242,7 @@ class AdaptedLinear(nn.Module):
 
     def __init__(self, base: nn.Linear, bottleneck: int, dropout: float = 0.0) -> None:
         super().__init__()
+        _check_type("base", base, nn.Linear, "a torch.nn.Linear")
         self.base = base
         self.adapter = Adapter(base.out_features, bottleneck, dropout)
 
@@ -219,9 +260,11 @@ def apply_adapters(
     """An adapter after each targeted projection: by default after attention and after the
     feed-forward of every block, before the residual sum, as Houlsby et al. place them.
     Freezes all but the adapters and `also_train`; returns the adapted modules' names."""
-    check_int("bottleneck", bottleneck, low=1)
+    bottleneck = check_int("bottleneck", bottleneck, low=1)
+    dropout = _check_dropout(dropout)
     names = find_modules(model, target_modules, nn.Linear)
-    _freeze_except(model, also_train)
+    trained = _also_train(model, also_train)
+    _freeze_except(model, trained)  # everything is checked: from here on the model changes
     for name in names:
         replace_module(model, name, AdaptedLinear(model.get_submodule(name), bottleneck, dropout))
     return names
@@ -242,6 +285,7 @@ class PrefixAttention(nn.Module):
 
     def __init__(self, attention: MultiHeadAttention, length: int) -> None:
         super().__init__()
+        _check_type("attention", attention, MultiHeadAttention, "a MultiHeadAttention")
         self.length = check_int("length", length, low=1)
         self.attention = attention
         shape = (attention.n_head, self.length, attention.head_dim)
@@ -275,10 +319,21 @@ def apply_prefix_tuning(
     model: nn.Module, length: int = 8, also_train: Sequence[str] = ()
 ) -> list[str]:
     """Give every attention layer `length` learned key/value prefixes; freeze all but those
-    and `also_train`. Returns the names of the attention modules."""
-    check_int("length", length, low=1)
+    and `also_train`. Returns the names of the attention modules. Applied once: a model
+    with prefixes already is refused."""
+    length = check_int("length", length, low=1)
     names = find_modules(model, ["attention"], MultiHeadAttention)
-    _freeze_except(model, also_train)
+    prefixed = [
+        name for name, module in model.named_modules() if isinstance(module, PrefixAttention)
+    ]
+    if prefixed:
+        raise invalid(
+            f"type(model.{prefixed[0]})",
+            PrefixAttention,
+            "a MultiHeadAttention: prefix tuning is applied once",
+        )
+    trained = _also_train(model, also_train)
+    _freeze_except(model, trained)  # everything is checked: from here on the model changes
     for name in names:
         replace_module(model, name, PrefixAttention(model.get_submodule(name), length))
     return names
@@ -292,6 +347,10 @@ class ParameterCounts:
     trainable: int
     total: int
 
+    def __post_init__(self) -> None:
+        check_int("ParameterCounts.total", self.total, low=1)
+        check_int("ParameterCounts.trainable", self.trainable, low=0, high=self.total)
+
     @property
     def fraction(self) -> float:
         """trainable / total."""
@@ -300,11 +359,17 @@ class ParameterCounts:
 
 def parameter_counts(model: nn.Module) -> ParameterCounts:
     """Trainable (requires_grad) and total parameters, a tied parameter counted once."""
+    _check_type("model", model, nn.Module, "a torch.nn.Module")
     parameters = list(model.parameters())
+    if not parameters:
+        raise invalid("model", model, "a model with parameters")
     return ParameterCounts(
         trainable=sum(p.numel() for p in parameters if p.requires_grad),
         total=sum(p.numel() for p in parameters),
     )
+
+
+APPLIERS = {"lora": apply_lora, "adapters": apply_adapters, "prefix": apply_prefix_tuning}
 
 
 def prepare(
@@ -312,18 +377,28 @@ def prepare(
 ) -> ParameterCounts:
     """Make `model` ready to fine-tune with `method`; return what it will train.
 
-    "full" trains everything; "probe" only `also_train` (the head on a frozen body);
-    "lora", "adapters", "prefix" call `apply_lora`, `apply_adapters`, `apply_prefix_tuning`
-    with `options` (rank=..., bottleneck=..., length=...), training `also_train` too.
+    "full" trains everything; "probe" only `also_train` (the head on a frozen body; at
+    least one pattern); "lora", "adapters", "prefix" call `apply_lora`, `apply_adapters`,
+    `apply_prefix_tuning` with `options` (rank=..., bottleneck=..., length=...), training
+    `also_train` too. Everything is checked before the model changes.
     """
+    _check_type("model", model, nn.Module, "a torch.nn.Module")
     check_choice("method", method, METHODS)
-    appliers = {"lora": apply_lora, "adapters": apply_adapters, "prefix": apply_prefix_tuning}
-    if method in ("full", "probe") and options:
-        raise invalid("options", sorted(options), f"none for method={method!r}")
+    applier = APPLIERS.get(method)
+    keywords = [] if applier is None else inspect.signature(applier).parameters
+    known = [name for name in keywords if name not in ("model", "also_train")]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        allowed = f"the keywords of {applier.__name__}: {', '.join(known)}" if applier else ""
+        allowed = allowed or f"none for method={method!r}"
+        raise invalid("options", unknown, allowed)
     if method == "full":
         unfreeze(model, ["*"])
     elif method == "probe":
-        _freeze_except(model, also_train)
+        trained = _also_train(model, also_train)
+        if not trained:
+            raise invalid("also_train", also_train, "at least one pattern: a probe trains those")
+        _freeze_except(model, trained)
     else:
-        appliers[method](model, also_train=also_train, **options)
+        applier(model, also_train=also_train, **options)
     return parameter_counts(model)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -231,3 +232,206 @@ def test_fgm_step_sums_both_gradients_and_updates_once(body: Transformer) -> Non
             p.sub_(0.1 * p.grad)
     for (name, got), expected in zip(model.named_parameters(), reference.parameters(), strict=True):
         assert_close(got, expected, msg=name)
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def snapshot(model: nn.Module) -> tuple[list[str], dict[str, tuple[bool, torch.Tensor]]]:
+    """The module tree, and every parameter's requires_grad flag and value."""
+    parameters = {n: (p.requires_grad, p.detach().clone()) for n, p in model.named_parameters()}
+    return [name for name, _ in model.named_modules()], parameters
+
+
+def assert_unchanged(model: nn.Module, before) -> None:
+    modules, parameters = snapshot(model)
+    assert modules == before[0]
+    assert parameters.keys() == before[1].keys()
+    for name, (trainable, value) in parameters.items():
+        assert trainable == before[1][name][0], name
+        assert torch.equal(value, before[1][name][1]), name
+
+
+@pytest.mark.parametrize(
+    ("labels", "options", "message"),
+    [
+        ([0, 1, 2, 5], {"num_classes": 3}, r"labels\[3\]=5 \(int\).*< num_classes=3"),
+        ([], {}, r"labels=\[\] \(list\)"),
+        ([0.5, 1.7, 0.2, 1.1], {}, r"labels\[0\]=0.5 \(float\).*integer class id"),
+        ([-1, 0, -1, 0], {}, r"labels\[0\]=-1 \(int\).*>= 0"),
+        ([True, False], {}, r"labels\[0\]=True \(bool\)"),
+        ("0101", {}, r"labels='0101' \(str\)"),
+        (None, {}, r"labels=None"),
+        (torch.tensor([[0, 1], [1, 0]]), {}, r"labels.shape=\(2, 2\)"),
+        (torch.tensor([0.0, 1.0]), {}, r"labels\[0\]=0.0 \(float\)"),
+    ],
+)
+def test_few_shot_refuses_labels_that_are_not_class_ids(labels, options, message) -> None:
+    with pytest.raises(ArgumentError, match=message):
+        few_shot_indices(labels, k=1, seed=0, **options)
+
+
+def test_few_shot_says_when_a_class_has_no_example() -> None:
+    labels = [0, 0, 1, 1]
+    with pytest.raises(ArgumentError) as error:
+        few_shot_indices(labels, k=1, seed=0, num_classes=3)
+    assert "class 2 has: it has 0" in str(error.value) and "k <= 0" not in str(error.value)
+    assert "every class in range(num_classes=3)" in str(error.value)
+    with pytest.raises(ArgumentError, match="class 2 has: it has 0"):  # k=None too
+        few_shot_indices(labels, k=None, seed=0, num_classes=3)
+
+
+def test_few_shot_takes_a_list_a_tensor_or_an_array_alike() -> None:
+    labels = [0, 1, 2] * 5
+    expected = few_shot_indices(labels, k=2, seed=7)
+    assert few_shot_indices(torch.tensor(labels), k=2, seed=7) == expected
+    assert few_shot_indices(torch.tensor(labels, dtype=torch.int32), k=2, seed=7) == expected
+    assert few_shot_indices(np.array(labels), k=2, seed=7) == expected
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda m: freeze(m, []), r"patterns=\[\] \(list\).*non-empty list"),
+        (lambda m: unfreeze(m, ()), r"patterns=\(\) \(tuple\)"),
+        (lambda m: freeze(m, None), r"patterns=None"),
+        (lambda m: freeze(m, [None]), r"patterns\[0\]=None \(NoneType\).*a string"),
+        (lambda m: freeze(m, ["head.*", 3]), r"patterns\[1\]=3 \(int\)"),
+        (lambda m: unfreeze(m, 5), r"patterns=5 \(int\)"),
+        (lambda m: freeze(m, ["head.*", "typo"]), r"pattern='typo'"),
+        (lambda m: matching_parameters(m, []), r"patterns=\[\]"),
+    ],
+)
+def test_freeze_refuses_empty_and_non_string_patterns(body: Transformer, call, message) -> None:
+    model = with_head(body, "sequence", num_labels=2)
+    before = snapshot(model)
+    with pytest.raises(ArgumentError, match=message):
+        call(model)
+    assert_unchanged(model, before)
+
+
+def test_freezing_something_that_is_not_a_model_is_named() -> None:
+    with pytest.raises(ArgumentError, match=r"type\(model\)=<class 'NoneType'>"):
+        freeze(None, ["*"])
+
+
+@pytest.mark.parametrize(
+    ("input_ids", "options", "message"),
+    [
+        (torch.full((2, 5), 40), {}, r"input_ids\[0, 0\]=40 \(int\).*\[0, 40\)"),
+        (torch.tensor([[1, 2, -1]]), {}, r"input_ids\[0, 2\]=-1"),
+        (torch.rand(2, 5), {}, r"input_ids.dtype=torch.float32"),
+        ([[1, 2, 3]], {}, r"type\(input_ids\)=<class 'list'>"),
+        (torch.ones(5, dtype=torch.long), {}, r"input_ids.shape=\(5,\)"),
+        (torch.ones(0, 5, dtype=torch.long), {}, r"input_ids.shape=\(0, 5\)"),
+        (torch.ones(2, 17, dtype=torch.long), {}, r"input_ids.shape=\(2, 17\).*block_size=16"),
+        (
+            torch.ones(2, 5, dtype=torch.long),
+            {"attention_mask": torch.ones(2, 4)},
+            r"attention_mask.shape=\(2, 4\).*\(2, 5\)",
+        ),
+        (
+            torch.ones(2, 3, 5, dtype=torch.long),
+            {"attention_mask": torch.ones(2, 15)},
+            r"attention_mask.shape=\(2, 15\)",
+        ),
+    ],
+)
+def test_frozen_features_checks_the_ids_where_they_enter(
+    body: Transformer, input_ids, options, message
+) -> None:
+    with pytest.raises(ArgumentError, match=message):
+        frozen_features(body, input_ids, **options)
+
+
+def test_frozen_features_needs_a_transformer_model() -> None:
+    with pytest.raises(ArgumentError, match=r"type\(model\)=<class 'torch.nn.modules.linear"):
+        frozen_features(nn.Linear(2, 2), torch.ones(2, 5, dtype=torch.long))
+
+
+@pytest.mark.parametrize(
+    ("features", "labels", "message"),
+    [
+        (torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 0, 1]), r"labels\[2\]=2 \(int\).*\[0, num_"),
+        (torch.randn(6, 4), torch.tensor([0, -1, 0, 1, 0, 1]), r"labels\[1\]=-1"),
+        (torch.randn(6, 4), torch.tensor([0.0, 1, 0, 1, 0, 1]), r"labels.dtype=torch.float32"),
+        (torch.randn(6, 4), [0, 1, 0, 1, 0, 1], r"type\(labels\)=<class 'list'>"),
+        (np.zeros((6, 4)), torch.tensor([0, 1, 0, 1, 0, 1]), r"type\(features\)=<class 'numpy"),
+        (
+            torch.ones(6, 4, dtype=torch.long),
+            torch.tensor([0, 1] * 3),
+            r"features.dtype=torch.int64",
+        ),
+        (torch.randn(0, 4), torch.zeros(0, dtype=torch.long), r"features.shape, labels.shape"),
+    ],
+)
+def test_the_probe_refuses_labels_outside_the_classes(features, labels, message) -> None:
+    with pytest.raises(ArgumentError, match=message):
+        fit_linear_probe(features, labels, num_labels=2)
+
+
+def test_the_probe_refuses_nan_features_and_takes_any_integer_labels() -> None:
+    features = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 0, 1, 0, 1])
+    broken = features.clone()
+    broken[3, 2] = float("nan")
+    with pytest.raises(ArgumentError, match=r"features\[3, 2\]=nan \(float\).*finite"):
+        fit_linear_probe(broken, labels, num_labels=2)
+    as_int32 = fit_linear_probe(features, labels.int(), num_labels=2)
+    as_int64 = fit_linear_probe(features, labels, num_labels=2)
+    assert torch.equal(as_int32.weight, as_int64.weight)
+
+
+def test_layerwise_helpers_refuse_what_is_not_a_name_or_a_model(body: Transformer) -> None:
+    from sslm_lab.finetune import layer_depth
+
+    with pytest.raises(ArgumentError, match=r"type\(name\)=<class 'int'>"):
+        layer_depth(3, 2)
+    with pytest.raises(ArgumentError, match="n_layer=0"):
+        layer_depth("blocks.0.attention.query.weight", 0)
+    with pytest.raises(ArgumentError, match=r"type\(model\)=<class 'torch.nn.modules.linear"):
+        layerwise_lr_groups(nn.Linear(2, 2), lr=1e-3, decay=0.8)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"epsilon": -1.0}, "epsilon=-1.0"),
+        ({"loss_fn": None}, "loss_fn=None"),
+        ({"optimizer": None}, r"type\(optimizer\)=<class 'NoneType'>"),
+        ({"embedding": nn.Linear(2, 2)}, r"type\(embedding\)=<class 'torch.nn.modules.linear"),
+        ({"embedding": nn.Embedding(40, 16)}, r"embedding=Embedding\(40, 16\).*model's modules"),
+    ],
+)
+def test_fgm_step_refuses_before_any_backward(body: Transformer, change, message) -> None:
+    model = with_head(body, "sequence", num_labels=2)
+    ids, labels = torch.randint(0, 40, (4, 6)), torch.tensor([0, 1, 0, 1])
+
+    def loss_fn(module, batch):
+        return nn.functional.cross_entropy(module(batch[0]), batch[1])
+
+    arguments = {
+        "loss_fn": loss_fn,
+        "optimizer": torch.optim.SGD(model.parameters(), lr=0.1),
+        "embedding": model.transformer.token_embedding,
+        "epsilon": 1.0,
+        **change,
+    }
+    before = snapshot(model)
+    with pytest.raises(ArgumentError, match=message):
+        fgm_step(model, batch=(ids, labels), **arguments)
+    assert_unchanged(model, before)
+    assert all(p.grad is None for p in model.parameters())  # no backward ran
+
+
+def test_fgm_step_needs_a_trainable_embedding(body: Transformer) -> None:
+    model = with_head(body, "sequence", num_labels=2)
+    freeze(model, ["transformer.token_embedding.*"])
+    with pytest.raises(ArgumentError, match="embedding.weight.requires_grad=False"):
+        fgm_step(
+            model,
+            lambda m, b: m(b).sum(),
+            torch.randint(0, 40, (2, 4)),
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            model.transformer.token_embedding,
+        )

@@ -14,8 +14,10 @@ from sslm_lab.checks import ArgumentError
 from sslm_lab.finetune import with_head
 from sslm_lab.interop import bert_to_sslm
 from sslm_lab.peft import (
+    AdaptedLinear,
     Adapter,
     LoRALinear,
+    ParameterCounts,
     PrefixAttention,
     apply_adapters,
     apply_lora,
@@ -229,3 +231,114 @@ def test_prepare_probe_and_full() -> None:
     assert prepare(model, "probe").trainable == head
     counts = prepare(model, "full")
     assert counts.trainable == counts.total == model.num_parameters()
+
+
+# ---------------------------------------------------------------------------- refused calls
+
+
+def snapshot(model: torch.nn.Module):
+    """The module tree, and every parameter's requires_grad flag and value."""
+    parameters = {n: (p.requires_grad, p.detach().clone()) for n, p in model.named_parameters()}
+    return [name for name, _ in model.named_modules()], parameters
+
+
+def assert_unchanged(model: torch.nn.Module, before) -> None:
+    modules, parameters = snapshot(model)
+    assert modules == before[0], "the module tree changed"
+    assert parameters.keys() == before[1].keys()
+    for name, (trainable, value) in parameters.items():
+        assert trainable == before[1][name][0], f"requires_grad of {name} changed"
+        assert torch.equal(value, before[1][name][1]), f"{name} changed"
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda m: apply_lora(m, dropout=1.0), "dropout=1.0"),
+        (lambda m: apply_lora(m, dropout=float("nan")), "dropout=nan"),
+        (lambda m: apply_lora(m, dropout="0.1"), r"dropout='0.1' \(str\)"),
+        (lambda m: apply_lora(m, also_train=["classifier.*"]), "also_train pattern='classifier"),
+        (lambda m: apply_lora(m, also_train=[None]), r"also_train\[0\]=None"),
+        (lambda m: apply_lora(m, also_train=None), "also_train=None"),
+        (lambda m: apply_lora(m, target_modules=None), "target_modules=None"),
+        (lambda m: apply_lora(m, target_modules=["query", None]), r"target_modules\[1\]=None"),
+        (lambda m: apply_lora(m, target_modules=[3]), r"target_modules\[0\]=3 \(int\)"),
+        (lambda m: apply_adapters(m, dropout=1.5), "dropout=1.5"),
+        (lambda m: apply_adapters(m, dropout=-0.1), "dropout=-0.1"),
+        (lambda m: apply_adapters(m, also_train=["classifier.*"]), "also_train pattern="),
+        (lambda m: apply_adapters(m, target_modules=[None]), r"target_modules\[0\]=None"),
+        (lambda m: apply_prefix_tuning(m, also_train=["classifier.*"]), "also_train pattern="),
+        (lambda m: apply_prefix_tuning(m, also_train=None), "also_train=None"),
+        (lambda m: prepare(m, "probe", also_train=["classifier.*"]), "also_train pattern="),
+        (lambda m: prepare(m, "probe", also_train=[]), r"also_train=\[\].*at least one pattern"),
+        (lambda m: prepare(m, "lora", rnak=2), r"options=\['rnak'\].*rank, alpha, dropout"),
+        (lambda m: prepare(m, "lora", bottleneck=2), r"options=\['bottleneck'\].*apply_lora"),
+        (lambda m: prepare(m, "prefix", rank=2), r"options=\['rank'\].*apply_prefix_tuning"),
+        (lambda m: prepare(m, "lora", dropout=1.0), "dropout=1.0"),
+        (lambda m: prepare(m, "adapters", also_train=["x.*"]), "also_train pattern='x.*'"),
+        (lambda m: prepare(m, "lora", target_modules=[3]), r"target_modules\[0\]=3"),
+    ],
+)
+def test_a_refused_call_changes_nothing(call, message: str) -> None:
+    model = with_head(small_encoder(), "sequence", num_labels=2)
+    model.transformer.blocks[0].attention.key.weight.requires_grad_(False)  # some state to keep
+    before = snapshot(model)
+    with pytest.raises(ArgumentError, match=message):
+        call(model)
+    assert_unchanged(model, before)
+
+
+def test_prefix_tuning_is_applied_once() -> None:
+    model = small_encoder()
+    apply_prefix_tuning(model, length=2)
+    before = snapshot(model)
+    with pytest.raises(ArgumentError, match=r"type\(model.blocks.0.attention\)=.*applied once"):
+        apply_prefix_tuning(model, length=2)
+    assert_unchanged(model, before)
+
+
+def test_merge_checks_every_layer_before_changing_one() -> None:
+    model = small_encoder()
+    apply_lora(model, rank=2, alpha=4)
+    randomise_lora(model, seed=3)
+    model.blocks[1].attention.value.merge()  # one layer merged by hand
+    before = snapshot(model)
+    with pytest.raises(RuntimeError, match="already merged"):
+        merge_lora(model)
+    assert_unchanged(model, before)  # the other layers were not merged
+    with pytest.raises(RuntimeError, match="not merged"):
+        unmerge_lora(model)
+    assert_unchanged(model, before)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Adapter(8, 2, dropout=1.5), "dropout=1.5"),
+        (lambda: Adapter(8, 2, dropout=-0.1), "dropout=-0.1"),
+        (lambda: Adapter(8, 2, dropout=float("nan")), "dropout=nan"),
+        (lambda: Adapter(8, 2, dropout="0.1"), r"dropout='0.1' \(str\)"),
+        (lambda: Adapter(0, 2), "dim=0"),
+        (lambda: Adapter(8.0, 2), r"dim=8.0 \(float\)"),
+        (lambda: AdaptedLinear(torch.nn.Linear(4, 3), 2, dropout=2.0), "dropout=2.0"),
+        (lambda: AdaptedLinear(torch.nn.Embedding(5, 3), 2), r"type\(base\)=.*Embedding"),
+        (lambda: LoRALinear(torch.nn.Embedding(5, 3), 2, 4), r"type\(base\)=.*Embedding.*Linear"),
+        (lambda: LoRALinear(None, 2, 4), r"type\(base\)=<class 'NoneType'>"),
+        (lambda: PrefixAttention(torch.nn.Linear(2, 2), 2), r"type\(attention\)=.*Linear"),
+        (lambda: parameter_counts(torch.nn.ReLU()), r"model=ReLU\(\).*with parameters"),
+        (lambda: parameter_counts(None), r"type\(model\)=<class 'NoneType'>"),
+        (lambda: ParameterCounts(trainable=5, total=3), "ParameterCounts.trainable=5"),
+        (lambda: merge_lora(None), r"type\(model\)=<class 'NoneType'>"),
+        (lambda: apply_lora(None), r"type\(model\)=<class 'NoneType'>"),
+        (lambda: prepare(None, "full"), r"type\(model\)=<class 'NoneType'>"),
+    ],
+)
+def test_layers_and_counts_refuse_bad_arguments(make, message: str) -> None:
+    with pytest.raises(ArgumentError, match=message):
+        make()
+
+
+def test_a_single_pattern_string_is_one_pattern() -> None:
+    model = with_head(small_encoder(), "sequence", num_labels=2)
+    counts = prepare(model, "probe", also_train="head.*")
+    assert counts.trainable == sum(p.numel() for p in model.head.parameters())

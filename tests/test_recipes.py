@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from sslm_lab.checks import ArgumentError
 from sslm_lab.heads import MaskedLM
 from sslm_lab.lab import recipes
 from sslm_lab.lab.recipes import EncoderRecipe, pretrained_encoder
@@ -159,3 +160,101 @@ def test_each_network_counts_its_own_flops_with_the_head_where_it_runs() -> None
     assert recipes.flops_per_step("electra", TINY) == pytest.approx(
         network.flops_per_token(16) * TINY.batch_size * 16
     )
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+class StandIn:
+    """What `pretrain` reads of a tokenizer: its vocabulary size and special ids."""
+
+    vocab_size = 300
+    special_ids = {"[PAD]": 0, "[MASK]": 1, "[CLS]": 2}
+    pad_id, mask_id, cls_id = 0, 1, 2
+
+
+LINES = ((5, 6, 7), (8, 9))
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "lines", "message"),
+    [
+        ("x", torch.rand(50), LINES, r"Corpus.text.dtype=torch.float32"),
+        ("x", torch.ones(50, dtype=torch.bool), LINES, r"Corpus.text.dtype=torch.bool"),
+        ("x", torch.arange(50).numpy(), LINES, r"type\(Corpus.text\)=<class 'numpy.ndarray'>"),
+        ("x", torch.ones(2, 2, 2, dtype=torch.long), LINES, r"Corpus.text.shape=\(2, 2, 2\)"),
+        ("x", torch.ones(0, dtype=torch.long), LINES, r"Corpus.text.shape=\(0,\)"),
+        ("x", torch.arange(50), [[5, 6]], r"type\(Corpus.lines\)=<class 'list'>.*tuple\(tuple"),
+        ("x", torch.arange(50), (), r"Corpus.lines=\(\)"),
+        ("x", torch.arange(50), ((5, 6), ()), r"Corpus.lines\[1\]=\(\)"),
+        ("x", torch.arange(50), ((5, 6), [7]), r"Corpus.lines\[1\]=\[7\]"),
+        (3, torch.arange(50), LINES, r"Corpus.name=3 \(int\)"),
+    ],
+)
+def test_a_corpus_is_token_ids_in_its_two_forms(name, text, lines, message) -> None:
+    with pytest.raises(ArgumentError, match=message):
+        recipes.Corpus(name, text, lines)
+
+
+@pytest.mark.parametrize(
+    ("objective", "text", "lines", "message"),
+    [
+        ("mlm", torch.full((50,), 300), LINES, r"corpus.text\[0\]=300 \(int\).*\[0, 300\)"),
+        ("clm", torch.arange(5, 55).index_fill(0, torch.tensor([7]), -1), LINES, r"text\[7\]=-1"),
+        (
+            "electra",
+            torch.full((4, 8), 5).index_fill(1, torch.tensor([3]), 301),
+            LINES,
+            r"\[0, 3\]",
+        ),
+        ("simcse", torch.arange(50), ((5, 6), (7, 999)), r"corpus.lines\[1\]\[1\]=999 \(int\)"),
+        ("vae", torch.arange(50), ((5, 6.0),), r"corpus.lines\[0\]\[1\]=6.0 \(float\)"),
+        ("vae", torch.arange(50), ((5, -2),), r"corpus.lines\[0\]\[1\]=-2"),
+        ("mlm", torch.full((4, 20), 5), LINES, r"corpus.text.shape=\(4, 20\).*block_size=16"),
+        ("electra", torch.full((10,), 5), LINES, r"corpus.text.shape=\(10,\).*one window"),
+    ],
+)
+def test_pretrain_checks_the_corpus_ids_where_they_enter(objective, text, lines, message) -> None:
+    corpus = recipes.Corpus("bad ids", text, lines)
+    with pytest.raises(ArgumentError, match=message):
+        recipes.pretrain(objective, TINY, corpus, StandIn())
+
+
+def test_pretrain_refuses_what_is_not_a_recipe_a_corpus_or_a_tokenizer() -> None:
+    corpus = recipes.Corpus("fine", torch.arange(5, 55), LINES)
+    with pytest.raises(ArgumentError, match=r"type\(recipe\)=<class 'NoneType'>"):
+        recipes.pretrain("mlm", None, corpus, StandIn())
+    with pytest.raises(ArgumentError, match=r"type\(corpus\)=<class 'tuple'>"):
+        recipes.pretrain("mlm", TINY, (corpus.text, corpus.lines), StandIn())
+    with pytest.raises(ArgumentError, match=r"type\(tokenizer\)=<class 'NoneType'>.*mask_id"):
+        recipes.pretrain("mlm", TINY, corpus, None)
+    with pytest.raises(ArgumentError, match=r"tokenizer.vocab_size=300 \(int\).*2048, the recipe"):
+        recipes.pretrain("mlm", replace(TINY, vocab_size=2048), corpus, StandIn())
+    with pytest.raises(ArgumentError, match=r"device=3 \(int\)"):
+        recipes.pretrain("mlm", TINY, corpus, StandIn(), device=3)
+    with pytest.raises(ArgumentError, match="objective='random'"):
+        recipes.pretrain("random", TINY, corpus, StandIn())
+
+
+def test_a_text_of_exactly_one_window_trains() -> None:
+    text = torch.arange(5, 5 + TINY.block_size)  # the windows end at the last token
+    corpus = recipes.Corpus("one window", text, LINES)
+    encoder = recipes.pretrain("clm", replace(TINY, steps=1, batch_size=2), corpus, StandIn())
+    assert encoder.steps == 1 and encoder.train_tokens == 2 * TINY.block_size
+
+
+def test_the_entry_points_name_their_bad_arguments() -> None:
+    with pytest.raises(ArgumentError, match=r"reuse='no' \(str\).*True or False"):
+        pretrained_encoder("random", TINY, reuse="no")
+    with pytest.raises(ArgumentError, match=r"type\(recipe\)=<class 'dict'>"):
+        pretrained_encoder("random", {"vocab_size": 300})
+    with pytest.raises(ArgumentError, match=r"device='tpu'"):
+        pretrained_encoder("random", TINY, device="tpu")
+    with pytest.raises(ArgumentError, match=r"type\(recipe\)=<class 'dict'>"):
+        recipes.flops_per_step("mlm", {"vocab_size": 300})
+    with pytest.raises(ArgumentError, match=r"type\(encoders\)=<class 'NoneType'>"):
+        recipes.describe(None)
+    with pytest.raises(ArgumentError, match=r"type\(encoders\[0\]\)=<class 'int'>"):
+        recipes.describe([1])
+    with pytest.raises(ArgumentError, match=r"EncoderRecipe.n_head=3.*divisor of n_embd=16"):
+        replace(TINY, n_head=3)

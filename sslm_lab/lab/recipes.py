@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from sslm_lab import data
-from sslm_lab.checks import check_choice, check_int, check_real, invalid
+from sslm_lab.checks import check_bool, check_choice, check_int, check_real, invalid
 from sslm_lab.contrastive import SimCSE, simcse_objective
 from sslm_lab.data.speeches import speeches
 from sslm_lab.electra import Electra, electra_objective
@@ -47,6 +47,7 @@ from sslm_lab.masking import mask_tokens
 from sslm_lab.objectives import masked_lm_objective, next_token_objective
 from sslm_lab.pretrained import CheckpointError, load_pretrained
 from sslm_lab.training.batches import BatchFn, sample_rows
+from sslm_lab.training.hardware import resolve_device
 from sslm_lab.training.trainer import LossFn, Phase, Trainer, TrainerConfig
 from sslm_lab.transformer import Transformer, TransformerConfig
 from sslm_lab.vae import SentenceVAE, vae_objective
@@ -83,6 +84,12 @@ class EncoderRecipe:
     def __post_init__(self) -> None:
         for name in ("vocab_size", "n_layer", "n_head", "n_embd", "intermediate_size"):
             check_int(f"EncoderRecipe.{name}", getattr(self, name), low=1)
+        if self.n_embd % self.n_head:
+            raise invalid(
+                "EncoderRecipe.n_head",
+                self.n_head,
+                f"a divisor of n_embd={self.n_embd}: each head gets n_embd / n_head dimensions",
+            )
         check_int("EncoderRecipe.block_size", self.block_size, low=4)
         check_int("EncoderRecipe.steps", self.steps, low=1)
         check_int("EncoderRecipe.batch_size", self.batch_size, low=2)
@@ -119,6 +126,24 @@ class PretrainedEncoder:
     train_tokens: int  # tokens the trained networks read in pretraining
     train_flops: float
     metadata: dict[str, Any]
+
+
+def _check_recipe(recipe: Any) -> EncoderRecipe:
+    """The recipe given, or the default one for None."""
+    if recipe is not None and not isinstance(recipe, EncoderRecipe):
+        raise invalid("type(recipe)", type(recipe), "an EncoderRecipe, or None for the default")
+    return recipe or EncoderRecipe()
+
+
+def _check_device(device: Any) -> str:
+    """A device this machine has, as the trainer resolves it ("auto": the fastest)."""
+    allowed = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', one this machine has"
+    if not isinstance(device, str):
+        raise invalid("device", device, allowed)
+    try:
+        return str(resolve_device(device))
+    except ValueError as error:
+        raise invalid("device", device, allowed, str(error)) from None
 
 
 def matches(config: TransformerConfig, recipe: EncoderRecipe, causal: bool) -> list[str]:
@@ -179,11 +204,13 @@ def pretrained_encoder(
     """The encoder `objective` gives (see the module docstring), in eval mode on the CPU.
 
     profile: whose notebook checkpoints to look for (None: never look, train here).
+    reuse: False trains here even when a fitting checkpoint exists.
     """
     objective = check_choice("objective", objective, OBJECTIVES)
-    if profile is not None:
-        check_choice("profile", profile, PROFILE_NAMES)
-    recipe = recipe or EncoderRecipe()
+    recipe = _check_recipe(recipe)
+    check_choice("profile", profile, PROFILE_NAMES, allow_none=True)
+    reuse = check_bool("reuse", reuse)
+    device = _check_device(device)
     tokenizer = data.bpe_tokenizer(recipe.vocab_size)
     if objective == "random":
         torch.manual_seed(recipe.seed)
@@ -212,7 +239,10 @@ class Corpus:
         of block_size from it; or sequences already cut, (rows, length) with length <=
         block_size, each read whole.
     lines: one id sequence per line or sentence, without special tokens: simcse and the
-        VAE read [CLS] + a line, cut or padded to block_size.
+        VAE read [CLS] + a line, cut or padded to block_size. A tuple of non-empty tuples.
+
+    Shapes and types are checked here; the ids against a tokenizer's vocabulary (and the
+    lines' ids for being ints) once in `pretrain`, which knows the tokenizer.
     """
 
     name: str
@@ -220,10 +250,25 @@ class Corpus:
     lines: tuple[tuple[int, ...], ...]
 
     def __post_init__(self) -> None:
-        if not isinstance(self.text, Tensor) or self.text.dim() not in (1, 2):
-            raise invalid("Corpus.text", type(self.text).__name__, "a 1-D or 2-D tensor of ids")
-        if self.text.numel() == 0 or not self.lines:
-            raise invalid("Corpus", self.name, "some text and at least one line")
+        if not isinstance(self.name, str) or not self.name:
+            raise invalid("Corpus.name", self.name, "a non-empty string that names the text")
+        if not isinstance(self.text, Tensor):
+            raise invalid("type(Corpus.text)", type(self.text), "a torch.Tensor of token ids")
+        text = self.text
+        if text.is_floating_point() or text.is_complex() or text.dtype == torch.bool:
+            raise invalid("Corpus.text.dtype", text.dtype, "an integer dtype: token ids")
+        if text.dim() not in (1, 2) or text.numel() == 0:
+            allowed = "(tokens,) or (rows, length), none of them 0"
+            raise invalid("Corpus.text.shape", tuple(text.shape), allowed)
+        allowed = "a non-empty tuple of lines, each a non-empty tuple of token ids"
+        hint = "e.g. tuple(tuple(ids) for ids in lines)"
+        if not isinstance(self.lines, tuple):
+            raise invalid("type(Corpus.lines)", type(self.lines), allowed, hint)
+        if not self.lines:
+            raise invalid("Corpus.lines", self.lines, allowed)
+        for i, line in enumerate(self.lines):
+            if not isinstance(line, tuple) or not line:
+                raise invalid(f"Corpus.lines[{i}]", line, allowed, hint)
 
 
 @dataclass(frozen=True)
@@ -310,7 +355,7 @@ def flops_per_step(objective: str, recipe: EncoderRecipe | None = None) -> float
     network counts itself (`flops_per_token`; random: 0). Nothing is allocated: the network
     is built on PyTorch's meta device, which has shapes but no storage."""
     objective = check_choice("objective", objective, OBJECTIVES)
-    recipe = recipe or EncoderRecipe()
+    recipe = _check_recipe(recipe)
     if objective == "random":
         return 0.0
     with torch.device("meta"):
@@ -357,7 +402,7 @@ def _windows(text: Tensor, recipe: EncoderRecipe) -> BatchFn:
         return lambda step, generator: text[
             torch.randint(len(text), (recipe.batch_size,), generator=generator).to(text.device)
         ]
-    high = len(text) - recipe.block_size
+    high = len(text) - recipe.block_size + 1  # the last window ends at the last token
     offsets = torch.arange(recipe.block_size, device=text.device)
 
     def batch_fn(step: int, generator: torch.Generator) -> Tensor:
@@ -376,6 +421,33 @@ def _lines(corpus: Corpus, tokenizer: Any, recipe: EncoderRecipe, device: str) -
     return sample_rows(ids.to(device), mask.to(device), batch_size=recipe.batch_size)
 
 
+def _check_text(text: Tensor, recipe: EncoderRecipe) -> None:
+    """Ids in the vocabulary; rows no wider than block_size, or a text of one window at least."""
+    if text.dim() == 2 and text.size(1) > recipe.block_size:
+        allowed = f"(rows, length) with length <= block_size={recipe.block_size}, the recipe's"
+        raise invalid("corpus.text.shape", tuple(text.shape), allowed)
+    if text.dim() == 1 and len(text) < recipe.block_size:
+        allowed = f"(tokens,) with tokens >= block_size={recipe.block_size}: one window at least"
+        raise invalid("corpus.text.shape", tuple(text.shape), allowed)
+    outside = (text < 0) | (text >= recipe.vocab_size)
+    if outside.any():
+        where = tuple(outside.nonzero()[0].tolist())
+        raise invalid(
+            f"corpus.text[{', '.join(map(str, where))}]",
+            text[where].item(),
+            f"a token id in [0, {recipe.vocab_size}), the tokenizer's vocabulary",
+        )
+
+
+def _check_lines(lines: tuple[tuple[int, ...], ...], vocab_size: int) -> None:
+    """Every id of every line an int in [0, vocab_size)."""
+    for i, line in enumerate(lines):
+        for j, token in enumerate(line):
+            if type(token) is not int or not 0 <= token < vocab_size:
+                allowed = f"a token id, an int in [0, {vocab_size}), the tokenizer's vocabulary"
+                raise invalid(f"corpus.lines[{i}][{j}]", token, allowed)
+
+
 def pretrain(
     objective: str, recipe: EncoderRecipe, corpus: Corpus, tokenizer: Any, device: str = "cpu"
 ) -> PretrainedEncoder:
@@ -385,15 +457,29 @@ def pretrain(
 
     tokenizer: what made the corpus's ids; its vocabulary must be the recipe's, and it
     gives the special tokens ([MASK], [CLS], [PAD]) the objectives use.
+
+    The corpus enters here, so here its ids are checked against the vocabulary, in one
+    pass over what the objective reads (the text or the lines), and the text's shape
+    against the recipe: rows no wider than block_size, a running text of at least one
+    window. The training steps then read only checked ids.
     """
     objective = check_choice("objective", objective, [o for o in OBJECTIVES if o != "random"])
+    if not isinstance(recipe, EncoderRecipe):
+        raise invalid("type(recipe)", type(recipe), "an EncoderRecipe")
+    if not isinstance(corpus, Corpus):
+        raise invalid("type(corpus)", type(corpus), "a Corpus")
+    needed = ("vocab_size", "special_ids", "mask_id", "cls_id", "pad_id")
+    if not all(hasattr(tokenizer, name) for name in needed):
+        raise invalid("type(tokenizer)", type(tokenizer), "a tokenizer with " + ", ".join(needed))
     if tokenizer.vocab_size != recipe.vocab_size:
-        raise invalid(
-            "tokenizer",
-            f"a vocabulary of {tokenizer.vocab_size}",
-            f"{recipe.vocab_size} ids, the recipe's vocab_size",
-        )
+        allowed = f"{recipe.vocab_size}, the recipe's vocab_size"
+        raise invalid("tokenizer.vocab_size", tokenizer.vocab_size, allowed)
+    device = _check_device(device)
     row = PRETRAINING[objective]
+    if row.reads == "lines":
+        _check_lines(corpus.lines, recipe.vocab_size)
+    else:
+        _check_text(corpus.text, recipe)
     torch.manual_seed(recipe.seed)
     model = row.network(recipe, tokenizer.mask_id).to(device)
     if row.reads == "lines":
@@ -440,6 +526,11 @@ def pretrain(
 
 def describe(encoders: list[PretrainedEncoder]) -> str:
     """A markdown table: objective, where it came from, steps, tokens, FLOPs."""
+    if not isinstance(encoders, list | tuple):
+        raise invalid("type(encoders)", type(encoders), "a list of PretrainedEncoder")
+    for i, encoder in enumerate(encoders):
+        if not isinstance(encoder, PretrainedEncoder):
+            raise invalid(f"type(encoders[{i}])", type(encoder), "a PretrainedEncoder")
     rows = ["| objective | source | steps | tokens | training FLOPs |", "|---|---|---|---|---|"]
     for e in encoders:
         rows.append(
