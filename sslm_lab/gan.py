@@ -21,11 +21,17 @@ real digits, `mode_coverage` (which classes the confident samples cover, and the
 of their predicted-class histogram) and `frechet_distance` between the classifier's
 penultimate features of samples and of real digits (the FID idea, Heusel et al. 2017,
 with this classifier in place of Inception).
+
+Arguments are checked before any work (`sslm_lab.checks`); real images are checked to lie
+in [0, 1], the range of the generator's sigmoid, where they enter (`gan_training_step`,
+`discriminator_objective`, `train_digit_classifier`); a call that updates the players
+checks everything before its first update. The checks sit at the end of the file.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -57,12 +63,18 @@ class DigitGenerator(nn.Module):
         )
 
     def forward(self, noise: Tensor) -> Tensor:
+        """noise (batch, noise_size) -> images (batch, 8, 8)."""
+        _check_tensor("noise", noise, "(batch, noise_size)")
+        if noise.dim() != 2 or len(noise) == 0 or noise.size(1) != self.noise_size:
+            allowed = f"(batch, noise_size={self.noise_size}), batch >= 1"
+            raise invalid("noise.shape", tuple(noise.shape), allowed)
         return self.layers(noise).sigmoid().view(len(noise), 8, 8)
 
     def sample_noise(self, count: int, generator: torch.Generator | None = None) -> Tensor:
         """count draws of z ~ N(0, I): (count, noise_size)."""
         check_int("count", count, low=1)
         device = next(self.parameters()).device
+        _check_generator("generator", generator, device)
         return torch.randn(count, self.noise_size, generator=generator, device=device)
 
 
@@ -81,6 +93,7 @@ class DigitDiscriminator(nn.Module):
         )
 
     def forward(self, images: Tensor) -> Tensor:
+        _check_images("images", images)
         return self.layers(images.reshape(len(images), -1)).squeeze(-1)
 
 
@@ -90,7 +103,10 @@ class DigitDiscriminator(nn.Module):
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     """mean -log D(x) + mean -log(1 - D(G(z))): binary cross-entropy, real = 1, fake = 0.
 
-    With log D = -softplus(-logit) and log(1 - D) = -softplus(logit), computed stably."""
+    With log D = -softplus(-logit) and log(1 - D) = -softplus(logit), computed stably.
+    real_logits (batch,), fake_logits (batch',): the two batches may differ in size."""
+    _check_logits("real_logits", real_logits)
+    _check_logits("fake_logits", fake_logits)
     return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
 
 
@@ -101,6 +117,7 @@ def generator_loss(fake_logits: Tensor, loss: str = "non_saturating") -> Tensor:
     the logit is -D, which vanishes as D(G(z)) -> 0. "non_saturating": mean -log D(G(z)) =
     mean softplus(-logit); gradient D - 1, near -1 exactly when the fakes are rejected.
     """
+    _check_logits("fake_logits", fake_logits)
     check_choice("loss", loss, GENERATOR_LOSSES)
     if loss == "minimax":
         return -F.softplus(fake_logits).mean()
@@ -112,11 +129,15 @@ def generator_loss(fake_logits: Tensor, loss: str = "non_saturating") -> Tensor:
 
 def discriminator_accuracy(real_logits: Tensor, fake_logits: Tensor) -> tuple[float, float]:
     """Share of real images D calls real (logit > 0) and of fakes it calls fake (logit < 0)."""
+    _check_logits("real_logits", real_logits)
+    _check_logits("fake_logits", fake_logits)
     return float((real_logits > 0).float().mean()), float((fake_logits < 0).float().mean())
 
 
 def gradient_norm(module: nn.Module) -> float:
     """L2 norm of all of a module's parameter gradients together (0 if there are none)."""
+    if not isinstance(module, nn.Module):
+        raise invalid("type(module)", type(module), "an nn.Module")
     squares = [p.grad.detach().pow(2).sum() for p in module.parameters() if p.grad is not None]
     return float(torch.stack(squares).sum().sqrt()) if squares else 0.0
 
@@ -140,8 +161,14 @@ def gan_training_step(
     first update, before stepping), and G's gradient norm: the curves a GAN notebook plots.
     More D steps per G step keep the discriminator ahead, a common remedy when the
     generator outruns it (Goodfellow et al. 2014 used k steps of D per step of G).
+
+    Everything is checked before D's first update, so a refused call changes neither player.
     """
+    _check_players(generator, discriminator)
+    _check_optimizers(generator, discriminator, (generator_optimizer, discriminator_optimizer))
+    _check_images("real", real, unit_range=True)
     check_choice("loss", loss, GENERATOR_LOSSES)
+    _check_generator("rng", rng, next(generator.parameters()).device)
     check_int("discriminator_steps", discriminator_steps, low=1)
     for update in range(discriminator_steps):
         fake = generator(generator.sample_noise(len(real), rng))
@@ -175,6 +202,9 @@ def discriminator_objective(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """D's phase in the trainer's shape: real images (batch, 8, 8) against as many fresh
     fakes, which carry no gradient back to G. Metrics: D's accuracy on real and on fake."""
+    _check_players(generator, discriminator)
+    _check_images("real", real, unit_range=True)
+    _check_step(step)
     with torch.no_grad():
         fake = generator(generator.sample_noise(len(real)))
     real_logits, fake_logits = discriminator(real), discriminator(fake)
@@ -195,6 +225,9 @@ def generator_objective(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """G's phase in the trainer's shape: as many fresh fakes as `real` holds images, scored
     by D through `generator_loss` (D's gradients it leaves are cleared by D's next phase)."""
+    _check_players(generator, discriminator)
+    _check_images("real", real)  # only counted here: its range is checked in D's phase
+    _check_step(step)
     check_choice("loss", loss, GENERATOR_LOSSES)
     fake = generator(generator.sample_noise(len(real)))
     return generator_loss(discriminator(fake), loss), {}
@@ -219,6 +252,7 @@ class DigitClassifier(nn.Module):
 
     def features(self, images: Tensor) -> Tensor:
         """images (batch, 8, 8) -> penultimate features (batch, hidden)."""
+        _check_images("images", images)
         return self.body(images.reshape(len(images), -1))
 
     def forward(self, images: Tensor) -> Tensor:
@@ -228,7 +262,17 @@ class DigitClassifier(nn.Module):
 def train_digit_classifier(
     images: Tensor, labels: Tensor, steps: int = 300, lr: float = 1e-2, seed: int = 0
 ) -> DigitClassifier:
-    """A `DigitClassifier` fitted by full-batch Adam on (images (n, 8, 8), labels (n,))."""
+    """A `DigitClassifier` fitted by full-batch Adam on (images (n, 8, 8) in [0, 1], labels
+    (n,) in 0..9). Reseeds torch's global generator with `seed`."""
+    _check_images("images", images, unit_range=True)
+    _check_tensor("labels", labels, "(n,) of classes 0..9", "integer")
+    if labels.shape != (len(images),):
+        allowed = f"(n,) = ({len(images)},), one label per image"
+        raise invalid("labels.shape", tuple(labels.shape), allowed)
+    low, high = torch.aminmax(labels)
+    if low < 0 or high >= NUM_CLASSES:
+        shown = f"labels from {int(low)} to {int(high)}"
+        raise invalid("labels", shown, f"classes 0..{NUM_CLASSES - 1}")
     check_int("steps", steps, low=1)
     check_real("lr", lr, low=0, low_open=True)
     torch.manual_seed(check_int("seed", seed, low=0))
@@ -257,10 +301,19 @@ class ModeCoverage:
 
 
 def mode_coverage(probabilities: Tensor, confidence: float = 0.9) -> ModeCoverage:
-    """`ModeCoverage` from a classifier's class probabilities on samples, (n, classes)."""
+    """`ModeCoverage` from a classifier's class probabilities on samples, (n, classes): each
+    row a distribution (a softmax), checked here."""
     confidence = check_real("confidence", confidence, low=0, high=1)
-    if probabilities.dim() != 2 or len(probabilities) == 0:
-        raise invalid("probabilities.shape", tuple(probabilities.shape), "(n, classes), n >= 1")
+    _check_tensor("probabilities", probabilities, "(n, classes)")
+    if probabilities.dim() != 2 or probabilities.numel() == 0:
+        shape = tuple(probabilities.shape)
+        raise invalid("probabilities.shape", shape, "(n, classes), n >= 1, classes >= 1")
+    sums, least = probabilities.sum(1), probabilities.min()  # (n,), ()
+    if not (least >= 0 and (sums - 1).abs().max() <= 1e-3):  # written so that NaN fails too
+        low, high = float(sums.min()), float(sums.max())
+        shown = f"least entry {float(least):g}, rows summing to {low:g}..{high:g}"
+        allowed = "rows of numbers >= 0 that sum to 1"
+        raise invalid("probabilities", shown, allowed, "a softmax of the classifier's logits")
     top, predicted = probabilities.max(1)
     confident = top >= confidence
     histogram = torch.bincount(predicted, minlength=probabilities.size(1)).float()
@@ -283,6 +336,8 @@ def frechet_distance(first: Tensor, second: Tensor) -> float:
     eigenvalues, but symmetric), so two symmetric eigen-decompositions replace a general
     matrix square root. Computed in float64; 0 for identical sets.
     """
+    _check_tensor("first", first, "(n, dim)")
+    _check_tensor("second", second, "(m, dim)")
     if first.dim() != 2 or second.dim() != 2 or first.size(1) != second.size(1):
         raise invalid(
             "first.shape, second.shape",
@@ -290,6 +345,9 @@ def frechet_distance(first: Tensor, second: Tensor) -> float:
             "(n, dim) and (m, dim) with the same dim",
         )
     check_int("number of rows", min(len(first), len(second)), low=2, hint="covariance needs 2")
+    for name, features in (("first", first), ("second", second)):
+        if not bool(features.isfinite().all()):
+            raise invalid(name, "features with NaN or infinity", "finite features")
     first, second = first.double(), second.double()
     mean_gap = (first.mean(0) - second.mean(0)).pow(2).sum()
     dim = first.size(1)
@@ -305,4 +363,98 @@ def classifier_frechet_distance(
     classifier: DigitClassifier, first: Tensor, second: Tensor
 ) -> float:
     """`frechet_distance` of the classifier's penultimate features of two image sets."""
+    if not isinstance(classifier, nn.Module) or not hasattr(classifier, "features"):
+        allowed = "a DigitClassifier (an nn.Module with features)"
+        raise invalid("type(classifier)", type(classifier), allowed)
+    _check_images("first", first)
+    _check_images("second", second)
     return frechet_distance(classifier.features(first), classifier.features(second))
+
+
+# ---------------------------------------------------------------------------- argument checks
+
+
+def _check_tensor(name: str, value: Any, shape: str, kind: str = "float") -> Tensor:
+    """`value` if it is a tensor of the kind ("float" or "integer"); shapes are checked by
+    the caller, `shape` says which in words."""
+    if not isinstance(value, Tensor):  # its type, not a repr that may run to many lines
+        raise invalid(f"type({name})", type(value), f"a torch.Tensor {shape}")
+    integer = not value.is_floating_point() and not value.is_complex() and value.dtype != torch.bool
+    if (kind == "float" and not value.is_floating_point()) or (kind == "integer" and not integer):
+        article = "an integer" if kind == "integer" else "a float"
+        raise invalid(f"{name}.dtype", value.dtype, f"{article} dtype, {shape}")
+    return value
+
+
+def _check_generator(name: str, generator: Any, device: torch.device) -> None:
+    """None (torch's global generator) or a torch.Generator of the device type it draws on."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise invalid(
+            name, generator, "a torch.Generator or None", "e.g. torch.Generator().manual_seed(0)"
+        )
+    if generator is not None and generator.device.type != device.type:
+        raise invalid(name, generator, f"a generator on {device.type}, where the players are")
+
+
+def _check_images(name: str, images: Any, unit_range: bool = False) -> None:
+    """Digits (batch, 8, 8) or flattened (batch, 64), float, batch >= 1; with `unit_range`,
+    every pixel in [0, 1] (a pass over them, made where real images enter)."""
+    _check_tensor(name, images, "(batch, 8, 8)")
+    if images.dim() < 2 or len(images) == 0 or images[0].numel() != PIXELS:
+        raise invalid(
+            f"{name}.shape", tuple(images.shape), "(batch, 8, 8) or (batch, 64), batch >= 1"
+        )
+    if unit_range:
+        low, high = torch.aminmax(images)
+        if not (low >= 0 and high <= 1):  # written so that NaN fails too
+            raise invalid(
+                name,
+                f"pixels from {float(low):g} to {float(high):g}",
+                "pixels in [0, 1], as sslm_lab.data.digits gives them and the generator makes them",
+                "sklearn's raw digits count 0..16: divide them by 16",
+            )
+
+
+def _check_logits(name: str, logits: Any) -> None:
+    """D's logits (batch,), float, batch >= 1."""
+    _check_tensor(name, logits, "(batch,)")
+    if logits.dim() != 1 or len(logits) == 0:
+        raise invalid(
+            f"{name}.shape", tuple(logits.shape), "(batch,), batch >= 1: one logit per image"
+        )
+
+
+def _check_players(generator: Any, discriminator: Any) -> None:
+    """A generator with `sample_noise` (a `DigitGenerator`) and a discriminator module."""
+    if not isinstance(generator, nn.Module) or not hasattr(generator, "sample_noise"):
+        allowed = "a DigitGenerator (an nn.Module with sample_noise)"
+        raise invalid("type(generator)", type(generator), allowed)
+    if not isinstance(discriminator, nn.Module):
+        raise invalid("type(discriminator)", type(discriminator), "a DigitDiscriminator")
+
+
+def _check_optimizers(
+    generator: nn.Module, discriminator: nn.Module, optimizers: tuple[Any, Any]
+) -> None:
+    """Each optimizer over its own player's parameters and none of the other's: swapped,
+    the two would train each player on the other's loss without a word."""
+    players = {"generator": generator, "discriminator": discriminator}
+    for (own, player), (other, rival), optimizer in zip(
+        players.items(), reversed(players.items()), optimizers, strict=True
+    ):
+        name = f"{own}_optimizer"
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise invalid(f"type({name})", type(optimizer), "a torch.optim.Optimizer")
+        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        mine, theirs = {id(p) for p in player.parameters()}, {id(p) for p in rival.parameters()}
+        if not held & mine or held & theirs:
+            shown = (
+                f"an optimizer over {len(held & mine)} of the {own}'s {len(mine)} parameter "
+                f"tensors and {len(held & theirs)} of the {other}'s"
+            )
+            allowed = f"one over the {own}'s parameters only"
+            raise invalid(name, shown, allowed, "are the two optimizers swapped?")
+
+
+def _check_step(step: Any) -> None:
+    check_int("step", step, low=0, hint="the trainer's step count")

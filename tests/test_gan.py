@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from functools import partial
 
 import pytest
@@ -12,8 +13,10 @@ from torch.testing import assert_close
 
 from sslm_lab.checks import ArgumentError
 from sslm_lab.gan import (
+    DigitClassifier,
     DigitDiscriminator,
     DigitGenerator,
+    classifier_frechet_distance,
     discriminator_accuracy,
     discriminator_loss,
     discriminator_objective,
@@ -21,7 +24,9 @@ from sslm_lab.gan import (
     gan_training_step,
     generator_loss,
     generator_objective,
+    gradient_norm,
     mode_coverage,
+    train_digit_classifier,
 )
 from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig
 
@@ -161,3 +166,193 @@ def test_the_trainers_two_phases_take_the_step_gan_training_step_takes(loss: str
     assert logged["discriminator/real_accuracy"] == row["real_accuracy"]
     assert logged["discriminator/grad_norm"] == pytest.approx(row["discriminator_grad_norm"])
     assert logged["generator/grad_norm"] == pytest.approx(row["generator_grad_norm"], rel=1e-5)
+
+
+# ---------------------------------------------------------------------------- bad input (issue 32)
+
+IMAGES = torch.rand(4, 8, 8, generator=torch.Generator().manual_seed(0))  # in [0, 1)
+LABELS = torch.tensor([0, 1, 2, 3])
+
+
+def small_players() -> tuple[DigitGenerator, DigitDiscriminator]:
+    torch.manual_seed(0)
+    return DigitGenerator(hidden_size=8), DigitDiscriminator(hidden_size=8)
+
+
+def discriminator_phase(real: torch.Tensor, step: object = 0):
+    generator, discriminator = small_players()
+    return discriminator_objective(discriminator, real, step, generator=generator)
+
+
+def generator_phase(real: torch.Tensor, step: object = 0):
+    generator, discriminator = small_players()
+    return generator_objective(generator, real, step, discriminator=discriminator)
+
+
+def one_step(real: torch.Tensor, **arguments) -> dict[str, float]:
+    generator, discriminator = small_players()
+    optimizers = [torch.optim.SGD(p.parameters(), lr=0.1) for p in (generator, discriminator)]
+    return gan_training_step(generator, discriminator, *optimizers, real, **arguments)
+
+
+BAD_CALLS = {
+    # shapes
+    "7x7 images for D": (
+        lambda: DigitDiscriminator(8)(torch.rand(4, 7, 7)),
+        r"images\.shape=\(4, 7",
+    ),
+    "one image without its batch": (
+        lambda: DigitDiscriminator(8)(torch.rand(64)),
+        r"images\.shape",
+    ),
+    "noise of the wrong size": (
+        lambda: DigitGenerator(hidden_size=8)(torch.randn(4, 3)),
+        r"noise\.shape=\(4, 3\).*noise_size=16",
+    ),
+    "7x7 images for the classifier": (
+        lambda: DigitClassifier(8)(torch.rand(4, 7, 7)),
+        r"images\.shape=\(4, 7",
+    ),
+    "2-D logits": (
+        lambda: discriminator_loss(torch.zeros(4, 2), torch.zeros(4)),
+        r"real_logits\.shape=\(4, 2\)",
+    ),
+    "no logits": (lambda: generator_loss(torch.zeros(0)), r"fake_logits\.shape=\(0,\)"),
+    "no logits to score": (
+        lambda: discriminator_accuracy(torch.zeros(0), torch.zeros(0)),
+        r"real_logits\.shape",
+    ),
+    "an empty batch": (lambda: one_step(torch.rand(0, 8, 8)), r"real\.shape=\(0, 8, 8\)"),
+    "7x7 real images": (lambda: one_step(torch.rand(4, 7, 7)), r"real\.shape=\(4, 7, 7\)"),
+    "an empty batch for D's phase": (
+        lambda: discriminator_phase(torch.rand(0, 8, 8)),
+        r"real\.shape",
+    ),
+    "an empty batch for G's phase": (
+        lambda: generator_phase(torch.rand(0, 8, 8)),
+        r"real\.shape",
+    ),
+    "fewer labels than images": (
+        lambda: train_digit_classifier(IMAGES, LABELS[:3], steps=1),
+        r"labels\.shape=\(3,\)",
+    ),
+    "7x7 images for the distance": (
+        lambda: classifier_frechet_distance(DigitClassifier(8), torch.rand(4, 7, 7), IMAGES),
+        r"first\.shape",
+    ),
+    # values
+    "digits on sklearn's 0-16 scale": (
+        lambda: one_step(IMAGES * 16),
+        r"real=.*allowed: pixels in \[0, 1\].*divide them by 16",
+    ),
+    "a label of 10": (
+        lambda: train_digit_classifier(IMAGES, torch.tensor([0, 1, 2, 10]), steps=1),
+        "labels=.*from 0 to 10.*0..9",
+    ),
+    "a label of -1": (
+        lambda: train_digit_classifier(IMAGES, torch.tensor([0, 1, 2, -1]), steps=1),
+        "labels=",
+    ),
+    "float labels": (
+        lambda: train_digit_classifier(IMAGES, LABELS.float(), steps=1),
+        r"labels\.dtype",
+    ),
+    "logits where probabilities belong": (
+        lambda: mode_coverage(torch.randn(5, 10, generator=torch.Generator().manual_seed(0))),
+        "probabilities=.*sum to 1",
+    ),
+    "NaN features": (
+        lambda: frechet_distance(torch.full((4, 2), math.nan), torch.zeros(4, 2)),
+        "first=",
+    ),
+    # types
+    "an int as rng": (lambda: one_step(IMAGES, rng=0), "rng=0"),
+    "an int as generator": (
+        lambda: DigitGenerator(hidden_size=8).sample_noise(4, generator=0),
+        "generator=0",
+    ),
+    "a numpy array": (lambda: one_step(IMAGES.numpy()), r"type\(real\)=.*ndarray"),
+    "the players swapped": (
+        lambda: gan_training_step(*small_players()[::-1], None, None, IMAGES),
+        r"type\(generator\)",
+    ),
+    "a string as discriminator": (
+        lambda: generator_objective(small_players()[0], IMAGES, 0, discriminator="D"),
+        r"type\(discriminator\)",
+    ),
+    "a string as step": (
+        lambda: discriminator_phase(IMAGES, step="a"),
+        "step='a'",
+    ),
+    "a list of labels": (
+        lambda: train_digit_classifier(IMAGES, [0, 1, 2, 3], steps=1),
+        r"type\(labels\)",
+    ),
+    "a numpy array of probabilities": (
+        lambda: mode_coverage(torch.eye(10).numpy()),
+        r"type\(probabilities\)",
+    ),
+    "not a classifier": (
+        lambda: classifier_frechet_distance("C", IMAGES, IMAGES),
+        r"type\(classifier\)",
+    ),
+    "not a module": (lambda: gradient_norm("D"), re.escape("type(module)")),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CALLS)
+def test_a_bad_call_is_refused_naming_the_argument(case: str) -> None:
+    call, message = BAD_CALLS[case]
+    with pytest.raises(ArgumentError, match=message):
+        call()
+
+
+def snapshot(*modules: nn.Module) -> list[tuple[str, torch.Tensor, bool]]:
+    return [
+        (name, p.detach().clone(), p.requires_grad)
+        for module in modules
+        for name, p in module.named_parameters()
+    ]
+
+
+REFUSED_STEPS = {
+    "no generator optimizer": ({"generator_optimizer": None}, r"type\(generator_optimizer\)"),
+    "the optimizers swapped": ({"swap": True}, "generator_optimizer=.*swapped"),
+    "one optimizer for both": ({"shared": True}, "generator_optimizer=.*0 of the generator's"),
+    "an int as rng": ({"rng": 0}, "rng=0"),
+    "real images on the 0-16 scale": ({"real": 16 * IMAGES}, "real="),
+    "no real images": ({"real": IMAGES[:0]}, r"real\.shape"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_STEPS)
+def test_a_refused_training_step_changes_neither_player(case: str) -> None:
+    generator, discriminator = small_players()
+    discriminator.layers[0].requires_grad_(False)  # a frozen layer must stay frozen
+    optimizers = {
+        "generator_optimizer": torch.optim.SGD(generator.parameters(), lr=0.1),
+        "discriminator_optimizer": torch.optim.SGD(discriminator.parameters(), lr=0.1),
+    }
+    change, message = REFUSED_STEPS[case]
+    arguments = {**optimizers, "real": IMAGES, **change}
+    if arguments.pop("swap", False):
+        arguments["generator_optimizer"] = optimizers["discriminator_optimizer"]
+        arguments["discriminator_optimizer"] = optimizers["generator_optimizer"]
+    if arguments.pop("shared", False):
+        everything = [*discriminator.parameters(), *generator.parameters()]
+        arguments["generator_optimizer"] = torch.optim.SGD(everything[:1], lr=0.1)
+    before = snapshot(generator, discriminator)
+    with pytest.raises(ArgumentError, match=message):
+        gan_training_step(generator, discriminator, **arguments)
+    after = snapshot(generator, discriminator)
+    for (name, old, old_flag), (_, new, new_flag) in zip(before, after, strict=True):
+        assert torch.equal(old, new) and old_flag == new_flag, name
+
+
+def test_the_edges_of_what_is_allowed_pass() -> None:
+    edges = torch.stack([torch.zeros(8, 8), torch.ones(8, 8)])  # pixels exactly 0 and 1
+    row = one_step(edges, rng=torch.Generator().manual_seed(0))
+    assert math.isfinite(row["discriminator_loss"])
+    classifier = train_digit_classifier(IMAGES, torch.tensor([0, 9, 0, 9]), steps=1)
+    assert mode_coverage(classifier(IMAGES).softmax(-1)).histogram.sum() == pytest.approx(1.0)
+    assert discriminator_loss(torch.zeros(3), torch.zeros(5)) > 0  # batches may differ

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from functools import lru_cache
 
 import pytest
@@ -11,13 +12,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sslm_lab.checks import ArgumentError
+from sslm_lab.lab import recipes
+from sslm_lab.lab.profiles.vae import PARAMETERS
 from sslm_lab.transformer import TransformerConfig
 from sslm_lab.vae import (
     PIXEL_LEVELS,
     DigitsVAE,
+    PixelMixture,
     SentenceVAE,
     active_units,
+    bits_per_pixel,
     categorical_pixel_log_likelihood,
+    elbo_terms,
     fit_independent_pixels,
     fit_pixel_mixture,
     free_bits_kl,
@@ -25,9 +31,11 @@ from sslm_lab.vae import (
     gaussian_log_density,
     iwae_bound,
     kl_weight,
+    latent_activity,
     pixel_levels,
     reparameterize,
     vae_loss,
+    vae_objective,
 )
 
 
@@ -195,9 +203,8 @@ def test_bad_input_names_the_parameter(call, name: str) -> None:
 
 
 def test_bits_per_pixel() -> None:
-    from sslm_lab.vae import bits_per_pixel
-
     assert bits_per_pixel(64 * math.log(2)) == pytest.approx(1.0)
+    assert bits_per_pixel(torch.tensor(64 * math.log(2))) == pytest.approx(1.0)
 
 
 def test_the_code_enters_the_decoder_at_the_scale_of_the_token_embeddings() -> None:
@@ -206,3 +213,190 @@ def test_the_code_enters_the_decoder_at_the_scale_of_the_token_embeddings() -> N
     added = model.from_latent(torch.randn(256, 16))  # (batch, n_embd): what z adds
     embedding_std = model.decoder.token_embedding.weight.std()
     assert added.std() < 5 * embedding_std, "z would drown the token embeddings at the start"
+
+
+# ---------------------------------------------------------------------------- bad input (issue 32)
+
+IMAGES = torch.rand(4, 8, 8, generator=torch.Generator().manual_seed(0))  # in [0, 1)
+LEVELS = pixel_levels(IMAGES)  # (4, 64)
+
+
+@lru_cache(maxsize=1)
+def sentence_vae() -> SentenceVAE:
+    torch.manual_seed(0)
+    return SentenceVAE(small_config(False), small_config(True), latent_size=4).eval()
+
+
+def ids(*shape: int, value: int | None = None) -> torch.Tensor:
+    if value is not None:
+        return torch.full(shape, value)
+    return torch.randint(0, 20, shape, generator=torch.Generator().manual_seed(0))
+
+
+BAD_CALLS = {
+    # shapes that must agree
+    "mu and logvar": (
+        lambda: gaussian_kl(torch.zeros(4, 2), torch.zeros(4, 3)),
+        re.escape("mu.shape, logvar.shape=((4, 2), (4, 3))") + ".*the same shape",
+    ),
+    "mu and logvar, sampled": (
+        lambda: reparameterize(torch.zeros(4, 2), torch.zeros(4, 3)),
+        re.escape("mu.shape, logvar.shape=((4, 2), (4, 3))"),
+    ),
+    "z and mu": (
+        lambda: gaussian_log_density(torch.zeros(4, 3), torch.zeros(4, 2), torch.zeros(4, 2)),
+        re.escape("z.shape, mu.shape"),
+    ),
+    "7x7 images": (
+        lambda: vae_loss(DigitsVAE(), torch.rand(4, 7, 7)),
+        r"images\.shape=\(4, 7, 7\)",
+    ),
+    "an empty batch": (lambda: vae_loss(DigitsVAE(), torch.rand(0, 8, 8)), r"images\.shape"),
+    "z of the wrong size": (lambda: DigitsVAE().decode(torch.zeros(4, 3)), "latent_size=2"),
+    "z and images": (
+        lambda: DigitsVAE().log_likelihood(torch.zeros(3, 2), IMAGES),
+        r"z\.shape=\(3, 2\).*batch = 4",
+    ),
+    "a 1-D KL for free bits": (
+        lambda: free_bits_kl(torch.ones(4), 0.1),
+        r"kl_per_dimension\.shape=\(4,\).*per_dimension=True",
+    ),
+    "1-D posterior means": (lambda: latent_activity(torch.ones(4)), r"posterior_means\.shape"),
+    "3-D posterior means": (lambda: active_units(torch.ones(4, 2, 2)), r"posterior_means\.shape"),
+    "1-D levels": (lambda: fit_pixel_mixture(LEVELS[0], 2), r"levels\.shape"),
+    "a mixture of mismatched shapes": (
+        lambda: PixelMixture(torch.zeros(2), torch.zeros(3, 64, PIXEL_LEVELS)),
+        re.escape("log_weights.shape, log_probs.shape"),
+    ),
+    "a mask shaped unlike the ids": (
+        lambda: sentence_vae().encode(ids(3, 6), torch.ones(3, 5)),
+        re.escape("attention_mask.shape, input_ids.shape=((3, 5), (3, 6))"),
+    ),
+    "z of the wrong size for sampling": (
+        lambda: sentence_vae().sample(torch.zeros(2, 5), ids(2, 1), 3),
+        r"z\.shape=\(2, 5\).*latent_size=4",
+    ),
+    "z and start ids": (
+        lambda: sentence_vae().sample(torch.zeros(3, 4), ids(2, 1), 3),
+        r"z\.shape=\(3, 4\).*batch = 2",
+    ),
+    # values: pixels, levels, ids
+    "digits on sklearn's 0-16 scale": (
+        lambda: vae_loss(DigitsVAE(), IMAGES * 16),
+        r"images=.*allowed: pixels in \[0, 1\].*pixel_levels.*divide them by 16",
+    ),
+    "NaN pixels": (lambda: pixel_levels(torch.full((2, 8, 8), math.nan)), "images="),
+    "a level of 17": (
+        lambda: categorical_pixel_log_likelihood(torch.zeros(1, 64, 17), torch.full((1, 64), 17)),
+        "levels=.*0..16",
+    ),
+    "a level of -1": (
+        lambda: fit_pixel_mixture(torch.full((4, 64), -1), 2),
+        "levels=.*0..16",
+    ),
+    "a level of 20 in a fitted mixture": (
+        lambda: fit_independent_pixels(LEVELS).log_likelihood(torch.full((2, 64), 20)),
+        "levels=",
+    ),
+    "float levels": (lambda: fit_pixel_mixture(LEVELS.float(), 2), r"levels\.dtype"),
+    "images where levels belong": (
+        lambda: categorical_pixel_log_likelihood(torch.zeros(4, 64, 17), IMAGES.view(4, 64)),
+        r"levels\.dtype.*pixel_levels",
+    ),
+    "ids beyond the vocabulary": (
+        lambda: sentence_vae().encode(ids(2, 4, value=20)),
+        "input_ids=.*ids from 20 to 20.*vocab_size=20",
+    ),
+    "negative ids": (lambda: sentence_vae().encode(ids(2, 4, value=-1)), "input_ids="),
+    "start ids beyond the vocabulary": (
+        lambda: sentence_vae().sample(torch.zeros(2, 4), ids(2, 1, value=99), 2),
+        "start_ids=",
+    ),
+    "float ids": (lambda: sentence_vae().encode(ids(2, 4).float()), r"input_ids\.dtype"),
+    "an empty sentence": (lambda: sentence_vae().encode(ids(2, 0)), r"input_ids\.shape"),
+    "a bad word_dropout_id, even unused": (
+        lambda: SentenceVAE(small_config(False), small_config(True), word_dropout_id=-3),
+        "word_dropout_id=-3",
+    ),
+    "a FLOP count at no length": (lambda: sentence_vae().flops_per_token(0), "seq_len=0"),
+    "a cycle_steps shorter than its ramp": (
+        lambda: kl_weight(3, "linear", ramp_steps=5, cycle_steps=2),
+        "cycle_steps=2",
+    ),
+    "NaN nats": (lambda: bits_per_pixel(math.nan), "nats_per_image=nan"),
+    "nats of many images": (lambda: bits_per_pixel(torch.ones(2)), r"nats_per_image\.shape"),
+    # types
+    "an int as generator": (
+        lambda: reparameterize(torch.zeros(2, 2), torch.zeros(2, 2), 0),
+        "generator=0",
+    ),
+    "an int as generator of the bound": (
+        lambda: iwae_bound(DigitsVAE(), IMAGES, k=2, generator=0),
+        "generator=0",
+    ),
+    "an int as generator of EM": (lambda: fit_pixel_mixture(LEVELS, 2, generator=0), "generator=0"),
+    "an int as generator of sampling": (
+        lambda: sentence_vae().sample(torch.zeros(2, 4), ids(2, 1), 2, generator=0),
+        "generator=0",
+    ),
+    "a numpy array": (lambda: pixel_levels(IMAGES.numpy()), r"type\(images\)=.*ndarray"),
+    "a string as a bool": (
+        lambda: gaussian_kl(torch.zeros(2, 2), torch.zeros(2, 2), per_dimension="no"),
+        "per_dimension='no'",
+    ),
+    "no inputs": (lambda: vae_loss(DigitsVAE()), "inputs=()"),
+    "not a VAE": (lambda: elbo_terms(torch.nn.Linear(2, 2), IMAGES), r"type\(model\)"),
+    "a dict as batch": (
+        lambda: vae_objective(DigitsVAE(), {"images": IMAGES}, 0),
+        r"type\(batch\)=.*dict",
+    ),
+    "integer images": (
+        lambda: vae_loss(DigitsVAE(), torch.zeros(2, 8, 8, dtype=torch.long)),
+        r"images\.dtype",
+    ),
+    "a list of means": (lambda: latent_activity([[0.1, 0.2], [0.3, 0.1]]), "posterior_means"),
+    "a dict as config": (
+        lambda: SentenceVAE({"causal": False}, small_config(True)),
+        "encoder_config=",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CALLS)
+def test_a_bad_call_is_refused_naming_the_argument(case: str) -> None:
+    call, message = BAD_CALLS[case]
+    with pytest.raises(ArgumentError, match=message):
+        call()
+
+
+def test_the_edges_of_what_is_allowed_pass() -> None:
+    edges = torch.stack([torch.zeros(8, 8), torch.ones(8, 8)])  # pixels exactly 0 and 1
+    assert pixel_levels(edges).unique().tolist() == [0, PIXEL_LEVELS - 1]
+    model = sentence_vae()
+    mu, _ = model.encode(ids(2, 12, value=19), torch.ones(2, 12, dtype=torch.bool))
+    assert mu.shape == (2, 4)  # the last id of the vocabulary, the whole block
+    long_start = ids(1, 15)  # longer than block_size=12: read through its last 12 tokens
+    assert model.sample(torch.zeros(1, 4), long_start, 2, temperature=0).shape == (1, 17)
+    assert kl_weight(2, "linear", ramp_steps=4, cycle_steps=None) == 0.5
+    assert free_bits_kl(torch.ones(1, 3), 0.0) == 3.0
+
+
+def test_the_sentence_vae_counts_its_decoders_output_layer_in_its_flops() -> None:
+    model, seq = sentence_vae(), 10
+    encoder = model.encoder.flops_per_token(seq)
+    decoder = model.decoder.flops_per_token(seq, output_layer=True)
+    assert model.flops_per_token(seq) == encoder + decoder
+    bodies = encoder + model.decoder.flops_per_token(seq, output_layer=False)
+    vocab, width = model.decoder.config.vocab_size, model.decoder.config.n_embd
+    assert model.flops_per_token(seq) - bodies == 6 * vocab * width  # the tied vocab x n_embd
+    # At the default recipe (batch 64 x 32 tokens): VAE 1.338e10 against SimCSE 1.015e10 per
+    # step; the old count, which left the decoder's output layer out, made the two equal.
+    vae, simcse = recipes.flops_per_step("vae"), recipes.flops_per_step("simcse")
+    assert vae > simcse
+
+
+def test_notebook_04_refuses_a_single_importance_sample() -> None:
+    spec = PARAMETERS.specs["iwae_samples"]
+    with pytest.raises(ArgumentError, match="iwae_samples=1"):
+        spec.check("iwae_samples", 1)
+    assert spec.check("iwae_samples", 2) == 2
