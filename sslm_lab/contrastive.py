@@ -19,11 +19,19 @@ wins:
                          sequences (van den Oord et al. 2018)
 
 Embeddings are L2-normalised inside every function but `cpc_info_nce`, whose scores are
-CPC's log-bilinear dot products. The temperature τ scales cosine similarities in [-1, 1]
-before the softmax: small τ makes the hardest negatives dominate the loss.
+CPC's log-bilinear dot products, so scaling a row changes nothing (a zero row has no
+direction: its similarities are 0). The temperature τ scales cosine similarities in
+[-1, 1] before the softmax: small τ makes the hardest negatives dominate the loss.
+
+Embeddings are checked by type, dtype, device and shape, which costs nothing; their values
+are not scanned, since a model makes them at every step: NaN in, NaN out, and the trainer
+stops on a loss that is not finite. Token ids are checked where they enter, in `SimCSE`.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,21 +39,12 @@ from torch import Tensor, nn
 
 from sslm_lab.checks import check_int, check_real, invalid
 from sslm_lab.heads import pool
+from sslm_lab.masking import validate_attention_mask
+from sslm_lab.transformer import TransformerModel
 
-
-def _check_temperature(temperature: float) -> float:
-    return check_real("temperature", temperature, low=0, low_open=True)
-
-
-def _check_views(first: Tensor, second: Tensor, names: tuple[str, str]) -> None:
-    """Two (batch, dim) views of the same batch, at least two rows (one negative each)."""
-    if first.dim() != 2 or first.shape != second.shape:
-        raise invalid(
-            f"{names[0]}.shape, {names[1]}.shape",
-            (tuple(first.shape), tuple(second.shape)),
-            "two equal shapes (batch, dim): row i of one view pairs with row i of the other",
-        )
-    check_int("batch size", len(first), low=2, hint="with one row there is no negative")
+# Below it the softmax is already a hard maximum (a cosine gap of 0.01 weighs e^-100), and
+# 2 / τ, the widest gap between two logits, stays finite even in half precision.
+MIN_TEMPERATURE = 1e-4
 
 
 def contrastive_logits(
@@ -55,17 +54,21 @@ def contrastive_logits(
 
     queries, keys: (batch, dim), keys[i] being the positive of queries[i]; the other keys
     are its in-batch negatives. negatives: (K, dim) extra candidates for every query (a
-    MoCo queue), or None. Returns (batch, batch + K); the positives are on the diagonal.
+    MoCo queue), or None; they take the keys' dtype, so a float32 queue serves keys made
+    under autocast. Returns (batch, batch + K); the positives are on the diagonal.
     """
     temperature = _check_temperature(temperature)
     _check_views(queries, keys, ("queries", "keys"))
     candidates = keys
     if negatives is not None:
-        if negatives.dim() != 2 or negatives.size(1) != keys.size(1):
+        _check_embeddings("negatives", negatives)
+        if negatives.size(1) != keys.size(1):
             raise invalid(
                 "negatives.shape", tuple(negatives.shape), f"(K, {keys.size(1)}), like the keys"
             )
-        candidates = torch.cat([keys, negatives])  # (batch + K, dim)
+        if negatives.device != keys.device:
+            raise invalid("negatives.device", str(negatives.device), f"the keys', {keys.device}")
+        candidates = torch.cat([keys, negatives.to(keys.dtype)])  # (batch + K, dim)
     return F.normalize(queries, dim=1) @ F.normalize(candidates, dim=1).T / temperature
 
 
@@ -116,8 +119,9 @@ class SimCSE(nn.Module):
 
     In training mode each reading draws its own dropout masks, and that is the only
     difference between the two views: InfoNCE asks each line's first reading to find its
-    second among the batch's. A line's embedding is the mean of the body's last hidden
-    states over its real tokens.
+    second among the batch's (in eval mode the two readings are equal). A line's embedding
+    is the mean of the body's last hidden states over its real tokens, so every line needs
+    one; its ids are checked against the vocabulary on the way in.
 
     encoder: any sslm_lab Transformer model; SimCSE uses its body alone (a `MaskedLM`
     keeps the head a checkpoint needs, which gets no gradient). forward(input_ids,
@@ -126,19 +130,28 @@ class SimCSE(nn.Module):
 
     def __init__(self, encoder: nn.Module, temperature: float = 0.05) -> None:
         super().__init__()
-        if not hasattr(encoder, "hidden_states"):
-            raise invalid("encoder", type(encoder).__name__, "an sslm_lab Transformer model")
+        if not isinstance(encoder, TransformerModel):
+            raise invalid("type(encoder)", type(encoder), "an sslm_lab Transformer model")
         self.encoder = encoder
         self.temperature = _check_temperature(temperature)
 
     def embed(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """(batch, seq) ids -> (batch, n_embd): the mean hidden state over the real tokens."""
+        """(batch, seq) ids -> (batch, n_embd): the mean hidden state over the real tokens.
+
+        The ids are checked against the vocabulary, and every line must hold a real token.
+        """
+        _check_lines(input_ids, attention_mask, self.encoder.config.vocab_size)
+        return self._mean_hidden_state(input_ids, attention_mask)
+
+    def _mean_hidden_state(self, input_ids: Tensor, attention_mask: Tensor | None) -> Tensor:
         hidden = self.encoder.hidden_states(input_ids, attention_mask)  # (batch, seq, n_embd)
         return pool(hidden, attention_mask, "mean")
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        first = self.embed(input_ids, attention_mask)  # (batch, n_embd), dropout masks 1
-        second = self.embed(input_ids, attention_mask)  # the same lines, dropout masks 2
+        _check_lines(input_ids, attention_mask, self.encoder.config.vocab_size)
+        check_int("batch size", len(input_ids), low=2, hint="the other lines are the negatives")
+        first = self._mean_hidden_state(input_ids, attention_mask)  # (batch, n_embd), masks 1
+        second = self._mean_hidden_state(input_ids, attention_mask)  # the same lines, masks 2
         return info_nce(first, second, self.temperature)
 
     def flops_per_token(self, seq_len: int | None = None) -> float:
@@ -151,8 +164,15 @@ def simcse_objective(
     module: SimCSE, batch: tuple[Tensor, Tensor], step: int
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """`SimCSE` in the trainer's shape: the batch is (input_ids, attention_mask)."""
+    if not isinstance(batch, tuple | list):
+        raise invalid("type(batch)", type(batch), "a pair (input_ids, attention_mask)")
+    if len(batch) != 2:
+        raise invalid("len(batch)", len(batch), "2: (input_ids, attention_mask)")
     input_ids, attention_mask = batch
-    return module(input_ids, attention_mask), {}
+    loss = module(input_ids, attention_mask)
+    if not isinstance(loss, Tensor) or loss.dim() != 0:
+        raise invalid("type(module)", type(module), "SimCSE, whose forward returns the loss")
+    return loss, {}
 
 
 def alignment(first: Tensor, second: Tensor, alpha: float = 2.0) -> Tensor:
@@ -171,12 +191,14 @@ def uniformity(embeddings: Tensor, t: float = 2.0) -> Tensor:
     """log of the mean of e^{-t ||f(x) - f(y)||²} over all pairs x ≠ y (Wang & Isola 2020).
 
     embeddings: (batch, dim), normalised here. 0 when all collapse to one point; the more
-    evenly they cover the sphere, the more negative. Lower is better.
+    evenly they cover the sphere, the more negative. Lower is better. Computed as a
+    log-sum-exp, so a large t gives a large negative number, not log 0 = -inf.
     """
     check_real("t", t, low=0, low_open=True)
+    _check_embeddings("embeddings", embeddings)
     check_int("batch size", len(embeddings), low=2, hint="uniformity needs a pair")
     squared = torch.pdist(F.normalize(embeddings, dim=1)).pow(2)  # (batch (batch - 1) / 2,)
-    return squared.mul(-t).exp().mean().log()
+    return torch.logsumexp(-t * squared, dim=0) - math.log(len(squared))
 
 
 class KeyQueue(nn.Module):
@@ -207,8 +229,11 @@ class KeyQueue(nn.Module):
     @torch.no_grad()
     def enqueue(self, keys: Tensor) -> None:
         """Add keys (batch, dim), dropping the oldest ones beyond `size`. No gradient flows."""
-        if keys.dim() != 2 or keys.size(1) != self.dim:
+        _check_embeddings("keys", keys)
+        if keys.size(1) != self.dim:
             raise invalid("keys.shape", tuple(keys.shape), f"(batch, {self.dim})")
+        if keys.device != self.buffer.device:
+            raise invalid("keys.device", str(keys.device), f"the queue's, {self.buffer.device}")
         if self.size == 0:
             return
         keys = keys.detach()[-self.size :]  # more keys than slots: only the newest fit
@@ -224,14 +249,23 @@ def momentum_update(online: nn.Module, target: nn.Module, momentum: float) -> No
 
     MoCo's key encoder (He et al. 2020; momentum 0.999 there): it follows the trained
     encoder slowly, so keys in the queue stay comparable with today's queries. Buffers
-    (e.g. batch-norm statistics) are copied. momentum=0 copies the online encoder.
+    (e.g. batch-norm statistics) are copied. momentum=0 copies the online encoder. Every
+    pair is checked before any is changed, so a refused call leaves the target as it was.
     """
     momentum = check_real("momentum", momentum, low=0, high=1, high_open=True)
+    for name, module in (("online", online), ("target", target)):
+        if not isinstance(module, nn.Module):
+            raise invalid(f"type({name})", type(module), "torch.nn.Module")
     sources = dict(online.named_parameters()) | dict(online.named_buffers())
-    for name, tensor in [*target.named_parameters(), *target.named_buffers()]:
+    pairs = [*target.named_parameters(), *target.named_buffers()]
+    for name, tensor in pairs:  # all checked before any is changed
         source = sources.get(name)
-        if source is None or source.shape != tensor.shape:
-            raise invalid("target", name, "a copy of the online module: same names and shapes")
+        kind = (tensor.shape, tensor.dtype, tensor.device)
+        if source is None or (source.shape, source.dtype, source.device) != kind:
+            allowed = "a copy of the online module: same names, shapes, dtypes and devices"
+            raise invalid("target", name, allowed)
+    for name, tensor in pairs:
+        source = sources[name]
         if isinstance(tensor, nn.Parameter):
             tensor.lerp_(source, 1 - momentum)
         else:
@@ -249,6 +283,7 @@ def cpc_info_nce(predictions: Tensor, latents: Tensor, steps_ahead: int) -> tupl
     mean InfoNCE loss over the batch · (seq - k) predictions and how often the positive
     scored highest (chance: 1 / (batch · (seq - k))).
     """
+    _check_same_kind(predictions, latents, ("predictions", "latents"))
     if predictions.dim() != 3 or predictions.shape != latents.shape:
         raise invalid(
             "predictions.shape, latents.shape",
@@ -257,9 +292,83 @@ def cpc_info_nce(predictions: Tensor, latents: Tensor, steps_ahead: int) -> tupl
         )
     batch, seq, dim = latents.shape
     k = check_int("steps_ahead", steps_ahead, low=1, high=seq - 1)
+    check_int(
+        "batch · (seq - steps_ahead)", batch * (seq - k), low=2, hint="one positive, one negative"
+    )
     queries = predictions[:, : seq - k].reshape(-1, dim)  # (batch (seq - k), dim)
     targets = latents[:, k:].reshape(-1, dim)  # (batch (seq - k), dim): row i pairs with query i
     logits = queries @ targets.T  # (batch (seq - k), batch (seq - k))
     labels = torch.arange(len(queries), device=logits.device)
     accuracy = (logits.argmax(dim=1) == labels).float().mean()
     return F.cross_entropy(logits, labels), accuracy
+
+
+# ---------------------------------------------------------------------------- input checks
+
+
+def _check_temperature(temperature: float) -> float:
+    temperature = check_real("temperature", temperature, low=0, low_open=True)
+    hint = "below it the softmax is a hard maximum already"
+    return check_real("temperature", temperature, low=MIN_TEMPERATURE, hint=hint)
+
+
+def _check_embeddings(name: str, embeddings: Any) -> None:
+    """A floating-point (rows, dim) tensor, dim >= 1."""
+    if not isinstance(embeddings, Tensor):
+        raise invalid(f"type({name})", type(embeddings), "torch.Tensor; torch.as_tensor converts")
+    if not embeddings.is_floating_point():
+        raise invalid(f"{name}.dtype", embeddings.dtype, "a floating-point dtype")
+    if embeddings.dim() != 2 or embeddings.size(1) == 0:
+        raise invalid(f"{name}.shape", tuple(embeddings.shape), "(batch, dim) with dim >= 1")
+
+
+def _check_same_kind(first: Any, second: Any, names: tuple[str, str]) -> None:
+    """Two floating-point tensors of one dtype on one device."""
+    for name, tensor in zip(names, (first, second), strict=True):
+        if not isinstance(tensor, Tensor):
+            raise invalid(f"type({name})", type(tensor), "torch.Tensor; torch.as_tensor converts")
+        if not tensor.is_floating_point():
+            raise invalid(f"{name}.dtype", tensor.dtype, "a floating-point dtype")
+    both = f"{names[0]}.dtype, {names[1]}.dtype"
+    if first.dtype != second.dtype:
+        raise invalid(both, (first.dtype, second.dtype), "one dtype: convert one with .to()")
+    if first.device != second.device:
+        both = f"{names[0]}.device, {names[1]}.device"
+        raise invalid(both, (str(first.device), str(second.device)), "one device")
+
+
+def _check_views(first: Tensor, second: Tensor, names: tuple[str, str]) -> None:
+    """Two (batch, dim) views of the same batch, at least two rows (one negative each)."""
+    _check_same_kind(first, second, names)
+    if first.dim() != 2 or first.shape != second.shape:
+        raise invalid(
+            f"{names[0]}.shape, {names[1]}.shape",
+            (tuple(first.shape), tuple(second.shape)),
+            "two equal shapes (batch, dim): row i of one view pairs with row i of the other",
+        )
+    _check_embeddings(names[0], first)
+    check_int("batch size", len(first), low=2, hint="with one row there is no negative")
+
+
+def _check_lines(input_ids: Any, attention_mask: Any, vocab_size: int) -> None:
+    """SimCSE's batch: integer ids (batch, seq) in the vocabulary, each line a real token."""
+    if not isinstance(input_ids, Tensor):
+        raise invalid("type(input_ids)", type(input_ids), "torch.Tensor of token ids")
+    integer = not (input_ids.is_floating_point() or input_ids.dtype == torch.bool)
+    if input_ids.dim() != 2 or input_ids.numel() == 0 or not integer:
+        shape = (input_ids.dtype, tuple(input_ids.shape))
+        raise invalid("input_ids.dtype, .shape", shape, "integer ids (batch, seq), >= 1 each")
+    low, high = torch.stack(torch.aminmax(input_ids)).tolist()  # one host sync
+    if low < 0 or high >= vocab_size:
+        name, bad = ("min(input_ids)", low) if low < 0 else ("max(input_ids)", high)
+        raise invalid(name, bad, f"ids in [0, {vocab_size - 1}], the vocabulary")
+    if attention_mask is None:
+        return
+    if not isinstance(attention_mask, Tensor) or attention_mask.shape != input_ids.shape:
+        given = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else None
+        shapes = (tuple(input_ids.shape), given)
+        raise invalid("input_ids.shape, attention_mask.shape", shapes, "two equal shapes")
+    empty = ~validate_attention_mask(attention_mask, *input_ids.shape).any(dim=1)  # (batch,)
+    if bool(empty.any()):
+        line = int(empty.nonzero()[0])
+        raise invalid(f"attention_mask[{line}]", "all 0", "at least one real token a line")

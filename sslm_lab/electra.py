@@ -14,6 +14,9 @@ Embeddings are shared: the generator uses the discriminator's token and position
 embedding tables (and its tied MLM output). In sslm_lab's Transformer the embedding
 width is the hidden width, so sharing needs the same n_embd; a generator is made smaller
 by depth, heads and feed-forward width (the paper instead narrows it and projects).
+
+Inputs are checked where they enter: `electra_loss` checks the batch's ids against the
+vocabulary (one pass over the ids per step, small next to two networks' forward passes).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from torch import Tensor, nn
 
 from sslm_lab.checks import check_bool, check_real, invalid
 from sslm_lab.heads import MaskedLM
-from sslm_lab.masking import MASK_RATE, mask_tokens
+from sslm_lab.masking import MASK_RATE, mask_tokens, validate_attention_mask
 from sslm_lab.transformer import Transformer, TransformerConfig, TransformerModel
 
 ELECTRA_RTD_WEIGHT = 50.0
@@ -40,8 +43,7 @@ class ReplacedTokenDiscriminator(TransformerModel):
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
-        if config.causal:
-            raise invalid("config.causal", config.causal, "False: the discriminator is an encoder")
+        _check_config("config", config)
         self.config = config
         self.transformer = Transformer(config)
         self.head = nn.Sequential(
@@ -62,6 +64,8 @@ class Electra(nn.Module):
         forbid_larger_generator: bool = True,
     ) -> None:
         super().__init__()
+        _check_config("generator_config", generator_config)
+        _check_config("discriminator_config", discriminator_config)
         check_bool("forbid_larger_generator", forbid_larger_generator)
         for name in ("vocab_size", "block_size", "n_embd", "type_vocab_size"):
             mine, theirs = getattr(generator_config, name), getattr(discriminator_config, name)
@@ -111,7 +115,30 @@ def replace_tokens(
     corrupted ids (batch, seq) and the labels (batch, seq) float, 1 = replaced: a sampled
     token equal to the original is labelled 0.
     """
-    samples = torch.multinomial(generator_logits.float().softmax(-1), 1, generator=rng).squeeze(1)
+    _check_ids("input_ids", input_ids)
+    if not isinstance(selected, Tensor):
+        raise invalid("type(selected)", type(selected), "a bool torch.Tensor shaped like input_ids")
+    if selected.dtype != torch.bool:
+        raise invalid("selected.dtype", selected.dtype, "torch.bool: True where a token is drawn")
+    if selected.shape != input_ids.shape:
+        shapes = (tuple(input_ids.shape), tuple(selected.shape))
+        raise invalid("input_ids.shape, selected.shape", shapes, "equal shapes")
+    count = int(selected.sum())
+    if not isinstance(generator_logits, Tensor) or not generator_logits.is_floating_point():
+        raise invalid("type(generator_logits)", type(generator_logits), "a float torch.Tensor")
+    if generator_logits.dim() != 2 or len(generator_logits) != count:
+        shape = tuple(generator_logits.shape)
+        raise invalid("generator_logits.shape", shape, f"({count}, vocab): a row per selected id")
+    _check_rng(rng, input_ids.device)
+    probabilities = generator_logits.float().softmax(-1)  # (count, vocab)
+    if not bool(probabilities.isfinite().all()):
+        raise invalid(
+            "generator_logits",
+            "rows with NaN, +inf or only -inf",
+            "finite logits (-inf for excluded tokens)",
+            "a NaN usually means the generator's training diverged",
+        )
+    samples = torch.multinomial(probabilities, 1, generator=rng).squeeze(1)  # (count,)
     corrupted = input_ids.clone()
     corrupted[selected] = samples
     return corrupted, replaced_token_labels(input_ids, corrupted)
@@ -119,6 +146,12 @@ def replace_tokens(
 
 def replaced_token_labels(original: Tensor, corrupted: Tensor) -> Tensor:
     """1.0 where the token differs from the original, 0.0 elsewhere: (batch, seq)."""
+    for name, ids in (("original", original), ("corrupted", corrupted)):
+        if not isinstance(ids, Tensor):
+            raise invalid(f"type({name})", type(ids), "torch.Tensor of token ids")
+    if original.shape != corrupted.shape:
+        shapes = (tuple(original.shape), tuple(corrupted.shape))
+        raise invalid("original.shape, corrupted.shape", shapes, "equal shapes: no broadcasting")
     return (original != corrupted).float()
 
 
@@ -136,13 +169,30 @@ def electra_loss(
     """MLM + λ · RTD on a batch of ids (batch, seq). Returns the loss and metrics.
 
     Masking: `mask_tokens` with every selected token set to [MASK] (no random or kept
-    tokens: the discriminator's inputs already hold the generator's replacements). RTD is
-    the binary cross-entropy averaged over the real (non-padding) positions. Metrics:
-    mlm_loss, rtd_loss, rtd_accuracy (all real positions), replaced_accuracy (replaced
-    positions alone), original_baseline (the accuracy of always answering "original").
+    tokens: the discriminator's inputs already hold the generator's replacements).
+    Padding (attention_mask 0) is never selected, whatever its id. RTD is the binary
+    cross-entropy averaged over the real (non-padding) positions. Metrics: mlm_loss,
+    rtd_loss, rtd_accuracy (all real positions), replaced_accuracy (replaced positions
+    alone), original_baseline (the accuracy of always answering "original").
+
+    The batch's ids are checked against the vocabulary here, where they enter.
     """
-    rtd_weight = check_real("rtd_weight", rtd_weight, low=0, low_open=True, hint="λ; 50 in ELECTRA")
+    if not (hasattr(model, "generator") and hasattr(model, "discriminator")):
+        raise invalid("type(model)", type(model), "Electra (a generator and a discriminator)")
+    _check_ids("input_ids", input_ids)
     vocab_size = model.discriminator.config.vocab_size
+    _check_in_vocabulary("input_ids", input_ids, vocab_size)
+    real = torch.ones_like(input_ids, dtype=torch.bool)  # (batch, seq)
+    if attention_mask is not None:
+        if not isinstance(attention_mask, Tensor) or attention_mask.shape != input_ids.shape:
+            given = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else None
+            shapes = (tuple(input_ids.shape), given)
+            raise invalid("input_ids.shape, attention_mask.shape", shapes, "two equal shapes")
+        real = validate_attention_mask(attention_mask, *input_ids.shape)
+    if isinstance(special_ids, str) or not isinstance(special_ids, Iterable):
+        raise invalid("special_ids", special_ids, "a list of token ids, e.g. [pad_id, mask_id]")
+    rtd_weight = check_real("rtd_weight", rtd_weight, low=0, low_open=True, hint="λ; 50 in ELECTRA")
+    _check_rng(rng, input_ids.device)
     masked, labels = mask_tokens(
         input_ids,
         mask_id=mask_id,
@@ -153,16 +203,18 @@ def electra_loss(
         random_fraction=0.0,
         generator=rng,
     )
-    selected = labels >= 0  # (batch, seq)
+    # Padding is not text: never selected, even when the pad id is not among special_ids.
+    selected = (labels >= 0) & real  # (batch, seq)
+    masked = torch.where(real, masked, input_ids)
     if not selected.any():
-        raise ValueError("nothing was masked in this batch: no token for the generator to fill")
+        raise ValueError(
+            "nothing was masked in this batch: no real, non-special token was selected for the "
+            "generator to fill"
+        )
     generator_logits = model.generator(masked, attention_mask, positions=selected).float()
     mlm = F.cross_entropy(generator_logits, input_ids[selected])
     corrupted, is_replaced = replace_tokens(input_ids, selected, generator_logits, rng)
     rtd_logits = model.discriminator(corrupted, attention_mask).float()  # (batch, seq)
-    real = torch.ones_like(is_replaced, dtype=torch.bool)
-    if attention_mask is not None:
-        real = attention_mask.bool()
     rtd = F.binary_cross_entropy_with_logits(rtd_logits[real], is_replaced[real])
     correct = (rtd_logits > 0).float() == is_replaced
     replaced = is_replaced.bool() & real
@@ -182,5 +234,55 @@ def electra_objective(
     """`electra_loss` in the trainer's shape: the batch is input_ids (batch, seq) or
     (input_ids, attention_mask); bind `mask_id`, `special_ids` and any other keyword of
     `electra_loss` with functools.partial."""
-    input_ids, attention_mask = batch if isinstance(batch, tuple | list) else (batch, None)
+    if isinstance(batch, Tensor):
+        return electra_loss(model, batch, None, **settings)
+    if not isinstance(batch, tuple | list):
+        raise invalid("type(batch)", type(batch), "Tensor, or a pair (input_ids, attention_mask)")
+    if len(batch) != 2:
+        raise invalid("len(batch)", len(batch), "2: (input_ids, attention_mask)")
+    input_ids, attention_mask = batch
     return electra_loss(model, input_ids, attention_mask, **settings)
+
+
+# ---------------------------------------------------------------------------- input checks
+
+
+def _check_config(name: str, config: Any) -> None:
+    if not isinstance(config, TransformerConfig):
+        raise invalid(f"type({name})", type(config), "TransformerConfig")
+    if config.causal:
+        raise invalid(f"{name}.causal", config.causal, "False: both networks are encoders")
+
+
+def _check_ids(name: str, ids: Any) -> Tensor:
+    """A non-empty (batch, seq) integer tensor."""
+    if not isinstance(ids, Tensor):
+        raise invalid(f"type({name})", type(ids), "torch.Tensor of token ids (batch, seq)")
+    if ids.dim() != 2 or ids.numel() == 0 or ids.is_floating_point() or ids.dtype == torch.bool:
+        raise invalid(
+            f"{name}.dtype, .shape",
+            (ids.dtype, tuple(ids.shape)),
+            "integer ids (batch, seq), >= 1 each",
+        )
+    return ids
+
+
+def _check_in_vocabulary(name: str, ids: Tensor, vocab_size: int) -> None:
+    """One pass over the ids (a single host sync): every id in [0, vocab_size)."""
+    low, high = torch.stack(torch.aminmax(ids)).tolist()
+    allowed = f"ids in [0, {vocab_size - 1}], the vocabulary"
+    if low < 0:
+        raise invalid(f"min({name})", low, allowed)
+    if high >= vocab_size:
+        raise invalid(f"max({name})", high, allowed)
+
+
+def _check_rng(rng: Any, device: torch.device) -> None:
+    if rng is None:
+        return
+    if not isinstance(rng, torch.Generator):
+        raise invalid(
+            "type(rng)", type(rng), "torch.Generator or None: torch.Generator().manual_seed(0)"
+        )
+    if rng.device.type != device.type:
+        raise invalid("rng.device", str(rng.device), f"the ids' device, {device}")

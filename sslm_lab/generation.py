@@ -26,7 +26,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from sslm_lab.checks import ArgumentError, check_int, check_real, invalid
+from sslm_lab.checks import ArgumentError, check_bool, check_int, check_real, invalid
 from sslm_lab.data.tokenizers import TextTokenizer
 from sslm_lab.eval_mode import evaluating
 from sslm_lab.heads import CausalLM
@@ -145,18 +145,34 @@ def entropy_bits(logits: Tensor) -> Tensor:
 
 
 def check_generation_inputs(model: nn.Module, input_ids: Tensor, max_new_tokens: int) -> None:
-    """Fail before the loop, naming what was expected, on inputs generation cannot use."""
+    """Fail before the loop, naming what was expected, on inputs generation cannot use.
+
+    The prompt's ids are checked against the vocabulary here, once: the loop then feeds
+    the model only ids it chose itself.
+    """
     config = getattr(model, "config", None)
     if config is None or not getattr(config, "causal", False):
         raise ValueError(
             "generation needs a causal (decoder) model such as sslm_lab.heads.CausalLM; "
             f"got {type(model).__name__} with causal={getattr(config, 'causal', None)}"
         )
-    if input_ids.ndim != 2 or input_ids.size(1) == 0 or input_ids.is_floating_point():
-        raise ValueError(
-            "input_ids must be an integer tensor of shape (batch, seq) with seq >= 1; got "
+    if not isinstance(input_ids, Tensor):
+        raise invalid("type(input_ids)", type(input_ids), "torch.Tensor: torch.tensor([ids])")
+    integer = not (input_ids.is_floating_point() or input_ids.dtype == torch.bool)
+    if input_ids.ndim != 2 or input_ids.numel() == 0 or not integer:
+        raise ArgumentError(
+            "input_ids must be an integer tensor of shape (batch, seq) with batch, seq >= 1; got "
             f"shape {tuple(input_ids.shape)}, dtype {input_ids.dtype}"
         )
+    parameter = next(model.parameters(), None) if isinstance(model, nn.Module) else None
+    if parameter is not None and parameter.device != input_ids.device:
+        raise invalid("input_ids.device", str(input_ids.device), f"the model's, {parameter.device}")
+    low, high = torch.stack(torch.aminmax(input_ids)).tolist()
+    allowed = f"ids in [0, {config.vocab_size - 1}], the model's vocabulary"
+    if low < 0:
+        raise invalid("min(input_ids)", low, allowed)
+    if high >= config.vocab_size:
+        raise invalid("max(input_ids)", high, allowed)
     check_int("max_new_tokens", max_new_tokens, low=0)
 
 
@@ -206,9 +222,10 @@ def generate(
     `generator` (a seeded `torch.Generator`) makes sampling repeatable.
 
     Once a row emits `eos_token_id` it is filled with `pad_token_id` (default: the eos id,
-    as `transformers` does), and the loop stops early when every row has finished. The
-    model sees at most its last `config.block_size` tokens, so generation can run past
-    the context length.
+    as `transformers` does), and the loop stops early when every row has finished. Both
+    ids must be in the vocabulary: the model reads them at the next step. The model sees
+    at most its last `config.block_size` tokens, so generation can run past the context
+    length.
 
     use_cache=True keeps a `KVCache`: each step runs only the newest token. Past
     block_size the window slides, and since positions are learned per index every
@@ -216,6 +233,16 @@ def generate(
     recomputes the window, exactly as use_cache=False does.
     """
     check_generation_inputs(model, input_ids, max_new_tokens)
+    if strategy is not None and not callable(strategy):
+        raise invalid("strategy", strategy, "None or a function: logits (batch, vocab) -> ids")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise invalid("type(generator)", type(generator), "torch.Generator or None")
+    use_cache = check_bool("use_cache", use_cache)
+    last_id = model.config.vocab_size - 1
+    eos_token_id = check_int("eos_token_id", eos_token_id, low=0, high=last_id, allow_none=True)
+    pad_token_id = check_int("pad_token_id", pad_token_id, low=0, high=last_id, allow_none=True)
+    if pad_token_id is not None and eos_token_id is None:
+        raise invalid("pad_token_id", pad_token_id, "None without an eos_token_id: nothing ends")
     strategy = choose_strategy(strategy, temperature, top_k, top_p, generator)
     if use_cache and not isinstance(model, CausalLM):
         raise ValueError(

@@ -13,15 +13,19 @@ from torch.testing import assert_close
 from sslm_lab.checks import ArgumentError
 from sslm_lab.contrastive import (
     KeyQueue,
+    SimCSE,
     alignment,
     contrastive_logits,
     cpc_info_nce,
     info_nce,
     momentum_update,
     nt_xent,
+    simcse_objective,
     symmetric_info_nce,
     uniformity,
 )
+from sslm_lab.heads import MaskedLM
+from sslm_lab.transformer import TransformerConfig
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -246,3 +250,138 @@ def test_bad_input_is_refused_naming_the_parameter(call, message) -> None:
     first, second = torch.randn(4, 8), torch.randn(4, 8)
     with pytest.raises(ArgumentError, match=message):
         call(first, second)
+
+
+# ---------------------------------------------------------------------------- more bad input
+
+A, B = torch.randn(4, 8), torch.randn(4, 8)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: info_nce(A.numpy(), B.numpy()), r"type\(queries\)=<class 'numpy.ndarray'>"),
+        (lambda: info_nce(A.tolist(), B.tolist()), r"type\(queries\)=<class 'list'>"),
+        (lambda: info_nce(A, B.double()), r"queries.dtype, keys.dtype=\(torch.float32, torch.f"),
+        (lambda: info_nce(A.long(), B.long()), r"queries.dtype=torch.int64 .*floating"),
+        (lambda: info_nce(A[:, :0], B[:, :0]), r"queries.shape=\(4, 0\) .*dim >= 1"),
+        (lambda: info_nce(A, B, 1e-40), r"temperature=1e-40 .*>= 0.0001"),
+        (lambda: nt_xent(A, B, 1e-40), r"temperature=1e-40 "),
+        (lambda: nt_xent(A, B.double()), r"first.dtype, second.dtype"),
+        (lambda: nt_xent(A.numpy(), B), r"type\(first\)=<class 'numpy.ndarray'>"),
+        (lambda: symmetric_info_nce(A, B.half()), r"queries.dtype, keys.dtype"),
+        (lambda: alignment(A, B.double()), r"first.dtype, second.dtype"),
+        (lambda: alignment(A.int(), B.int()), r"first.dtype=torch.int32 "),
+        (lambda: contrastive_logits(A, B, 0.1, B.numpy()), r"type\(negatives\)=<class 'numpy"),
+        (lambda: info_nce(A, B, 0.1, torch.ones(3, 8).long()), r"negatives.dtype=torch.int64"),
+        (lambda: uniformity(A.numpy()), r"type\(embeddings\)=<class 'numpy.ndarray'>"),
+        (lambda: uniformity(A[0]), r"embeddings.shape=\(8,\) "),
+        (lambda: uniformity(A.long()), r"embeddings.dtype=torch.int64 "),
+        (lambda: KeyQueue(4, 8).enqueue(A.numpy()), r"type\(keys\)=<class 'numpy.ndarray'>"),
+        (lambda: KeyQueue(4, 8).enqueue(A.long()), r"keys.dtype=torch.int64 "),
+        (lambda: momentum_update({}, nn.Linear(2, 2), 0.5), r"type\(online\)=<class 'dict'>"),
+        (lambda: cpc_info_nce(A[None].numpy(), B[None], 1), r"type\(predictions\)=<class 'num"),
+        (lambda: cpc_info_nce(A[None], B[None].double(), 1), r"predictions.dtype, latents.dt"),
+        (lambda: cpc_info_nce(A[None, :2], B[None, :2], 1), r"batch · \(seq - steps_ahead\)=1 "),
+        (lambda: info_nce(A, B.to("meta")), r"queries.device, keys.device=\('cpu', 'meta'\)"),
+        (lambda: info_nce(A, B, 0.1, B.to("meta")), r"negatives.device='meta' "),
+        (lambda: KeyQueue(4, 8).enqueue(A.to("meta")), r"keys.device='meta' "),
+        (
+            lambda: momentum_update(nn.Linear(2, 2), nn.Linear(2, 2).double(), 0.5),
+            r"target='weight' .*dtypes",
+        ),
+    ],
+)
+def test_wrong_types_dtypes_and_sizes_are_refused_by_name(call, message) -> None:
+    with pytest.raises(ArgumentError, match=message):
+        call()
+
+
+def test_a_refused_momentum_update_changes_nothing() -> None:
+    torch.manual_seed(0)
+    online = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    target = nn.Sequential(nn.Linear(2, 2), nn.Linear(3, 2))  # the second layer does not match
+    before = {name: p.clone() for name, p in target.named_parameters()}
+    flags = {name: p.requires_grad for name, p in target.named_parameters()}
+    with pytest.raises(ArgumentError, match=r"target='1.weight'"):
+        momentum_update(online, target, 0.5)
+    for name, parameter in target.named_parameters():
+        assert torch.equal(parameter, before[name]), name
+        assert parameter.requires_grad == flags[name]
+
+
+def test_uniformity_stays_finite_when_t_is_large() -> None:
+    # e^{-t d²} underflows to 0 for every pair at t = 1000: the mean is 0 and its log
+    # -inf; the log-sum-exp keeps the answer, log mean e^{-t d²} = -t d²_min + log(...).
+    points = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]], dtype=torch.float64)
+    squared = torch.tensor([2.0, 4.0, 2.0], dtype=torch.float64)  # the pairs' distances²
+    expected = torch.logsumexp(-1000 * squared, dim=0) - math.log(3)
+    found = uniformity(points, t=1000.0)
+    assert math.isfinite(found.item())
+    assert found.item() == pytest.approx(expected.item(), rel=1e-12)  # -2000 + log(2/3)
+    assert uniformity(points.float(), t=1000.0).item() == pytest.approx(-2000 + math.log(2 / 3))
+
+
+# ---------------------------------------------------------------------------- SimCSE
+
+
+def simcse_encoder(dropout: float = 0.1) -> MaskedLM:
+    torch.manual_seed(0)
+    config = TransformerConfig(
+        vocab_size=20,
+        block_size=8,
+        n_layer=1,
+        n_head=2,
+        n_embd=16,
+        dropout=dropout,
+        causal=False,
+        norm_position="post",
+    )
+    return MaskedLM(config)
+
+
+def test_simcse_is_info_nce_between_two_readings_of_the_same_lines() -> None:
+    encoder = simcse_encoder()
+    simcse = SimCSE(encoder, temperature=0.05).train()
+    ids = torch.randint(0, 20, (4, 8))
+    mask = torch.ones(4, 8, dtype=torch.long)
+    mask[1, 5:] = 0
+    torch.manual_seed(1)
+    loss, metrics = simcse_objective(simcse, (ids, mask), step=0)
+    torch.manual_seed(1)
+    first, second = simcse.embed(ids, mask), simcse.embed(ids, mask)
+    assert metrics == {}
+    assert_close(loss, info_nce(first, second, 0.05))
+    assert not torch.equal(first, second)  # dropout made the two readings differ
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda s, ids: SimCSE(MaskedLM), r"type\(encoder\)=<class 'type'>"),
+        (lambda s, ids: SimCSE(nn.Linear(2, 2)), r"type\(encoder\)=.*Linear"),
+        (lambda s, ids: SimCSE(s.encoder, temperature=0), r"temperature=0 "),
+        (lambda s, ids: SimCSE(s.encoder, temperature="0.05"), r"temperature='0.05' "),
+        (lambda s, ids: s(ids + 20), r"max\(input_ids\)=\d+ .*\[0, 19\]"),
+        (lambda s, ids: s(ids - 20), r"min\(input_ids\)=-\d+ "),
+        (lambda s, ids: s(ids.tolist()), r"type\(input_ids\)=<class 'list'>"),
+        (lambda s, ids: s(ids.float()), r"input_ids.dtype, .shape=\(torch.float32"),
+        (lambda s, ids: s(ids[:1]), r"batch size=1 "),
+        (lambda s, ids: s(ids, torch.ones(3, 5)), r"attention_mask.shape=\(\(3, 8\), \(3, 5\)\)"),
+        (
+            lambda s, ids: s(ids, torch.tensor([[1] * 8, [1] * 8, [0] * 8])),
+            r"attention_mask\[2\]='all 0'",
+        ),
+        (lambda s, ids: s.embed(ids + 20), r"max\(input_ids\)="),
+        (lambda s, ids: simcse_objective(s, ids, 0), r"type\(batch\)=<class 'torch.Tensor'>"),
+        (lambda s, ids: simcse_objective(s, (ids, ids, ids), 0), r"len\(batch\)=3 "),
+        (
+            lambda s, ids: simcse_objective(s.encoder, (ids, torch.ones_like(ids)), 0),
+            r"type\(module\)=.*MaskedLM.*SimCSE",
+        ),
+    ],
+)
+def test_simcse_refuses_bad_input_by_name(call, message) -> None:
+    simcse = SimCSE(simcse_encoder())
+    with pytest.raises(ArgumentError, match=message):
+        call(simcse, torch.randint(0, 20, (3, 8)))

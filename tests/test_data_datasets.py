@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from sslm_lab.checks import ArgumentError
 from sslm_lab.data.datasets import LabelledPassages, LinePairs, LMBlocks, pad_batch
 from sslm_lab.data.shakespeare import GENRES, Work, read_work, works_in_split
 from sslm_lab.data.tokenizers import CharTokenizer, char_tokenizer
@@ -217,3 +218,89 @@ def test_labelled_passages_validation(shakespeare_works: list[Work]) -> None:
         LabelledPassages("dev", char_tokenizer(), 64)
     with pytest.raises(ValueError, match="no work in split 'val' is 1000000 tokens long"):
         LabelledPassages("val", char_tokenizer(), 1_000_000)
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.timeout(20)
+def test_negatives_need_two_different_lines_instead_of_drawing_forever(
+    letters: CharTokenizer,
+) -> None:
+    with pytest.raises(ArgumentError, match=r"text=\"5 copies of 'Third'\".*2 different lines"):
+        LinePairs("Third\n" * 5, letters, negatives=True)
+    pairs = LinePairs("Third\n" * 5, letters)  # without negatives the pairs are fine
+    assert len(pairs) == 4 and bool(pairs.is_next.all())
+
+
+@pytest.mark.timeout(20)
+def test_a_negative_is_found_even_when_one_line_fills_nearly_all_the_text(
+    letters: CharTokenizer,
+) -> None:
+    # 300 copies of one line and one other: a random draw hits the other line 1 time in
+    # 301, so most negatives run out of redraws and are drawn among the other lines.
+    text = "Third\n" * 150 + "Fifth\n" + "Third\n" * 150
+    pairs = LinePairs(text, letters, negatives=True, seed=0)
+    replaced = (pairs.is_next == 0).nonzero().flatten().tolist()
+    assert len(replaced) > 100
+    for index in replaced:
+        first, second, is_next = pairs.pair(index)
+        assert not is_next and second != pairs.lines[index + 1]
+    again = LinePairs(text, letters, negatives=True, seed=0)
+    assert torch.equal(again.second_index, pairs.second_index)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda t: LinePairs(TEXT, t, negatives="yes"), r"negatives='yes' \(str\)"),
+        (lambda t: LinePairs(TEXT, t, negatives="no"), r"negatives='no' \(str\)"),
+        (lambda t: LinePairs(TEXT, t, negatives=1), r"negatives=1 \(int\)"),
+        (lambda t: LinePairs(TEXT.encode(), t), r"type\(text\)=<class 'bytes'>"),
+        (lambda t: LinePairs(TEXT.splitlines(), t), r"type\(text\)=<class 'list'>"),
+        (lambda t: LinePairs(TEXT, "char"), r"type\(tokenizer\)=<class 'str'>"),
+        (lambda t: LinePairs(TEXT, t, negatives=True, seed=-1), r"seed=-1 "),
+        (lambda t: LinePairs(TEXT, t, negatives=True, seed=1.5), r"seed=1.5 "),
+        (lambda t: LMBlocks(IDS, 10, random_offsets="no"), r"random_offsets='no' \(str\)"),
+        (lambda t: LMBlocks(IDS, 10, random_offsets=1), r"random_offsets=1 \(int\)"),
+        (lambda t: LMBlocks(IDS, 10, random_offsets=None), r"random_offsets=None "),
+        (lambda t: LMBlocks(IDS + 0.5, 10, random_offsets=False), r"ids.dtype=torch.float32 "),
+        (lambda t: LMBlocks(IDS > 5, 10, random_offsets=False), r"ids.dtype=torch.bool "),
+        (lambda t: LMBlocks(IDS - 500, 10, random_offsets=False), r"min\(ids\)=-500 "),
+        (lambda t: LMBlocks("some text", 3, random_offsets=False), r"type\(ids\)=<class 'str'>"),
+        (lambda t: LMBlocks([], 3, random_offsets=False), r"ids.shape=\(0,\) "),
+        (lambda t: LMBlocks(IDS, 10, random_offsets=True, seed="a"), r"seed='a' "),
+        (lambda t: LMBlocks(IDS, 10, random_offsets=True, seed=2**70), r"seed=\d+ "),
+        (lambda t: pad_batch([{"ids": torch.arange(3)}], 0), r"items\[0\].keys\(\)=\['ids'\]"),
+        (lambda t: pad_batch([torch.arange(3)], 0), r"type\(items\[0\]\)="),
+        (lambda t: pad_batch({"input_ids": torch.arange(3)}, 0), r"type\(items\)=<class 'dict'>"),
+        (lambda t: pad_batch([{"input_ids": [1, 2]}], 0), r"type\(items\[0\]\['input_ids'\]\)"),
+        (lambda t: pad_batch([{"input_ids": torch.arange(3)}], "0"), r"pad_id='0' \(str\)"),
+        (lambda t: pad_batch([{"input_ids": torch.arange(3)}], None), r"pad_id=None "),
+        (
+            lambda t: pad_batch([{"input_ids": torch.ones(2, 3, dtype=torch.long)}], 0),
+            r"items\[0\]\['input_ids'\].dtype, .shape=\(torch.int64, \(2, 3\)\)",
+        ),
+        (
+            lambda t: pad_batch(
+                [{"input_ids": torch.arange(3), "token_type_ids": torch.ones(2)}], 0
+            ),
+            r"items\[0\]\['token_type_ids'\].shape=\(2,\) .*\(3,\)",
+        ),
+        (
+            lambda t: pad_batch(
+                [
+                    {"input_ids": torch.arange(3), "x": torch.ones(3)},
+                    {"input_ids": torch.arange(2)},
+                ],
+                0,
+            ),
+            r"items\[1\].keys\(\)=\['input_ids'\] .*\['input_ids', 'x'\]",
+        ),
+        (lambda t: LabelledPassages("val", "char", 64), r"type\(tokenizer\)=<class 'str'>"),
+        (lambda t: LabelledPassages("val", t, 64, genres="comedy"), r"genres='comedy' \(str\)"),
+    ],
+)
+def test_bad_input_is_refused_naming_the_parameter(letters: CharTokenizer, call, message) -> None:
+    with pytest.raises(ArgumentError, match=message):
+        call(letters)

@@ -17,6 +17,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
+from sslm_lab.checks import ArgumentError
 from sslm_lab.data import CharTokenizer
 from sslm_lab.generation import (
     entropy_bits,
@@ -356,3 +357,39 @@ def test_bad_sampling_settings_are_refused_by_name(temperature, top_k, top_p) ->
     ):
         with pytest.raises(ValueError, match=rf"^{name}="):
             sampling(**settings_given)
+
+
+# ---------------------------------------------------------------------------- bad input to generate
+
+PROMPT = torch.zeros(2, 3, dtype=torch.long)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"input_ids": PROMPT + 20}, r"max\(input_ids\)=20 \(int\) .*\[0, 19\]"),
+        ({"input_ids": PROMPT - 1}, r"min\(input_ids\)=-1 "),
+        ({"input_ids": PROMPT + 20, "use_cache": False}, r"max\(input_ids\)=20 "),
+        ({"input_ids": [[1, 2]]}, r"type\(input_ids\)=<class 'list'>"),
+        ({"input_ids": PROMPT.numpy()}, r"type\(input_ids\)=<class 'numpy.ndarray'>"),
+        ({"input_ids": PROMPT.bool()}, r"integer tensor .*dtype torch.bool"),
+        ({"input_ids": PROMPT[:0]}, r"batch, seq >= 1; got shape \(0, 3\)"),
+        ({"eos_token_id": 20}, r"eos_token_id=20 \(int\) .*\[0, 19\]"),
+        ({"eos_token_id": -1}, r"eos_token_id=-1 "),
+        ({"eos_token_id": True}, r"eos_token_id=True \(bool\)"),
+        ({"eos_token_id": 1.5}, r"eos_token_id=1.5 "),
+        ({"eos_token_id": 3, "pad_token_id": 20}, r"pad_token_id=20 "),
+        ({"eos_token_id": 3, "pad_token_id": "x"}, r"pad_token_id='x' "),
+        ({"pad_token_id": 0}, r"pad_token_id=0 .*without an eos_token_id"),
+        ({"generator": 0}, r"type\(generator\)=<class 'int'>"),
+        ({"generator": 0, "temperature": 1.0}, r"type\(generator\)=<class 'int'>"),
+        ({"use_cache": "no"}, r"use_cache='no' \(str\)"),
+        ({"strategy": "greedy"}, r"strategy='greedy' \(str\)"),
+        ({"input_ids": PROMPT.to("meta")}, r"input_ids.device='meta' .*the model's, cpu"),
+    ],
+)
+def test_bad_generate_input_is_refused_before_the_loop(settings, message) -> None:
+    model = CausalLM(TransformerConfig(vocab_size=20, block_size=8, n_layer=1, n_embd=16))
+    arguments = {"input_ids": PROMPT, "max_new_tokens": 2} | settings
+    with pytest.raises(ArgumentError, match=message):
+        generate(model, **arguments)

@@ -9,17 +9,22 @@
 
 All randomness is drawn once, at construction, from a generator seeded by `seed`: the
 same seed gives the same items in any order of access and in any worker process.
+
+The data enter here, so this is where their values are checked, once: token ids are
+integers >= 0 (the model checks them against its vocabulary), flags are real booleans.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from sslm_lab.checks import check_int
+from sslm_lab.checks import check_bool, check_int, invalid
 from sslm_lab.data.shakespeare import GENRES, Work, read_work, works_in_split
 from sslm_lab.data.tokenizers import TextTokenizer
 
@@ -30,6 +35,26 @@ def _check_index(index: int, length: int) -> int:
     if not -length <= index < length:
         raise IndexError(f"index {index} is out of range for a dataset of {length} items")
     return index % length
+
+
+def _check_seed(seed: int) -> int:
+    return check_int("seed", seed, low=0, high=2**64 - 1, hint="it seeds a torch.Generator")
+
+
+def _token_ids(ids: Tensor | Sequence[int]) -> Tensor:
+    """`ids` as a 1-D LongTensor of at least 2 ids, each >= 0; floats are not rounded."""
+    if isinstance(ids, str | bytes) or not isinstance(ids, Tensor | Sequence | np.ndarray):
+        raise invalid("type(ids)", type(ids), "a 1-D tensor, array or list of integer token ids")
+    tensor = torch.as_tensor(ids)
+    if tensor.dim() != 1 or len(tensor) < 2:
+        raise invalid("ids.shape", tuple(tensor.shape), "1-D with at least 2 ids (one block)")
+    if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
+        raise invalid("ids.dtype", tensor.dtype, "an integer dtype: ids are token indices")
+    tensor = tensor.long()
+    smallest = int(tensor.min())
+    if smallest < 0:
+        raise invalid("min(ids)", smallest, "ids >= 0: they index a vocabulary")
+    return tensor
 
 
 class LMBlocks(Dataset):
@@ -54,11 +79,9 @@ class LMBlocks(Dataset):
         num_blocks: int | None = None,
         seed: int = 0,
     ) -> None:
-        ids = torch.as_tensor(ids, dtype=torch.long)
-        if ids.dim() != 1:
-            raise ValueError(
-                f"ids must be a 1-D sequence of token ids, got shape {tuple(ids.shape)}"
-            )
+        ids = _token_ids(ids)
+        random_offsets = check_bool("random_offsets", random_offsets)
+        seed = _check_seed(seed)
         length = len(ids)
         block_size = check_int(
             "block_size",
@@ -94,6 +117,9 @@ class LMBlocks(Dataset):
         return self.ids[start : start + self.block_size + 1].clone()
 
 
+NEGATIVE_DRAWS = 100  # tries at a random line before LinePairs lists the other lines
+
+
 class LinePairs(Dataset):
     """Pairs of consecutive non-empty lines as BERT inputs: [CLS] a [SEP] b [SEP].
 
@@ -102,7 +128,8 @@ class LinePairs(Dataset):
     of the pairs (decided by a generator seeded with `seed`) get a random other line as
     their second line, and `is_next` is 0 for them: the next-sentence-prediction task
     of Devlin et al. (2019). A random line equal in text to the true next line is drawn
-    again, so a negative is never secretly the right answer.
+    again, so a negative is never secretly the right answer; negatives therefore need a
+    text with at least two different lines.
 
     Items are dicts of tensors: input_ids (length,), token_type_ids (length,), 0 for
     the first segment and 1 for the second, and is_next () as int64. Pairs longer than
@@ -118,10 +145,22 @@ class LinePairs(Dataset):
         max_length: int = 128,
         seed: int = 0,
     ) -> None:
+        if not isinstance(text, str):
+            raise invalid("type(text)", type(text), "str, the corpus with one sentence per line")
+        if not isinstance(tokenizer, TextTokenizer):
+            raise invalid("type(tokenizer)", type(tokenizer), "an sslm_lab TextTokenizer")
+        negatives = check_bool("negatives", negatives)
         check_int("max_length", max_length, low=5, hint="3 special tokens + 1 per line")
+        seed = _check_seed(seed)
         self.lines = [line.strip() for line in text.splitlines() if line.strip()]
         if len(self.lines) < 2:
             raise ValueError(f"text has {len(self.lines)} non-empty lines; a pair needs at least 2")
+        if negatives and len(set(self.lines)) < 2:
+            raise invalid(
+                "text",
+                f"{len(self.lines)} copies of {self.lines[0]!r}",
+                "at least 2 different lines: a negative is a line other than the true next",
+            )
         self.tokenizer = tokenizer
         self.max_length = max_length
         count = len(self.lines) - 1
@@ -132,12 +171,20 @@ class LinePairs(Dataset):
             replaced = torch.rand(count, generator=generator) < 0.5
             self.is_next[replaced] = 0
             for pair in replaced.nonzero().flatten().tolist():
-                true_next = self.lines[pair + 1]
-                while True:
-                    other = int(torch.randint(0, len(self.lines), (1,), generator=generator))
-                    if self.lines[other] != true_next:
-                        break
-                self.second_index[pair] = other
+                self.second_index[pair] = self._other_line(self.lines[pair + 1], generator)
+
+    def _other_line(self, true_next: str, generator: torch.Generator) -> int:
+        """A line drawn uniformly among those whose text differs from `true_next`.
+
+        Drawing again until the text differs is quick unless one line fills nearly all
+        of the text; after NEGATIVE_DRAWS tries the draw is made among the others directly.
+        """
+        for _ in range(NEGATIVE_DRAWS):
+            other = int(torch.randint(0, len(self.lines), (1,), generator=generator))
+            if self.lines[other] != true_next:
+                return other
+        others = [index for index, line in enumerate(self.lines) if line != true_next]
+        return others[int(torch.randint(0, len(others), (1,), generator=generator))]
 
     def __len__(self) -> int:
         return len(self.is_next)
@@ -170,9 +217,15 @@ def pad_batch(items: Sequence[dict[str, Tensor]], pad_id: int) -> dict[str, Tens
     1-D fields are right-padded to the longest item: input_ids with `pad_id`, the
     others with 0; 0-D fields are stacked. Adds attention_mask (batch, length), 1 on
     real tokens and 0 on padding. Use `functools.partial(pad_batch, pad_id=...)`.
+    Every item needs the same fields, and a 1-D field as long as its input_ids.
     """
+    if isinstance(items, Mapping) or not isinstance(items, Sequence):
+        raise invalid("type(items)", type(items), "a list of dict items, as a DataLoader gives")
     if not items:
-        raise ValueError("cannot collate an empty batch")
+        raise invalid("items", items, "at least one item", "cannot collate an empty batch")
+    pad_id = check_int("pad_id", pad_id, low=0, hint="the tokenizer's pad_id")
+    for index, item in enumerate(items):
+        _check_item(index, item, items[0])
     lengths = torch.tensor([len(item["input_ids"]) for item in items])  # (batch,)
     batch: dict[str, Tensor] = {}
     for key, first in items[0].items():
@@ -185,6 +238,32 @@ def pad_batch(items: Sequence[dict[str, Tensor]], pad_id: int) -> dict[str, Tens
         )  # (batch, longest)
     batch["attention_mask"] = (torch.arange(int(lengths.max()))[None, :] < lengths[:, None]).long()
     return batch
+
+
+def _check_item(index: int, item: Any, first: Mapping[str, Any]) -> None:
+    """Item `index` of a batch: a dict of tensors with first's fields, input_ids 1-D
+    integer ids, every other 1-D field one entry per id (else padding misaligns them)."""
+    name = f"items[{index}]"
+    if not isinstance(item, Mapping):
+        raise invalid(f"type({name})", type(item), "a dict of tensors with an input_ids field")
+    if "input_ids" not in item:
+        raise invalid(f"{name}.keys()", sorted(item), "the fields of an item, input_ids among them")
+    if set(item) != set(first):
+        raise invalid(f"{name}.keys()", sorted(item), f"items[0]'s fields, {sorted(first)}")
+    for key, value in item.items():
+        if not isinstance(value, Tensor):
+            raise invalid(f"type({name}[{key!r}])", type(value), "torch.Tensor")
+    ids = item["input_ids"]
+    if ids.dim() != 1 or ids.is_floating_point() or ids.dtype == torch.bool:
+        where = f"{name}['input_ids'].dtype, .shape"
+        raise invalid(where, (ids.dtype, tuple(ids.shape)), "an integer dtype, 1-D")
+    for key, value in item.items():
+        if value.dim() != first[key].dim() or (value.dim() > 0 and len(value) != len(ids)):
+            raise invalid(
+                f"{name}[{key!r}].shape",
+                tuple(value.shape),
+                f"() or ({len(ids)},): one entry per input id, as in items[0]",
+            )
 
 
 class LabelledPassages(Dataset):
@@ -210,8 +289,12 @@ class LabelledPassages(Dataset):
         max_per_work: int | None = 64,
         genres: tuple[str, ...] = GENRES,
     ) -> None:
+        if not isinstance(tokenizer, TextTokenizer):
+            raise invalid("type(tokenizer)", type(tokenizer), "an sslm_lab TextTokenizer")
         check_int("n_tokens", n_tokens, low=1)
         check_int("max_per_work", max_per_work, low=1, allow_none=True)
+        if isinstance(genres, str):
+            raise invalid("genres", genres, f"a tuple of genres, e.g. ({genres!r},)")
         genres = tuple(genres)
         if not genres or len(set(genres)) != len(genres) or not set(genres) <= set(GENRES):
             raise ValueError(f"genres: got {genres!r}; allowed: distinct values from {GENRES}")
@@ -252,6 +335,7 @@ class LabelledPassages(Dataset):
         is shorter than a passage (`SequenceClassifier` reads chunks)."""
         n, n_tokens = self.passages.shape
         check_int("chunks", chunks, low=1)
+        check_int("cls_id", cls_id)
         if n_tokens % chunks:
             raise ValueError(
                 f"chunks: got {chunks}; allowed: a divisor of the passages' {n_tokens} tokens"
