@@ -5,6 +5,10 @@ which argument, what it was given (value and type) and what is allowed.
     check_real("mask_rate", rate, low=0, high=1, low_open=True, high_open=True)
     check_choice("strategy", strategy, STRATEGIES)       one of a set
     check_bool("nsp_ablation", value, allow_none=True)   True or False (or None)
+    check_type("model", model, nn.Module, "an nn.Module")  an instance, refused by its type
+    check_tensor("images", images, shape="(batch, 8, 8)")  a tensor of a kind of dtype
+    check_generator("rng", rng, device)                  None or a torch.Generator there
+    check_token_ids("input_ids", ids, vocab_size=V)      integer ids (batch, seq) in 0..V-1
 
 Each returns the value as a plain Python int / float / bool, so numpy scalars are
 accepted wherever a Python number is. Booleans are not numbers here (`True` is not a
@@ -23,6 +27,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+import torch
 
 
 class ArgumentError(ValueError, TypeError):
@@ -120,3 +125,72 @@ def check_bool(name: str, value: Any, *, allow_none: bool = False, hint: str = "
     if not isinstance(value, bool | np.bool_):
         raise invalid(name, value, _or_none("True or False", allow_none), hint)
     return bool(value)
+
+
+# ---------------------------------------------------------------------------- objects and tensors
+
+
+def check_type(name: str, value: Any, kind: type | tuple[type, ...], allowed: str) -> Any:
+    """`value` if it is a `kind`; refused by its type, not its repr (a model's runs to pages)."""
+    if not isinstance(value, kind):
+        raise invalid(f"type({name})", type(value), allowed)
+    return value
+
+
+def check_tensor(
+    name: str, value: Any, *, dtype: str = "float", shape: str = "", hint: str = ""
+) -> torch.Tensor:
+    """`value` if it is a torch.Tensor whose dtype is of the kind: "float", "integer" (not
+    bool or complex) or "any". Shapes are the caller's to check; `shape` says which in words."""
+    check_choice("dtype", dtype, ("float", "integer", "any"))
+    if not isinstance(value, torch.Tensor):
+        raise invalid(f"type({name})", type(value), f"a torch.Tensor {shape}".rstrip(), hint)
+    integer = not (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool)
+    if (dtype == "float" and not value.is_floating_point()) or (dtype == "integer" and not integer):
+        kind = "an integer dtype (not bool)" if dtype == "integer" else "a floating-point dtype"
+        raise invalid(f"{name}.dtype", value.dtype, f"{kind} {shape}".rstrip(), hint)
+    return value
+
+
+def check_generator(
+    name: str, generator: Any, device: torch.device | str | None = None
+) -> torch.Generator | None:
+    """None (torch's global generator) or a torch.Generator of the device type it draws on."""
+    if generator is None:
+        return None
+    if not isinstance(generator, torch.Generator):
+        allowed = "a torch.Generator or None"
+        raise invalid(f"type({name})", type(generator), allowed, "torch.Generator().manual_seed(0)")
+    wanted = None if device is None else torch.device(device).type
+    if wanted is not None and generator.device.type != wanted:
+        raise invalid(f"{name}.device", str(generator.device), f"{wanted}, where the tensors are")
+    return generator
+
+
+def check_token_ids(
+    name: str,
+    ids: Any,
+    *,
+    vocab_size: int | None = None,
+    block_size: int | None = None,
+    dims: tuple[int, ...] = (2,),
+) -> torch.Tensor:
+    """Token ids: an integer tensor with one of `dims` dimensions ((batch, seq) by default),
+    none of them 0, the last at most `block_size` when given.
+
+    With `vocab_size`, every id must lie in [0, vocab_size): a pass over the ids and, on a
+    GPU, a wait for it, so call it where ids enter (a dataset, a tokenizer, an objective's
+    first step), not on every layer."""
+    check_tensor(name, ids, dtype="integer", shape="of token ids")
+    longest = "" if block_size is None else f", the last <= block_size={block_size}"
+    if ids.dim() not in dims or ids.numel() == 0 or (block_size and ids.size(-1) > block_size):
+        allowed = f"{' or '.join(f'{d}-D' for d in dims)}, no dimension 0{longest}"
+        raise invalid(f"{name}.shape", tuple(ids.shape), allowed)
+    if vocab_size is not None:
+        low, high = torch.stack(torch.aminmax(ids)).tolist()  # one host sync
+        allowed = f"ids in [0, {vocab_size - 1}], the vocabulary"
+        if low < 0:
+            raise invalid(f"min({name})", low, allowed)
+        if high >= vocab_size:
+            raise invalid(f"max({name})", high, allowed)
+    return ids

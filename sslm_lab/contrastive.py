@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sslm_lab.checks import check_int, check_real, invalid
+from sslm_lab.checks import check_int, check_real, check_token_ids, invalid
 from sslm_lab.heads import pool
 from sslm_lab.masking import validate_attention_mask
 from sslm_lab.transformer import TransformerModel
@@ -352,16 +352,7 @@ def _check_views(first: Tensor, second: Tensor, names: tuple[str, str]) -> None:
 
 def _check_lines(input_ids: Any, attention_mask: Any, vocab_size: int) -> None:
     """SimCSE's batch: integer ids (batch, seq) in the vocabulary, each line a real token."""
-    if not isinstance(input_ids, Tensor):
-        raise invalid("type(input_ids)", type(input_ids), "torch.Tensor of token ids")
-    integer = not (input_ids.is_floating_point() or input_ids.dtype == torch.bool)
-    if input_ids.dim() != 2 or input_ids.numel() == 0 or not integer:
-        shape = (input_ids.dtype, tuple(input_ids.shape))
-        raise invalid("input_ids.dtype, .shape", shape, "integer ids (batch, seq), >= 1 each")
-    low, high = torch.stack(torch.aminmax(input_ids)).tolist()  # one host sync
-    if low < 0 or high >= vocab_size:
-        name, bad = ("min(input_ids)", low) if low < 0 else ("max(input_ids)", high)
-        raise invalid(name, bad, f"ids in [0, {vocab_size - 1}], the vocabulary")
+    check_token_ids("input_ids", input_ids, vocab_size=vocab_size)
     if attention_mask is None:
         return
     if not isinstance(attention_mask, Tensor) or attention_mask.shape != input_ids.shape:

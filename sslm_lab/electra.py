@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sslm_lab.checks import check_bool, check_real, invalid
+from sslm_lab.checks import check_bool, check_generator, check_real, check_token_ids, invalid
 from sslm_lab.heads import MaskedLM
 from sslm_lab.masking import MASK_RATE, mask_tokens, validate_attention_mask
 from sslm_lab.transformer import Transformer, TransformerConfig, TransformerModel
@@ -115,7 +115,7 @@ def replace_tokens(
     corrupted ids (batch, seq) and the labels (batch, seq) float, 1 = replaced: a sampled
     token equal to the original is labelled 0.
     """
-    _check_ids("input_ids", input_ids)
+    check_token_ids("input_ids", input_ids)
     if not isinstance(selected, Tensor):
         raise invalid("type(selected)", type(selected), "a bool torch.Tensor shaped like input_ids")
     if selected.dtype != torch.bool:
@@ -129,7 +129,7 @@ def replace_tokens(
     if generator_logits.dim() != 2 or len(generator_logits) != count:
         shape = tuple(generator_logits.shape)
         raise invalid("generator_logits.shape", shape, f"({count}, vocab): a row per selected id")
-    _check_rng(rng, input_ids.device)
+    check_generator("rng", rng, input_ids.device)
     probabilities = generator_logits.float().softmax(-1)  # (count, vocab)
     if not bool(probabilities.isfinite().all()):
         raise invalid(
@@ -179,9 +179,9 @@ def electra_loss(
     """
     if not (hasattr(model, "generator") and hasattr(model, "discriminator")):
         raise invalid("type(model)", type(model), "Electra (a generator and a discriminator)")
-    _check_ids("input_ids", input_ids)
+    check_token_ids("input_ids", input_ids)
     vocab_size = model.discriminator.config.vocab_size
-    _check_in_vocabulary("input_ids", input_ids, vocab_size)
+    check_token_ids("input_ids", input_ids, vocab_size=vocab_size)
     real = torch.ones_like(input_ids, dtype=torch.bool)  # (batch, seq)
     if attention_mask is not None:
         if not isinstance(attention_mask, Tensor) or attention_mask.shape != input_ids.shape:
@@ -192,7 +192,7 @@ def electra_loss(
     if isinstance(special_ids, str) or not isinstance(special_ids, Iterable):
         raise invalid("special_ids", special_ids, "a list of token ids, e.g. [pad_id, mask_id]")
     rtd_weight = check_real("rtd_weight", rtd_weight, low=0, low_open=True, hint="λ; 50 in ELECTRA")
-    _check_rng(rng, input_ids.device)
+    check_generator("rng", rng, input_ids.device)
     masked, labels = mask_tokens(
         input_ids,
         mask_id=mask_id,
@@ -252,37 +252,3 @@ def _check_config(name: str, config: Any) -> None:
         raise invalid(f"type({name})", type(config), "TransformerConfig")
     if config.causal:
         raise invalid(f"{name}.causal", config.causal, "False: both networks are encoders")
-
-
-def _check_ids(name: str, ids: Any) -> Tensor:
-    """A non-empty (batch, seq) integer tensor."""
-    if not isinstance(ids, Tensor):
-        raise invalid(f"type({name})", type(ids), "torch.Tensor of token ids (batch, seq)")
-    if ids.dim() != 2 or ids.numel() == 0 or ids.is_floating_point() or ids.dtype == torch.bool:
-        raise invalid(
-            f"{name}.dtype, .shape",
-            (ids.dtype, tuple(ids.shape)),
-            "integer ids (batch, seq), >= 1 each",
-        )
-    return ids
-
-
-def _check_in_vocabulary(name: str, ids: Tensor, vocab_size: int) -> None:
-    """One pass over the ids (a single host sync): every id in [0, vocab_size)."""
-    low, high = torch.stack(torch.aminmax(ids)).tolist()
-    allowed = f"ids in [0, {vocab_size - 1}], the vocabulary"
-    if low < 0:
-        raise invalid(f"min({name})", low, allowed)
-    if high >= vocab_size:
-        raise invalid(f"max({name})", high, allowed)
-
-
-def _check_rng(rng: Any, device: torch.device) -> None:
-    if rng is None:
-        return
-    if not isinstance(rng, torch.Generator):
-        raise invalid(
-            "type(rng)", type(rng), "torch.Generator or None: torch.Generator().manual_seed(0)"
-        )
-    if rng.device.type != device.type:
-        raise invalid("rng.device", str(rng.device), f"the ids' device, {device}")

@@ -35,19 +35,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sslm_lab.checks import ArgumentError, check_choice, check_int, check_real, invalid
+from sslm_lab.checks import (
+    ArgumentError,
+    check_choice,
+    check_int,
+    check_real,
+    check_tensor,
+    check_type,
+    invalid,
+)
 from sslm_lab.eval_mode import evaluating
 from sslm_lab.heads import Pooling, SequenceClassifier, TokenClassifier, pool
 from sslm_lab.transformer import Transformer, TransformerModel
 
 Task = Literal["sequence", "token"]
 TASKS = ("sequence", "token")
-
-
-def _check_type(name: str, value: Any, kind: type | tuple[type, ...], allowed: str) -> None:
-    """Refuse a value that is not a `kind`, by its type (a model's repr runs to pages)."""
-    if not isinstance(value, kind):
-        raise invalid(f"type({name})", type(value), allowed)
 
 
 def with_head(
@@ -60,7 +62,7 @@ def with_head(
     `body`: pass `copy.deepcopy(body)` to keep the pretrained one.
     """
     check_choice("task", task, TASKS)
-    _check_type("body", body, Transformer, "a sslm_lab.transformer.Transformer")
+    check_type("body", body, Transformer, "a sslm_lab.transformer.Transformer")
     if task == "sequence":
         model: SequenceClassifier | TokenClassifier = SequenceClassifier(
             body.config, num_labels, pooling
@@ -158,7 +160,7 @@ def matching_parameters(
     numbers written as '*'), so a typo does not silently train or freeze the wrong thing;
     so is an empty list. argument: the caller's name for the patterns, for the message.
     """
-    _check_type("model", model, nn.Module, "a torch.nn.Module")
+    check_type("model", model, nn.Module, "a torch.nn.Module")
     patterns = _check_patterns(patterns, argument)
     names = [name for name, _ in model.named_parameters()]
     for pattern in patterns:
@@ -195,15 +197,6 @@ def unfreeze(model: nn.Module, patterns: Sequence[str]) -> list[str]:
 # ---------------------------------------------------------------------------- linear probe
 
 
-def _check_tensor(name: str, value: Any, kind: str, shape: str) -> None:
-    """A tensor of the kind ("float" or "integer": not bool); `shape` in words."""
-    _check_type(name, value, Tensor, f"a torch.Tensor {shape}")
-    integer = not (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool)
-    if not (value.is_floating_point() if kind == "float" else integer):
-        dtype = "a float dtype" if kind == "float" else "an integer dtype (not bool)"
-        raise invalid(f"{name}.dtype", value.dtype, f"{dtype}, {shape}")
-
-
 def _refuse_first(name: str, tensor: Tensor, bad: Tensor, allowed: str) -> None:
     """Refuse the first element where `bad` holds, by its index and value."""
     if bad.any():
@@ -214,7 +207,7 @@ def _refuse_first(name: str, tensor: Tensor, bad: Tensor, allowed: str) -> None:
 def _check_ids(model: TransformerModel, input_ids: Any, attention_mask: Any) -> None:
     """Token ids the body can read, (n, seq) or (n, chunks, seq), and a mask of that shape."""
     config, device = model.config, next(model.parameters()).device
-    _check_tensor("input_ids", input_ids, "integer", "(n, seq) or (n, chunks, seq)")
+    check_tensor("input_ids", input_ids, dtype="integer", shape="(n, seq) or (n, chunks, seq)")
     shape = tuple(input_ids.shape)
     if input_ids.dim() not in (2, 3) or input_ids.numel() == 0:
         raise invalid("input_ids.shape", shape, "(n, seq) or (n, chunks, seq), none of them 0")
@@ -225,7 +218,7 @@ def _check_ids(model: TransformerModel, input_ids: Any, attention_mask: Any) -> 
     outside = (input_ids < 0) | (input_ids >= config.vocab_size)
     _refuse_first("input_ids", input_ids, outside, f"an id in [0, {config.vocab_size}), the vocab")
     if attention_mask is not None:
-        _check_type("attention_mask", attention_mask, Tensor, "None or a torch.Tensor")
+        check_type("attention_mask", attention_mask, Tensor, "None or a torch.Tensor")
         if attention_mask.shape != input_ids.shape:
             allowed = f"input_ids' shape {shape}"
             raise invalid("attention_mask.shape", tuple(attention_mask.shape), allowed)
@@ -245,7 +238,7 @@ def frozen_features(
     reads chunks. Run once; a probe then trains on these numbers alone. The ids are
     checked against the vocabulary here, in one pass, as the data enter.
     """
-    _check_type("model", model, TransformerModel, "an sslm_lab Transformer model")
+    check_type("model", model, TransformerModel, "an sslm_lab Transformer model")
     check_choice("pooling", pooling, ("cls", "mean"))
     check_int("batch_size", batch_size, low=1)
     _check_ids(model, input_ids, attention_mask)
@@ -277,8 +270,8 @@ def fit_linear_probe(
     check_int("num_labels", num_labels, low=1)
     check_real("weight_decay", weight_decay, low=0)
     check_int("max_iter", max_iter, low=1)
-    _check_tensor("features", features, "float", "(n, dim)")
-    _check_tensor("labels", labels, "integer", "(n,)")
+    check_tensor("features", features, dtype="float", shape="(n, dim)")
+    check_tensor("labels", labels, dtype="integer", shape="(n,)")
     if features.dim() != 2 or labels.shape != features.shape[:1] or len(labels) == 0:
         raise invalid(
             "features.shape, labels.shape",
@@ -314,7 +307,7 @@ def fit_linear_probe(
 
 def layer_depth(name: str, n_layer: int) -> int:
     """Where a parameter sits: 0 embeddings, i + 1 block i, n_layer + 1 the top (head, final norm)."""
-    _check_type("name", name, str, "a parameter name (a string)")
+    check_type("name", name, str, "a parameter name (a string)")
     n_layer = check_int("n_layer", n_layer, low=1)
     found = re.search(r"(?:^|\.)blocks\.(\d+)\.", name)
     if found:
@@ -356,7 +349,7 @@ def layerwise_lr_groups(
 
         torch.optim.AdamW(layerwise_lr_groups(model, lr=1e-4, decay=0.8))
     """
-    _check_type("model", model, TransformerModel, "an sslm_lab Transformer model")
+    check_type("model", model, TransformerModel, "an sslm_lab Transformer model")
     lr = check_real("lr", lr, low=0, low_open=True)
     weight_decay = check_real("weight_decay", weight_decay, low=0)
     n_layer = model.config.n_layer
@@ -392,7 +385,7 @@ def fgm_perturbation(embedding: nn.Embedding, epsilon: float) -> Iterator[Tensor
     loss rises fastest, at L2 length epsilon. The weights are restored exactly (from a copy)
     even if the block raises. Yields r (vocab, n_embd).
     """
-    _check_type("embedding", embedding, nn.Embedding, "a torch.nn.Embedding")
+    check_type("embedding", embedding, nn.Embedding, "a torch.nn.Embedding")
     epsilon = check_real("epsilon", epsilon, low=0, low_open=True)
     gradient = embedding.weight.grad
     if gradient is None:
@@ -426,11 +419,11 @@ def fgm_step(
     the weights (restored) are updated. Returns (clean loss, adversarial loss).
     `embedding` must be one of the model's modules, and trainable.
     """
-    _check_type("model", model, nn.Module, "a torch.nn.Module")
+    check_type("model", model, nn.Module, "a torch.nn.Module")
     if not callable(loss_fn):
         raise invalid("loss_fn", loss_fn, "a function loss_fn(model, batch) -> scalar loss")
-    _check_type("optimizer", optimizer, torch.optim.Optimizer, "a torch.optim.Optimizer")
-    _check_type("embedding", embedding, nn.Embedding, "a torch.nn.Embedding")
+    check_type("optimizer", optimizer, torch.optim.Optimizer, "a torch.optim.Optimizer")
+    check_type("embedding", embedding, nn.Embedding, "a torch.nn.Embedding")
     check_real("epsilon", epsilon, low=0, low_open=True)
     if not any(module is embedding for module in model.modules()):
         raise invalid(

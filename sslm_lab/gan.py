@@ -37,7 +37,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sslm_lab.checks import check_choice, check_int, check_real, invalid
+from sslm_lab.checks import (
+    check_choice,
+    check_generator,
+    check_int,
+    check_real,
+    check_tensor,
+    invalid,
+)
 
 GENERATOR_LOSSES = ("minimax", "non_saturating")
 PIXELS = 64
@@ -64,7 +71,7 @@ class DigitGenerator(nn.Module):
 
     def forward(self, noise: Tensor) -> Tensor:
         """noise (batch, noise_size) -> images (batch, 8, 8)."""
-        _check_tensor("noise", noise, "(batch, noise_size)")
+        check_tensor("noise", noise, shape="(batch, noise_size)")
         if noise.dim() != 2 or len(noise) == 0 or noise.size(1) != self.noise_size:
             allowed = f"(batch, noise_size={self.noise_size}), batch >= 1"
             raise invalid("noise.shape", tuple(noise.shape), allowed)
@@ -74,7 +81,7 @@ class DigitGenerator(nn.Module):
         """count draws of z ~ N(0, I): (count, noise_size)."""
         check_int("count", count, low=1)
         device = next(self.parameters()).device
-        _check_generator("generator", generator, device)
+        check_generator("generator", generator, device)
         return torch.randn(count, self.noise_size, generator=generator, device=device)
 
 
@@ -168,7 +175,7 @@ def gan_training_step(
     _check_optimizers(generator, discriminator, (generator_optimizer, discriminator_optimizer))
     _check_images("real", real, unit_range=True)
     check_choice("loss", loss, GENERATOR_LOSSES)
-    _check_generator("rng", rng, next(generator.parameters()).device)
+    check_generator("rng", rng, next(generator.parameters()).device)
     check_int("discriminator_steps", discriminator_steps, low=1)
     for update in range(discriminator_steps):
         fake = generator(generator.sample_noise(len(real), rng))
@@ -265,7 +272,7 @@ def train_digit_classifier(
     """A `DigitClassifier` fitted by full-batch Adam on (images (n, 8, 8) in [0, 1], labels
     (n,) in 0..9). Reseeds torch's global generator with `seed`."""
     _check_images("images", images, unit_range=True)
-    _check_tensor("labels", labels, "(n,) of classes 0..9", "integer")
+    check_tensor("labels", labels, shape="(n,) of classes 0..9", dtype="integer")
     if labels.shape != (len(images),):
         allowed = f"(n,) = ({len(images)},), one label per image"
         raise invalid("labels.shape", tuple(labels.shape), allowed)
@@ -304,7 +311,7 @@ def mode_coverage(probabilities: Tensor, confidence: float = 0.9) -> ModeCoverag
     """`ModeCoverage` from a classifier's class probabilities on samples, (n, classes): each
     row a distribution (a softmax), checked here."""
     confidence = check_real("confidence", confidence, low=0, high=1)
-    _check_tensor("probabilities", probabilities, "(n, classes)")
+    check_tensor("probabilities", probabilities, shape="(n, classes)")
     if probabilities.dim() != 2 or probabilities.numel() == 0:
         shape = tuple(probabilities.shape)
         raise invalid("probabilities.shape", shape, "(n, classes), n >= 1, classes >= 1")
@@ -336,8 +343,8 @@ def frechet_distance(first: Tensor, second: Tensor) -> float:
     eigenvalues, but symmetric), so two symmetric eigen-decompositions replace a general
     matrix square root. Computed in float64; 0 for identical sets.
     """
-    _check_tensor("first", first, "(n, dim)")
-    _check_tensor("second", second, "(m, dim)")
+    check_tensor("first", first, shape="(n, dim)")
+    check_tensor("second", second, shape="(m, dim)")
     if first.dim() != 2 or second.dim() != 2 or first.size(1) != second.size(1):
         raise invalid(
             "first.shape, second.shape",
@@ -374,32 +381,10 @@ def classifier_frechet_distance(
 # ---------------------------------------------------------------------------- argument checks
 
 
-def _check_tensor(name: str, value: Any, shape: str, kind: str = "float") -> Tensor:
-    """`value` if it is a tensor of the kind ("float" or "integer"); shapes are checked by
-    the caller, `shape` says which in words."""
-    if not isinstance(value, Tensor):  # its type, not a repr that may run to many lines
-        raise invalid(f"type({name})", type(value), f"a torch.Tensor {shape}")
-    integer = not value.is_floating_point() and not value.is_complex() and value.dtype != torch.bool
-    if (kind == "float" and not value.is_floating_point()) or (kind == "integer" and not integer):
-        article = "an integer" if kind == "integer" else "a float"
-        raise invalid(f"{name}.dtype", value.dtype, f"{article} dtype, {shape}")
-    return value
-
-
-def _check_generator(name: str, generator: Any, device: torch.device) -> None:
-    """None (torch's global generator) or a torch.Generator of the device type it draws on."""
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise invalid(
-            name, generator, "a torch.Generator or None", "e.g. torch.Generator().manual_seed(0)"
-        )
-    if generator is not None and generator.device.type != device.type:
-        raise invalid(name, generator, f"a generator on {device.type}, where the players are")
-
-
 def _check_images(name: str, images: Any, unit_range: bool = False) -> None:
     """Digits (batch, 8, 8) or flattened (batch, 64), float, batch >= 1; with `unit_range`,
     every pixel in [0, 1] (a pass over them, made where real images enter)."""
-    _check_tensor(name, images, "(batch, 8, 8)")
+    check_tensor(name, images, shape="(batch, 8, 8)")
     if images.dim() < 2 or len(images) == 0 or images[0].numel() != PIXELS:
         raise invalid(
             f"{name}.shape", tuple(images.shape), "(batch, 8, 8) or (batch, 64), batch >= 1"
@@ -417,7 +402,7 @@ def _check_images(name: str, images: Any, unit_range: bool = False) -> None:
 
 def _check_logits(name: str, logits: Any) -> None:
     """D's logits (batch,), float, batch >= 1."""
-    _check_tensor(name, logits, "(batch,)")
+    check_tensor(name, logits, shape="(batch,)")
     if logits.dim() != 1 or len(logits) == 0:
         raise invalid(
             f"{name}.shape", tuple(logits.shape), "(batch,), batch >= 1: one logit per image"

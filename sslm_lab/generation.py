@@ -26,7 +26,14 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from sslm_lab.checks import ArgumentError, check_bool, check_int, check_real, invalid
+from sslm_lab.checks import (
+    ArgumentError,
+    check_bool,
+    check_generator,
+    check_int,
+    check_real,
+    invalid,
+)
 from sslm_lab.data.tokenizers import TextTokenizer
 from sslm_lab.eval_mode import evaluating
 from sslm_lab.heads import CausalLM
@@ -235,8 +242,7 @@ def generate(
     check_generation_inputs(model, input_ids, max_new_tokens)
     if strategy is not None and not callable(strategy):
         raise invalid("strategy", strategy, "None or a function: logits (batch, vocab) -> ids")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise invalid("type(generator)", type(generator), "torch.Generator or None")
+    check_generator("generator", generator)
     use_cache = check_bool("use_cache", use_cache)
     last_id = model.config.vocab_size - 1
     eos_token_id = check_int("eos_token_id", eos_token_id, low=0, high=last_id, allow_none=True)

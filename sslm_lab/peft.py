@@ -33,18 +33,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sslm_lab.checks import check_choice, check_int, check_real, invalid
+from sslm_lab.checks import check_choice, check_int, check_real, check_type, invalid
 from sslm_lab.finetune import matching_parameters, unfreeze
 from sslm_lab.kernels import Dropout
 from sslm_lab.transformer import LayerCache, MultiHeadAttention
 
 METHODS = ("full", "probe", "lora", "adapters", "prefix")
-
-
-def _check_type(name: str, value: Any, kind: type | tuple[type, ...], allowed: str) -> None:
-    """Refuse a value that is not a `kind`, by its type (a model's repr runs to pages)."""
-    if not isinstance(value, kind):
-        raise invalid(f"type({name})", type(value), allowed)
 
 
 def find_modules(model: nn.Module, targets: Sequence[str], kind: type) -> list[str]:
@@ -53,8 +47,8 @@ def find_modules(model: nn.Module, targets: Sequence[str], kind: type) -> list[s
     A target that matches nothing is an error that lists the `kind` modules that exist
     (layer numbers as '*').
     """
-    _check_type("model", model, nn.Module, "a torch.nn.Module")
-    _check_type("kind", kind, type, "a module class, e.g. torch.nn.Linear")
+    check_type("model", model, nn.Module, "a torch.nn.Module")
+    check_type("kind", kind, type, "a module class, e.g. torch.nn.Linear")
     if isinstance(targets, str):
         targets = [targets]
     if not isinstance(targets, list | tuple) or not targets:
@@ -114,7 +108,7 @@ class LoRALinear(nn.Module):
 
     def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float = 0.0) -> None:
         super().__init__()
-        _check_type("base", base, nn.Linear, "a torch.nn.Linear: LoRA updates a weight matrix")
+        check_type("base", base, nn.Linear, "a torch.nn.Linear: LoRA updates a weight matrix")
         self.rank = check_int("rank", rank, low=1)
         self.alpha = check_real("alpha", alpha, low=0, low_open=True)
         dropout = _check_dropout(dropout)
@@ -182,7 +176,7 @@ def apply_lora(
 
 
 def lora_layers(model: nn.Module) -> list[LoRALinear]:
-    _check_type("model", model, nn.Module, "a torch.nn.Module")
+    check_type("model", model, nn.Module, "a torch.nn.Module")
     layers = [module for module in model.modules() if isinstance(module, LoRALinear)]
     if not layers:
         raise ValueError("the model has no LoRA layers: call apply_lora(model, ...) first")
@@ -242,7 +236,7 @@ class AdaptedLinear(nn.Module):
 
     def __init__(self, base: nn.Linear, bottleneck: int, dropout: float = 0.0) -> None:
         super().__init__()
-        _check_type("base", base, nn.Linear, "a torch.nn.Linear")
+        check_type("base", base, nn.Linear, "a torch.nn.Linear")
         self.base = base
         self.adapter = Adapter(base.out_features, bottleneck, dropout)
 
@@ -285,7 +279,7 @@ class PrefixAttention(nn.Module):
 
     def __init__(self, attention: MultiHeadAttention, length: int) -> None:
         super().__init__()
-        _check_type("attention", attention, MultiHeadAttention, "a MultiHeadAttention")
+        check_type("attention", attention, MultiHeadAttention, "a MultiHeadAttention")
         self.length = check_int("length", length, low=1)
         self.attention = attention
         shape = (attention.n_head, self.length, attention.head_dim)
@@ -359,7 +353,7 @@ class ParameterCounts:
 
 def parameter_counts(model: nn.Module) -> ParameterCounts:
     """Trainable (requires_grad) and total parameters, a tied parameter counted once."""
-    _check_type("model", model, nn.Module, "a torch.nn.Module")
+    check_type("model", model, nn.Module, "a torch.nn.Module")
     parameters = list(model.parameters())
     if not parameters:
         raise invalid("model", model, "a model with parameters")
@@ -382,7 +376,7 @@ def prepare(
     `apply_prefix_tuning` with `options` (rank=..., bottleneck=..., length=...), training
     `also_train` too. Everything is checked before the model changes.
     """
-    _check_type("model", model, nn.Module, "a torch.nn.Module")
+    check_type("model", model, nn.Module, "a torch.nn.Module")
     check_choice("method", method, METHODS)
     applier = APPLIERS.get(method)
     keywords = [] if applier is None else inspect.signature(applier).parameters

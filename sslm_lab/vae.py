@@ -39,7 +39,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sslm_lab.checks import check_bool, check_choice, check_int, check_real, invalid
+from sslm_lab.checks import (
+    check_bool,
+    check_choice,
+    check_generator,
+    check_int,
+    check_real,
+    check_tensor,
+    check_token_ids,
+    invalid,
+)
 from sslm_lab.masking import IGNORE_INDEX, validate_attention_mask
 from sslm_lab.transformer import Transformer, TransformerConfig
 
@@ -57,7 +66,7 @@ def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None
     mu, logvar: (..., latent). Returns z of the same shape.
     """
     _check_gaussian(mu, logvar)
-    _check_generator("generator", generator, mu.device)
+    check_generator("generator", generator, mu.device)
     noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     return mu + (0.5 * logvar).exp() * noise
 
@@ -78,7 +87,7 @@ def gaussian_log_density(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
     """log N(z; μ, diag σ²), summed over the last (latent) dimension: (...,) nats.
 
     z: (..., latent); mu and logvar one shape that broadcasts to z's (e.g. (1, latent))."""
-    _check_tensor("z", z, "(..., latent)")
+    check_tensor("z", z, shape="(..., latent)")
     _check_gaussian(mu, logvar)
     try:
         fits = torch.broadcast_shapes(z.shape, mu.shape) == z.shape
@@ -121,7 +130,7 @@ def categorical_pixel_log_likelihood(logits: Tensor, levels: Tensor) -> Tensor:
     result is a true log-probability of the image (unlike a Gaussian density on pixels).
     Returns (batch,).
     """
-    _check_tensor("logits", logits, f"(batch, pixels, {PIXEL_LEVELS})")
+    check_tensor("logits", logits, shape=f"(batch, pixels, {PIXEL_LEVELS})")
     levels = _check_levels(levels)
     if logits.shape[:-1] != levels.shape or logits.size(-1) != PIXEL_LEVELS:
         raise invalid(
@@ -203,7 +212,7 @@ def elbo_terms(
     dimension (batch, latent), both nats. ELBO = first - second.sum(-1)."""
     _check_model(model)
     _check_inputs(inputs)
-    _check_generator("generator", generator)
+    check_generator("generator", generator)
     mu, logvar = model.encode(*inputs)
     z = reparameterize(mu, logvar, generator)
     return model.log_likelihood(z, *inputs), gaussian_kl(mu, logvar, per_dimension=True)
@@ -217,7 +226,7 @@ def free_bits_kl(kl_per_dimension: Tensor, free_bits: float) -> Tensor:
     gradient there is zero); λ = 0 gives the plain mean KL. Returns a scalar.
     """
     free_bits = check_real("free_bits", free_bits, low=0, hint="nats per latent dimension")
-    _check_tensor("kl_per_dimension", kl_per_dimension, "(batch, latent)")
+    check_tensor("kl_per_dimension", kl_per_dimension, shape="(batch, latent)")
     if kl_per_dimension.dim() != 2 or len(kl_per_dimension) == 0:
         raise invalid(
             "kl_per_dimension.shape",
@@ -324,7 +333,7 @@ def iwae_bound(
     _check_model(model)
     _check_inputs(inputs)
     k = check_int("k", k, low=1, hint="the number of importance samples")
-    _check_generator("generator", generator)
+    check_generator("generator", generator)
     mu, logvar = model.encode(*inputs)
     log_weights = []
     for _ in range(k):  # one sample at a time: memory stays that of one forward pass
@@ -340,7 +349,7 @@ def latent_activity(posterior_means: Tensor) -> Tensor:
     """Cov over x of E_q[z_i | x] for each dimension: posterior_means (n, latent) -> (latent,).
 
     A dimension whose mean does not move with x carries no information about x."""
-    _check_tensor("posterior_means", posterior_means, "(n, latent)")
+    check_tensor("posterior_means", posterior_means, shape="(n, latent)")
     if posterior_means.dim() != 2:
         raise invalid("posterior_means.shape", tuple(posterior_means.shape), "(n, latent)")
     check_int("number of examples", len(posterior_means), low=2, hint="a variance needs two")
@@ -370,8 +379,8 @@ class PixelMixture:
     log_probs: Tensor
 
     def __post_init__(self) -> None:
-        _check_tensor("log_weights", self.log_weights, "(K,)")
-        _check_tensor("log_probs", self.log_probs, f"(K, pixels, {PIXEL_LEVELS})")
+        check_tensor("log_weights", self.log_weights, shape="(K,)")
+        check_tensor("log_probs", self.log_probs, shape=f"(K, pixels, {PIXEL_LEVELS})")
         weights, probs = tuple(self.log_weights.shape), tuple(self.log_probs.shape)
         if len(weights) != 1 or len(probs) != 3 or probs[::2] != (*weights, PIXEL_LEVELS):
             raise invalid(
@@ -410,7 +419,7 @@ def fit_pixel_mixture(
     components = check_int("components", components, low=1)
     iterations = check_int("iterations", iterations, low=1)
     smoothing = check_real("smoothing", smoothing, low=0, low_open=True)
-    _check_generator("generator", generator)
+    check_generator("generator", generator)
     levels = _check_levels(levels)
     one_hot = F.one_hot(levels, PIXEL_LEVELS).double()  # (n, pixels, 17)
     responsibilities = torch.rand(len(levels), components, generator=generator, dtype=torch.float64)
@@ -516,7 +525,12 @@ class SentenceVAE(nn.Module):
         Where a batch's ids are checked against the vocabulary (a pass over them, once a
         step): every bound encodes a batch before it scores the same ids, so `decode` and
         `log_likelihood` check their shapes only."""
-        _check_token_ids("input_ids", input_ids, self.encoder.config, vocabulary=True)
+        check_token_ids(
+            "input_ids",
+            input_ids,
+            vocab_size=self.encoder.config.vocab_size,
+            block_size=self.encoder.config.block_size,
+        )
         _check_attention_mask(attention_mask, input_ids)
         hidden = self.encoder(input_ids, attention_mask)  # (batch, seq, n_embd)
         if attention_mask is None:
@@ -530,7 +544,7 @@ class SentenceVAE(nn.Module):
     def decode(self, z: Tensor, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """Next-token logits (batch, seq, vocab) for decoder inputs (batch, seq) given z:
         z's projection is the decoder's `conditioning`, added at every position."""
-        _check_token_ids("input_ids", input_ids, self.decoder.config)
+        check_token_ids("input_ids", input_ids, block_size=self.decoder.config.block_size)
         _check_code(z, self.latent_size, batch=len(input_ids))
         _check_attention_mask(attention_mask, input_ids)
         conditioning = self.from_latent(z).unsqueeze(1)  # (batch, 1, n_embd)
@@ -539,8 +553,8 @@ class SentenceVAE(nn.Module):
 
     def drop_words(self, input_ids: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Decoder inputs with word dropout applied (in training mode only)."""
-        _check_token_ids("input_ids", input_ids, self.decoder.config)
-        _check_generator("generator", generator, input_ids.device)
+        check_token_ids("input_ids", input_ids, block_size=self.decoder.config.block_size)
+        check_generator("generator", generator, input_ids.device)
         if not self.training or self.word_dropout == 0:
             return input_ids
         draws = torch.rand(input_ids.shape, generator=generator, device=input_ids.device)
@@ -554,7 +568,7 @@ class SentenceVAE(nn.Module):
         """log p(tokens 2..n | token 1, z), summed over each sentence's predicted tokens:
         (batch,) nats. Padding is neither read as a target nor counted. The ids' range is
         checked in `encode`, which every bound calls first on the same ids."""
-        _check_token_ids("input_ids", input_ids, self.decoder.config)
+        check_token_ids("input_ids", input_ids, block_size=self.decoder.config.block_size)
         _check_code(z, self.latent_size, batch=len(input_ids))
         _check_attention_mask(attention_mask, input_ids)
         logits = self.decode(z, self.drop_words(input_ids), attention_mask)
@@ -584,9 +598,9 @@ class SentenceVAE(nn.Module):
         longer than the decoder's block_size is read through its last block_size tokens."""
         check_int("max_new_tokens", max_new_tokens, low=1)
         temperature = check_real("temperature", temperature, low=0)
-        _check_token_ids("start_ids", start_ids, self.decoder.config, longer=True, vocabulary=True)
+        check_token_ids("start_ids", start_ids, vocab_size=self.decoder.config.vocab_size)
         _check_code(z, self.latent_size, batch=len(start_ids))
-        _check_generator("generator", generator, start_ids.device)
+        check_generator("generator", generator, start_ids.device)
         ids = start_ids
         for _ in range(max_new_tokens):
             logits = self.decode(z, ids[:, -self.decoder.config.block_size :])[:, -1]
@@ -604,32 +618,6 @@ class SentenceVAE(nn.Module):
 
 def _check_latent_size(latent_size: int) -> int:
     return check_int("latent_size", latent_size, low=1, hint="the number of dimensions of z")
-
-
-def _check_tensor(name: str, value: Any, shape: str, kind: str = "float", hint: str = "") -> Tensor:
-    """`value` if it is a tensor of the kind ("float" or "integer"); shapes are checked by
-    the caller, `shape` says which in words."""
-    if not isinstance(value, Tensor):  # its type, not a repr that may run to many lines
-        raise invalid(f"type({name})", type(value), f"a torch.Tensor {shape}", hint)
-    integer = not value.is_floating_point() and not value.is_complex() and value.dtype != torch.bool
-    if (kind == "float" and not value.is_floating_point()) or (kind == "integer" and not integer):
-        raise invalid(
-            f"{name}.dtype",
-            value.dtype,
-            f"{'an integer' if kind == 'integer' else 'a float'} dtype, {shape}",
-            hint,
-        )
-    return value
-
-
-def _check_generator(name: str, generator: Any, device: torch.device | None = None) -> None:
-    """None (torch's global generator) or a torch.Generator of the tensors' device type."""
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise invalid(
-            name, generator, "a torch.Generator or None", "e.g. torch.Generator().manual_seed(0)"
-        )
-    if generator is not None and device is not None and generator.device.type != device.type:
-        raise invalid(name, generator, f"a generator on {device.type}, where the tensors are")
 
 
 def _check_model(model: Any) -> None:
@@ -653,7 +641,7 @@ def _check_inputs(inputs: tuple[Any, ...]) -> None:
 
 def _check_code(z: Any, latent_size: int, batch: int | None = None) -> None:
     """Codes z (batch, latent_size), float, batch >= 1 (and equal to `batch` when given)."""
-    _check_tensor("z", z, "(batch, latent)")
+    check_tensor("z", z, shape="(batch, latent)")
     rows = "batch >= 1" if batch is None else f"batch = {batch}, as the inputs hold"
     if z.dim() != 2 or len(z) == 0 or z.size(1) != latent_size or batch not in (None, len(z)):
         raise invalid("z.shape", tuple(z.shape), f"(batch, latent_size={latent_size}), {rows}")
@@ -661,8 +649,8 @@ def _check_code(z: Any, latent_size: int, batch: int | None = None) -> None:
 
 def _check_gaussian(mu: Any, logvar: Any) -> None:
     """μ and log σ²: float tensors of one shape (..., latent)."""
-    _check_tensor("mu", mu, "(..., latent)")
-    _check_tensor("logvar", logvar, "(..., latent)")
+    check_tensor("mu", mu, shape="(..., latent)")
+    check_tensor("logvar", logvar, shape="(..., latent)")
     if mu.shape != logvar.shape or mu.dim() == 0:
         raise invalid(
             "mu.shape, logvar.shape",
@@ -673,7 +661,7 @@ def _check_gaussian(mu: Any, logvar: Any) -> None:
 
 def _check_images(images: Any) -> None:
     """Digits (batch, 8, 8) or flattened (batch, 64), a float tensor, batch >= 1."""
-    _check_tensor("images", images, "(batch, 8, 8)")
+    check_tensor("images", images, shape="(batch, 8, 8)")
     if images.dim() < 2 or len(images) == 0 or images[0].numel() != PIXELS:
         raise invalid(
             "images.shape", tuple(images.shape), "(batch, 8, 8) or (batch, 64), batch >= 1"
@@ -684,7 +672,9 @@ def _check_levels(levels: Any, pixels: int | None = None) -> Tensor:
     """Grey levels (n, pixels), integers in 0..16, returned as int64. A pass over the levels:
     they are checked where they enter (the likelihood, the mixture), once per call."""
     hint = "pixel_levels(images) gives them from images in [0, 1]"
-    _check_tensor("levels", levels, "(n, pixels) of grey levels 0..16", "integer", hint)
+    check_tensor(
+        "levels", levels, shape="(n, pixels) of grey levels 0..16", dtype="integer", hint=hint
+    )
     width = "pixels" if pixels is None else str(pixels)
     wrong_width = pixels is not None and levels.size(-1) != pixels
     if levels.dim() != 2 or levels.numel() == 0 or wrong_width:
@@ -694,31 +684,6 @@ def _check_levels(levels: Any, pixels: int | None = None) -> Tensor:
         shown = f"levels from {int(low)} to {int(high)}"
         raise invalid("levels", shown, f"grey levels 0..{PIXEL_LEVELS - 1}", hint)
     return levels.long()
-
-
-def _check_token_ids(
-    name: str,
-    ids: Any,
-    config: TransformerConfig,
-    *,
-    longer: bool = False,
-    vocabulary: bool = False,
-) -> None:
-    """Token ids (batch, seq), integers, batch >= 1 and 1 <= seq <= block_size (any length
-    with `longer`); with `vocabulary`, every id in [0, vocab_size) (a pass over the ids)."""
-    _check_tensor(name, ids, "(batch, seq) of token ids", "integer")
-    longest = "" if longer else f" <= block_size={config.block_size}"
-    too_long = not longer and ids.dim() == 2 and ids.size(1) > config.block_size
-    if ids.dim() != 2 or ids.numel() == 0 or too_long:
-        raise invalid(
-            f"{name}.shape", tuple(ids.shape), f"(batch, seq), batch >= 1, 1 <= seq{longest}"
-        )
-    if vocabulary:
-        low, high = torch.aminmax(ids)
-        if low < 0 or high >= config.vocab_size:
-            shown = f"ids from {int(low)} to {int(high)}"
-            allowed = f"ids in 0..{config.vocab_size - 1}, vocab_size={config.vocab_size}"
-            raise invalid(name, shown, allowed)
 
 
 def _check_attention_mask(attention_mask: Any, input_ids: Tensor) -> None:

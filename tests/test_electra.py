@@ -137,9 +137,9 @@ def loss_of(**overrides):
         (lambda: loss_of(input_ids=IDS - 30), r"min\(input_ids\)=-\d+ .*\[0, 23\]"),
         (lambda: loss_of(input_ids=IDS.tolist()), r"type\(input_ids\)=<class 'list'>"),
         (lambda: loss_of(input_ids=IDS.numpy()), r"type\(input_ids\)=<class 'numpy.ndarray'>"),
-        (lambda: loss_of(input_ids=IDS[0]), r"input_ids.dtype, .shape=\(torch.int64, \(8,\)\)"),
-        (lambda: loss_of(input_ids=IDS[:0]), r"input_ids.dtype, .shape=.*\(0, 8\)"),
-        (lambda: loss_of(input_ids=IDS.float()), r"input_ids.dtype, .shape=\(torch.float32"),
+        (lambda: loss_of(input_ids=IDS[0]), r"input_ids.shape=\(8,\)"),
+        (lambda: loss_of(input_ids=IDS[:0]), r"input_ids.shape=\(0, 8\)"),
+        (lambda: loss_of(input_ids=IDS.float()), r"input_ids.dtype=torch.float32"),
         (
             lambda: loss_of(attention_mask=torch.ones(2, 5)),
             r"input_ids.shape, attention_mask.shape=\(\(2, 8\), \(2, 5\)\)",

@@ -305,12 +305,12 @@ BAD_CALLS = {
     ),
     "ids beyond the vocabulary": (
         lambda: sentence_vae().encode(ids(2, 4, value=20)),
-        "input_ids=.*ids from 20 to 20.*vocab_size=20",
+        r"max\(input_ids\)=20 .*ids in \[0, 19\], the vocabulary",
     ),
-    "negative ids": (lambda: sentence_vae().encode(ids(2, 4, value=-1)), "input_ids="),
+    "negative ids": (lambda: sentence_vae().encode(ids(2, 4, value=-1)), r"min\(input_ids\)=-1"),
     "start ids beyond the vocabulary": (
         lambda: sentence_vae().sample(torch.zeros(2, 4), ids(2, 1, value=99), 2),
-        "start_ids=",
+        r"max\(start_ids\)=99",
     ),
     "float ids": (lambda: sentence_vae().encode(ids(2, 4).float()), r"input_ids\.dtype"),
     "an empty sentence": (lambda: sentence_vae().encode(ids(2, 0)), r"input_ids\.shape"),
@@ -328,16 +328,19 @@ BAD_CALLS = {
     # types
     "an int as generator": (
         lambda: reparameterize(torch.zeros(2, 2), torch.zeros(2, 2), 0),
-        "generator=0",
+        r"type\(generator\)=<class \'int\'>",
     ),
     "an int as generator of the bound": (
         lambda: iwae_bound(DigitsVAE(), IMAGES, k=2, generator=0),
-        "generator=0",
+        r"type\(generator\)=<class \'int\'>",
     ),
-    "an int as generator of EM": (lambda: fit_pixel_mixture(LEVELS, 2, generator=0), "generator=0"),
+    "an int as generator of EM": (
+        lambda: fit_pixel_mixture(LEVELS, 2, generator=0),
+        r"type\(generator\)=<class \'int\'>",
+    ),
     "an int as generator of sampling": (
         lambda: sentence_vae().sample(torch.zeros(2, 4), ids(2, 1), 2, generator=0),
-        "generator=0",
+        r"type\(generator\)=<class \'int\'>",
     ),
     "a numpy array": (lambda: pixel_levels(IMAGES.numpy()), r"type\(images\)=.*ndarray"),
     "a string as a bool": (
