@@ -7,16 +7,21 @@ very same thing.
     python tests/trainer_worker.py kill --dir D --steps N --every K --kill-at S
     python -m torch.distributed.run --standalone --nproc_per_node=2 \\
         tests/trainer_worker.py ddp --dir D --steps N --out losses.json
+    python tests/trainer_worker.py faults --dir D --steps 0 --out report.json
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
+import re
+import shutil
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +31,16 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sslm_lab import files  # noqa: E402
 from sslm_lab.training.batches import sample_rows  # noqa: E402
+from sslm_lab.training.checkpoint import (  # noqa: E402
+    MANIFEST_FILE,
+    capture_rng_state,
+    latest_checkpoint,
+    list_checkpoints,
+    restore_rng_state,
+    verify_checkpoint,
+)
 from sslm_lab.training.hardware import cleanup_distributed  # noqa: E402
 from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig  # noqa: E402
 
@@ -222,9 +236,116 @@ def _ddp(args: argparse.Namespace) -> None:
     cleanup_distributed()
 
 
+def _faults(args: argparse.Namespace) -> None:
+    """Kill one save at each of its disk operations in turn; write what was left to --out.
+
+    Two saves of step 8 are tried. "new": the folder holds step 4 only, and the save also
+    prunes it (keep_last_n=1). "resave": the folder holds steps 4 and 8 with `latest` on
+    8, and a run resumed from step 4 with other settings (no dropout) writes step 8 again.
+    For operation N, a forked copy of this process installs a hook that SIGKILLs it right
+    before the N-th operation and saves into a fresh copy of the folder; this process
+    then looks at what a user would find there, and resumes from it.
+    """
+    torch.set_num_threads(1)  # a forked child must not wait on a thread pool it lacks
+    root = Path(args.dir)
+    report = {
+        scenario: _kill_each_operation(root / scenario, scenario) for scenario in ("new", "resave")
+    }
+    Path(args.out).write_text(json.dumps(report, indent=1))
+
+
+def _kill_each_operation(root: Path, scenario: str) -> dict:
+    template = root / "template"
+    if scenario == "new":
+        lm_trainer(template, 4, keep_last_n=1).fit()
+        saver = lm_trainer(root / "saver", 8, keep_last_n=1)
+    else:
+        lm_trainer(template, 8, checkpoint_every=4, keep_last_n=None).fit()
+        shutil.copytree(template, root / "saver")
+        saver = lm_trainer(
+            root / "saver", 8, dropout=0.0, resume=root / "saver" / "step_0000004", keep_last_n=1
+        )
+    saver.fit()  # now at step 8, the state every killed save below writes
+    old = _state_digest(latest_checkpoint(template))
+
+    operations: list[list[str]] = []
+    counted = root / "counted"
+    shutil.copytree(template, counted)
+
+    def record(operation: str, path: Path) -> None:
+        name = re.sub(r"-[0-9a-f]{8}", "-*", str(path.relative_to(counted)))
+        operations.append([operation, name])
+
+    generators = capture_rng_state()  # saved with the state; resuming below moves them on
+    files.disk_operation_hook = record
+    saver.config.checkpoint_dir = counted
+    saver.save_checkpoint()
+    files.disk_operation_hook = None
+    new = _state_digest(counted / "step_0000008")
+
+    trials = []
+    for n in range(1, len(operations) + 1):
+        trial = root / f"kill_{n:03d}"
+        shutil.copytree(template, trial)
+        saver.config.checkpoint_dir = trial
+        pid = os.fork()
+        if pid == 0:  # the child: die right before operation n
+            restore_rng_state(generators)
+            files.disk_operation_hook = _killer(n)
+            try:
+                saver.save_checkpoint()
+            finally:
+                os._exit(3)  # reached only if the kill did not happen
+        _, status = os.waitpid(pid, 0)
+        killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        trials.append(
+            {"operation": operations[n - 1], "killed": killed, **_inspect(trial, old, new)}
+        )
+        shutil.rmtree(trial)
+    return {"operations": operations, "trials": trials}
+
+
+def _killer(n: int) -> Callable[[str, Path], None]:
+    """A disk-operation hook that SIGKILLs this process right before the n-th operation."""
+    calls = itertools.count(1)
+
+    def crash(operation: str, path: Path) -> None:
+        if next(calls) == n:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return crash
+
+
+def _state_digest(folder: Path) -> str | None:
+    """The state's sha256 from a folder's manifest: it tells two saves apart (the weights
+    file does not always: safetensors orders its header's metadata differently each time)."""
+    path = folder / MANIFEST_FILE
+    return json.loads(path.read_text())["files"]["state.pt"]["sha256"] if path.is_file() else None
+
+
+def _inspect(trial: Path, old: str | None, new: str | None) -> dict:
+    """What a user finds after the kill, and after resuming from `latest` and saving once."""
+    try:
+        folder = latest_checkpoint(trial)
+    except Exception as error:  # reported, so that the test shows it
+        return {"latest": None, "problem": f"{type(error).__name__}: {error}"}
+    listed = [p.name for p in list_checkpoints(trial)]
+    found = {
+        "latest": folder.name,
+        "problem": verify_checkpoint(folder),
+        "holds": {old: "old", new: "new"}.get(_state_digest(folder), "other"),
+        "listed": listed,
+        "listed_verify": all(verify_checkpoint(trial / name) is None for name in listed),
+    }
+    resumed = lm_trainer(trial, 9, resume="latest", keep_last_n=1)
+    resumed.fit()
+    found["after_resume"] = sorted(p.name for p in trial.iterdir())
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["kill", "ddp"])
+    parser.add_argument("mode", choices=["kill", "ddp", "faults"])
     parser.add_argument("--dir", required=True)
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--every", type=int, default=4)
@@ -232,7 +353,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--out", default="losses.json")
     args = parser.parse_args()
-    {"kill": _kill, "ddp": _ddp}[args.mode](args)
+    {"kill": _kill, "ddp": _ddp, "faults": _faults}[args.mode](args)
 
 
 if __name__ == "__main__":

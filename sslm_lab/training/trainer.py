@@ -101,8 +101,11 @@ from sslm_lab.training.callbacks import (
 from sslm_lab.training.checkpoint import (
     CheckpointError,
     load_checkpoint,
+    newest_good_checkpoint,
+    remove_leftovers,
     restore_rng_states,
     resume_folder,
+    resume_hint,
     rng_states,
     save_checkpoint,
     seed_everything,
@@ -337,10 +340,20 @@ def _optimizer_and_schedule(
 
 
 def _nonfinite_message(phase: str, value: float, step: int, last_checkpoint: Path | None) -> str:
-    if last_checkpoint is not None:
-        where = f"the last good checkpoint is {last_checkpoint} (resume with resume='latest')"
-    else:
+    """Say where to go back to: the newest checkpoint before `step` that verifies, which is
+    not always the last one written (its files may have been damaged since)."""
+    if last_checkpoint is None:
         where = "no checkpoint was saved (set checkpoint_dir and checkpoint_every to keep one)"
+    else:
+        directory = last_checkpoint.parent
+        good = newest_good_checkpoint(directory, before_step=step)
+        if good is None:
+            where = f"no checkpoint in {directory} verifies, so none is safe to resume from"
+        else:
+            where = (
+                f"the last good checkpoint is {good}, the newest that verifies "
+                f"(resume with {resume_hint(good)})"
+            )
     return (
         f"phase {phase!r}: the loss is {value} at step {step}; training stopped before "
         f"updating the weights. {where}. Try a lower learning rate, check the data, or set "
@@ -654,6 +667,12 @@ class Trainer:
         restore_rng_states(state["rng"], rank, self.dist.world_size, reseed, folder)
         self.last_checkpoint = folder
         self._progress.write(f"resumed from {folder} at step {self.step}")
+        if self.dist.is_main and self.config.checkpoint_dir is not None:
+            # Only once the checkpoint has loaded: a refused resume changes nothing on disk.
+            removed = remove_leftovers(self.config.checkpoint_dir, keep=folder)
+            if removed:
+                names = ", ".join(path.name for path in removed)
+                self._progress.write(f"removed what interrupted saves left behind: {names}")
         return True
 
     # ------------------------------------------------------------------------- setup
