@@ -533,7 +533,7 @@ fig = plot_masked_lm_history(history, unigram_loss, unigram_accuracy)
 # to the context, as attention learns which neighbours tell it something about the hidden
 # token.
 
-# %%
+# %% tags=["asserts-learning"]
 mlm_accuracy, mlm_val_loss = final["val/accuracy"], final["val/loss"]
 train_losses = [(row["step"], row["mlm/loss"]) for row in history if "mlm/loss" in row]
 reached = next((step for step, loss in train_losses if loss < unigram_loss), None)
@@ -590,7 +590,7 @@ fig = plot_bars(
 # on a fine-tuning input, with no `[MASK]` anywhere, it does the same: the vectors a
 # classifier will read during fine-tuning are vectors the model knows how to make.
 
-# %%
+# %% tags=["asserts-learning"]
 if M.learns_context:
     assert accuracy_by_kind["[MASK]"] > unigram_accuracy
     assert accuracy_by_kind["kept"] > accuracy_by_kind["[MASK]"]
@@ -714,7 +714,7 @@ for row, position, answer, other, right in case_probe["examples"]:
 # decides is who is being talked about, and a likely reason is that the person is
 # often named outside the model's short window.
 
-# %%
+# %% tags=["asserts-learning"]
 probe_accuracy, probe_baseline = case_probe["accuracy"], case_probe["baseline"]
 if M.learns_context:
     assert probe_accuracy > probe_baseline + M.min_probe_gain, "the case probe beats frequency"
@@ -1104,7 +1104,7 @@ gathering_matches(small, some_inputs, torch.ones(5, 12, dtype=torch.bool))
 # %% [markdown]
 # ## What this notebook established
 
-# %%
+# %% tags=["asserts-learning"]
 wall_seconds = time.perf_counter() - started
 assert mlm_val_loss < uniform_loss - 0.5, "MLM learned at least the token frequencies"
 assert abs(realised_rate - mask_rate) < 0.05, "the masking selected about mask_rate of the tokens"

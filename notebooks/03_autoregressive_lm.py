@@ -876,7 +876,7 @@ assert torch.equal(
 # %% [markdown]
 # ## What this notebook established
 
-# %%
+# %% tags=["asserts-learning"]
 initial_loss = math.log(chars.vocab_size)  # nats: an untrained model's uniform guess
 assert past_shift == 0.0, "a prediction changed when only later tokens did"
 assert char_val_loss < initial_loss, "the character model learned nothing"

@@ -860,7 +860,7 @@ print(f"reloaded: identical hidden states {reloaded_same}, the same μ for {len(
 # %% [markdown]
 # ## What this notebook established
 
-# %%
+# %% tags=["asserts-learning"]
 wall_seconds = time.perf_counter() - notebook_started
 plain = sentence_scores["plain"]
 independent_nll = nll["independent pixels"]

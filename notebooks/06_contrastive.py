@@ -1372,7 +1372,7 @@ assert reloaded_same and loaded_metadata["objective"].startswith("SimCSE")
 # %% [markdown]
 # ## What this notebook established
 
-# %%
+# %% tags=["asserts-learning"]
 wall_seconds = time.perf_counter() - notebook_started
 simclr_mean, pixel_mean, supervised_mean = (mean_accuracy[m] for m in methods)
 assert reloaded_same, "the saved text encoder does not reload exactly"

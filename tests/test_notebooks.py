@@ -22,6 +22,7 @@ import pytest
 from notebook_records import PAPERMILL_CASES
 
 from sslm_lab.lab.exercises import exercises
+from sslm_lab.lab.stored import stamp, stamp_problem
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 PAIRS = sorted(NOTEBOOKS.glob("*.ipynb"))
@@ -41,6 +42,27 @@ def test_pair_in_sync(ipynb: Path) -> None:
     assert as_text == source.read_text(), (
         f"{ipynb.name} and {source.name} differ: run `jupytext --sync {source}`"
     )
+
+
+@pytest.mark.parametrize("ipynb", PAIRS, ids=lambda path: path.stem)
+def test_stored_outputs_come_from_the_committed_source(ipynb: Path) -> None:
+    """The outputs in the .ipynb were made by the code now in the .py (`lab.stored`)."""
+    problem = stamp_problem(
+        nbformat.read(ipynb, as_version=4), jupytext.read(ipynb.with_suffix(".py"))
+    )
+    assert problem is None, (
+        f"{ipynb.name}'s stored outputs may not come from {ipynb.stem}.py: {problem}; run "
+        f"`sslm-lab execute {ipynb.stem} --profile laptop`"
+    )
+
+
+def test_a_cell_edited_after_execution_breaks_the_stamp() -> None:
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")])
+    stamp(notebook, "laptop")
+    edited = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(2)")])
+    assert stamp_problem(notebook, notebook) is None
+    assert stamp_problem(notebook, edited) == "its code cells changed after its outputs were made"
+    assert "no stamp" in stamp_problem(edited, edited)
 
 
 @pytest.mark.parametrize("ipynb", PAIRS, ids=lambda path: path.stem)

@@ -5,6 +5,7 @@ sslm-lab data                 fetch and verify the corpus, build the default tok
 sslm-lab doctor               versions, device and data caches; non-zero exit with the fix
 sslm-lab reproduce [NB ...]   run the notebooks with papermill, write a results table
 sslm-lab bench NAME [ARGS]    run benchmarks/bench_NAME.py (from a checkout)
+sslm-lab execute [NB ...]     execute notebooks in place (their stored outputs) and stamp them
 sslm-lab student OUT_DIR      write the students' copies of the notebooks (nbgrader format)
 sslm-lab grade NOTEBOOK ...   run submissions at smoke size and print the points per exercise
 """
@@ -159,6 +160,7 @@ def command_reproduce(args: argparse.Namespace) -> int:
             out=args.out,
             stop_on_failure=args.stop_on_failure,
             timeout=args.timeout,
+            dry_run=args.dry_run,
         )
     except (ValueError, FileExistsError) as error:
         print(f"sslm-lab reproduce: {error}", file=sys.stderr)
@@ -167,6 +169,17 @@ def command_reproduce(args: argparse.Namespace) -> int:
     if failed:
         print(f"not ok: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def command_execute(args: argparse.Namespace) -> int:
+    from sslm_lab.lab.stored import execute_stored
+
+    try:
+        execute_stored(args.notebooks, profile=args.profile, timeout=args.timeout)
+    except ValueError as error:
+        print(f"sslm-lab execute: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,6 +216,21 @@ def main(argv: list[str] | None = None) -> int:
         "--list", action="store_true", help="list the notebooks and their parameters, run nothing"
     )
     rerun.add_argument("--timeout", type=int, help="seconds one cell may run (default: no limit)")
+    rerun.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="the profile's shapes with training cut to 2 steps, evaluation to a batch and "
+        "assertions about learning skipped; reports models, parameters and memory per step",
+    )
+    execute = commands.add_parser(
+        "execute",
+        help="execute notebooks in place (their stored outputs) and stamp them",
+        description="Execute notebooks/NN_name.ipynb in place at one profile and stamp it with "
+        "the hash of its code cells, which the tests compare with the .py.",
+    )
+    execute.add_argument("notebooks", nargs="*", help="names or numbers; default all")
+    execute.add_argument("--profile", help="default: $SSLM_PROFILE, else laptop")
+    execute.add_argument("--timeout", type=int, help="seconds one cell may run (default: no limit)")
     student = commands.add_parser(
         "student", help="write the students' copies: solutions stubbed, hidden tests removed"
     )
@@ -230,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         return command_data()
     if args.command == "reproduce":
         return command_reproduce(args)
+    if args.command == "execute":
+        return command_execute(args)
     if args.command == "student":
         return command_student(args)
     if args.command == "grade":
