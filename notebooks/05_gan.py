@@ -485,14 +485,15 @@ display(
 )
 
 # %% [markdown]
-# The gradient is smaller, as section 1 says. Whether that costs the minimax run
-# anything is another question, and the cell above gives this run's answer. Adam
-# divides every parameter's step by a running average of its gradient's size, so a
-# gradient that is uniformly a few times smaller gives nearly the same steps: the
-# optimiser hides much of the saturation, and so does a discriminator that is itself
-# still learning during the first steps. The case the non-saturating loss was made for
-# is a $D$ that wins by far from the start (a stronger $D$, plain SGD, a $D$ trained
-# ahead of $G$); this run is not that case, which is worth knowing too.
+# The gradient is smaller, as section 1 says. What each run reached is printed above,
+# and it is the answer of one run per loss from one seed. Read it with care: section 3's
+# table shows how far a GAN's Fréchet distance moves from one saved step to the next, so
+# one final number per loss ranks these two runs, not the two losses; telling the losses
+# apart would take several seeds and an interval. Note also that Adam divides every
+# parameter's step by a running average of its gradient's size, so a gradient that is
+# uniformly a few times smaller does not simply mean steps a few times smaller. The case
+# the non-saturating loss was made for is a $D$ that wins by far from the start (a
+# stronger $D$, plain SGD, a $D$ trained ahead of $G$).
 #
 # ## 6 · Mode collapse, and a remedy
 #
@@ -547,9 +548,10 @@ display(
 # The histogram is the diagnostic: a collapsing generator piles its samples onto a few
 # classes, and its grid repeats the same few shapes for different noise. The number of
 # classes covered is a blunter measure: one confident sample is enough to count a class,
-# so a run can cover nearly all of them and still be far from even. The remedy helps
-# without curing: its histogram is flatter and its samples much closer to real digits,
-# yet not as even as the balanced run's (compare the bars).
+# so a run can cover nearly all of them and still be far from even. Compare the
+# entropies, the largest classes and the Fréchet distances printed above, and the bars:
+# they say how much the extra discriminator steps gave in this run, one seed per
+# setting, so the size of the gain is this run's, not a general figure.
 # While writing this notebook we also tried a 1-dimensional noise, which collapsed
 # too, but no remedy we tried (more D steps, instance noise, one-sided label smoothing)
 # repaired it: a generator that must draw ten digits along one line lacks the capacity,
@@ -1068,7 +1070,7 @@ for draw_seed in (1, 2, 3):
 # %% [markdown]
 # ## What this notebook established
 
-# %%
+# %% tags=["asserts-learning"]
 wall_seconds = time.perf_counter() - notebook_started
 assert reloaded_same, "the saved discriminator does not reload exactly"
 assert abs(gradients["minimax"][0]) < 1e-5 < 0.99 < abs(gradients["non_saturating"][0])

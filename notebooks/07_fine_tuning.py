@@ -1021,7 +1021,7 @@ passage_explorer(tokenizer, explorer_models, GENRES, recipe.block_size, passage,
 # same shape. An encoder that does not beat random init there is named and recorded,
 # not hidden: with the short pretraining of the laptop profile that can happen.
 
-# %%
+# %% tags=["asserts-learning"]
 wall_seconds = time.perf_counter() - notebook_started
 best_genre = max(
     grid[o, m, k]["accuracy"] for o in encoders for m in C.methods for k in C.label_budgets

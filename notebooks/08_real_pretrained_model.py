@@ -891,7 +891,7 @@ fig = plot_accuracy_vs_labels(
 # MiniLM tags names from context better than the capitalisation rule, which the tagger
 # of 07's best small encoder stays far below. Pretraining at scale is what pays here.
 
-# %%
+# %% tags=["asserts-learning"]
 wall_seconds = time.perf_counter() - notebook_started
 lora_fraction = trained["lora"] / (minilm_parameters + trained["lora"])
 best_minilm = {
