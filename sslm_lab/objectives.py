@@ -6,6 +6,9 @@ several characters, so its loss is spread over them (`bits_per_character`).
 
 The functions named `*_objective` take the trainer's arguments, `(model, batch, step)`,
 and return `(loss, metrics)` (see `sslm_lab.training.trainer`): pass one to a `Phase`.
+Their metrics hold "targets", the number of tokens the mean loss is over: the trainer's
+`TARGETS`, by which it weights micro-batches that hold different numbers of targets
+(a masked LM's random masks), so accumulated gradients are the large batch's.
 """
 
 from __future__ import annotations
@@ -87,14 +90,15 @@ def causal_lm_objective(model: nn.Module, windows: Tensor, step: int) -> tuple[T
     with large logits never holds them all at once (`sslm_lab.kernels.projected_cross_entropy`,
     see `CausalLM.forward` for when); the value is
     `F.cross_entropy(model(windows[:, :-1]).flatten(0, 1).float(), windows[:, 1:].flatten())`."""
-    return model(windows[:, :-1], targets=windows[:, 1:]), {}
+    return model(windows[:, :-1], targets=windows[:, 1:]), {"targets": windows[:, 1:].numel()}
 
 
 def next_token_objective(model: nn.Module, input_ids: Tensor, step: int) -> tuple[Tensor, dict]:
     """Teacher forcing on windows (batch, seq) read whole: every token whose successor is
     in the window is scored (`next_token_targets`), seq - 1 predictions per window, where
     `causal_lm_objective` reads seq + 1 tokens to score seq. The model computes the loss."""
-    return model(input_ids, targets=next_token_targets(input_ids)), {}
+    targets = next_token_targets(input_ids)
+    return model(input_ids, targets=targets), {"targets": (targets != IGNORE_INDEX).sum()}
 
 
 def masked_lm_objective(
@@ -116,4 +120,4 @@ def masked_lm_objective(
         raise ValueError("labels select no position: nothing was masked in this batch")
     logits = model(inputs, positions=selected).float()  # (selected, vocab)
     accuracy = (logits.argmax(-1) == targets).float().mean()
-    return F.cross_entropy(logits, targets), {"accuracy": accuracy}
+    return F.cross_entropy(logits, targets), {"accuracy": accuracy, "targets": len(targets)}

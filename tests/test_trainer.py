@@ -545,3 +545,49 @@ def test_nonfinite_steps_can_be_skipped_and_counted(precision):
     assert [row["step"] for row in history if "lm/skipped" in row] == [3, 6]
     assert trainer._states[0].updates == 6
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_micro_batches_holding_different_numbers_of_targets_add_up_to_the_large_batch() -> None:
+    from sslm_lab.heads import MaskedLM
+    from sslm_lab.masking import IGNORE_INDEX
+    from sslm_lab.objectives import masked_lm_objective
+    from sslm_lab.training.trainer import TARGETS
+    from sslm_lab.transformer import TransformerConfig
+
+    config = TransformerConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=8)
+    generator = torch.Generator().manual_seed(0)
+    micro = []
+    for masked in (1, 5, 12):  # targets per micro-batch: very different
+        inputs = torch.randint(0, 20, (2, 8), generator=generator)
+        labels = torch.full((2, 8), IGNORE_INDEX)
+        labels.view(-1)[:masked] = inputs.view(-1)[:masked]
+        micro.append((inputs, labels))
+    large = (torch.cat([b[0] for b in micro]), torch.cat([b[1] for b in micro]))
+
+    def float64_mlm(module, batch, step, counted=True):  # the objective's loss, in float64
+        inputs, labels = batch
+        selected = labels != IGNORE_INDEX
+        loss = F.cross_entropy(module(inputs, positions=selected), labels[selected])
+        return loss, ({TARGETS: int(selected.sum())} if counted else {})
+
+    def gradients(loss_fn, batches, accumulation):
+        torch.manual_seed(0)
+        model = MaskedLM(config).double()
+        config_ = TrainerConfig(
+            max_steps=1, grad_accumulation=accumulation, grad_clip=None, progress=False
+        )
+        (row,) = Trainer(model, Phase("mlm", model, loss_fn, lr=1e-3), batches, config_).fit()
+        return {name: p.grad.clone() for name, p in model.named_parameters()}, row["mlm/loss"]
+
+    reference, large_loss = gradients(float64_mlm, [large], 1)
+    weighted, weighted_loss = gradients(float64_mlm, micro, 3)
+    for name, gradient in weighted.items():
+        torch.testing.assert_close(gradient, reference[name], rtol=1e-9, atol=1e-12)
+    assert weighted_loss == pytest.approx(large_loss, rel=1e-12)
+    # a loss that reports no count is averaged per micro-batch: not the large batch's
+    plain, plain_loss = gradients(functools.partial(float64_mlm, counted=False), micro, 3)
+    assert plain_loss != pytest.approx(large_loss, rel=1e-6)
+    assert any(not torch.allclose(plain[n], reference[n], rtol=1e-4) for n in plain)
+    # the suite's masked-LM objective reports its masked positions as the count
+    _, metrics = masked_lm_objective(MaskedLM(config), micro[1], 0)
+    assert metrics[TARGETS] == 5

@@ -122,6 +122,10 @@ from sslm_lab.training.hardware import (
 
 LossFn = Callable[[nn.Module, Any, int], tuple[Tensor, dict[str, Any]]]
 SCHEDULES = ("cosine", "linear", "constant")
+# The metrics key through which a loss reports how many targets its mean averages over
+# (e.g. an MLM batch's masked positions): it weights micro-batches and processes, and is
+# not logged.
+TARGETS = "targets"
 # The layout of `Trainer.state_dict`. 2: callback states under "callbacks" (format 1 had
 # early stopping's at the top level).
 STATE_FORMAT = 2
@@ -339,6 +343,16 @@ def _optimizer_and_schedule(
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
+def target_count(value: Any, phase: str, device: torch.device) -> Tensor:
+    """The loss's `TARGETS` as a float64 tensor on `device` (1 when it reports none)."""
+    if value is None:
+        return torch.ones((), dtype=torch.float64, device=device)
+    count = torch.as_tensor(value, dtype=torch.float64, device=device).detach()
+    if count.dim() != 0:
+        raise invalid(f"Phase({phase!r}) loss's metrics[{TARGETS!r}]", value, "a number of targets")
+    return count
+
+
 def _nonfinite_message(phase: str, value: float, step: int, last_checkpoint: Path | None) -> str:
     """Say where to go back to: the newest checkpoint before `step` that verifies, which is
     not always the last one written (its files may have been damaged since)."""
@@ -479,10 +493,19 @@ class Trainer:
         return row
 
     def _train_phase(self, state: _PhaseState, batches: list[Any], step: int) -> dict[str, float]:
-        """Forward and backward over the micro-batches, then one optimizer step."""
+        """Forward and backward over the micro-batches, then one optimizer step.
+
+        With one micro-batch in one process, the gradient is that of the loss. With several
+        micro-batches, or processes, the step stands in for one large batch, whose loss is
+        the mean over all its targets: each micro-batch's mean loss counts in proportion to
+        the targets it averages (`TARGETS`, when the loss reports them; else once each).
+        """
         phase, optimizer, scaler = state.phase, state.optimizer, state.scaler
         optimizer.zero_grad(set_to_none=True)  # also clears gradients other phases left here
-        loss_sum = torch.zeros((), device=self.device)
+        weighted = len(batches) > 1 or self.dist.enabled
+        # Sums in float64: 1 / (the step's targets) scales every gradient, and must not round.
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        count_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         metric_sums: dict[str, Tensor] = {}
         for index, batch in enumerate(batches):
             # Under DDP only the last micro-batch's backward averages gradients across ranks.
@@ -491,25 +514,32 @@ class Trainer:
             with sync:
                 with self._autocast():
                     loss, metrics = phase.loss_fn(state.module, batch, step)
-                scaler.scale(loss / len(batches)).backward()
-            loss_sum += loss.detach().float()
+                metrics = dict(metrics)  # the loss's own dict stays as it returned it
+                count = target_count(metrics.pop(TARGETS, None), phase.name, self.device)
+                count = count if weighted else torch.ones((), dtype=count.dtype, device=self.device)
+                # the sum over this micro-batch's targets; divided by the step's count below
+                scaler.scale(loss * count if weighted else loss).backward()
+            loss_sum += loss.detach().double() * count
+            count_sum += count
             for key, value in metrics.items():
-                value = torch.as_tensor(value, dtype=torch.float32, device=self.device).detach()
-                metric_sums[key] = metric_sums.get(key, 0) + value
+                value = torch.as_tensor(value, dtype=torch.float64, device=self.device).detach()
+                metric_sums[key] = metric_sums.get(key, 0) + value * count
+        # Summed over processes, then divided by the step's targets: one collective, one sync.
+        sums = torch.stack([loss_sum, *metric_sums.values(), count_sum])
+        if self.dist.enabled:
+            dist.all_reduce(sums)
         scaler.unscale_(optimizer)  # clip true gradients, not scaled ones (no-op unless fp16)
         parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        if weighted:  # DDP averaged the summed gradients over ranks: times ranks / targets
+            factor = self.dist.world_size / sums[-1]
+            for parameter in parameters:
+                if parameter.grad is not None:
+                    parameter.grad.mul_(factor)
         if self.config.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(parameters, self.config.grad_clip)
         else:  # not clipped, but worth watching all the same
             norm = torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
-        values = [loss_sum, *metric_sums.values(), norm]
-        # One host-device sync per phase: read every number at once (and average over ranks).
-        summed = torch.stack([v.float() for v in values])
-        summed[: 1 + len(metric_sums)] /= len(batches)
-        if self.dist.enabled:
-            dist.all_reduce(summed)
-            summed /= self.dist.world_size
-        numbers = summed.tolist()
+        numbers = torch.cat([sums[:-1] / sums[-1], norm.double().reshape(1)]).tolist()
         name = phase.name
         # The phase's own rate (lr times the schedule), whatever lr_scale gives each group
         lr_now = optimizer.param_groups[0]["lr"] / optimizer.param_groups[0].get("lr_scale", 1.0)
