@@ -10,6 +10,7 @@ import nbformat
 import pytest
 
 from sslm_lab.lab import cli
+from sslm_lab.lab.dry_run import TRAINER_STEPS
 from sslm_lab.lab.reproduce import (
     available_notebooks,
     markdown_report,
@@ -189,3 +190,99 @@ def test_list_shows_each_notebook_with_its_parameters_and_runs_nothing(capsys, t
     assert [line.split(":")[0] for line in lines] == available_notebooks()
     assert '02_masked_lm: seed=0, mask_rate=0.15, strategy="token"' in "\n".join(lines)
     assert not (tmp_path / "never").exists()
+
+
+TRAINS = """\
+import torch
+from sslm_lab.lab.results import record_results, run_dir
+from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig
+
+torch.manual_seed(seed)
+model = torch.nn.Linear(8, 1)
+inputs = torch.randn(16, 8)
+batch = (inputs, inputs.sum(1, keepdim=True))  # learnable: the sum
+history = Trainer(
+    model,
+    Phase("fit", model, lambda m, b, s: ((m(b[0]) - b[1]).pow(2).mean(), {})),
+    [batch],
+    TrainerConfig(max_steps=1000, progress=False),
+).fit()
+(run_dir("20_trains", profile) / "saved.txt").write_text("kept")
+"""
+LEARNED = """\
+final = history[-1]["fit/loss"]
+assert final < history[0]["fit/loss"] / 2, "the loss fell"
+record_results("20_trains", {"steps": len(history), "loss": final}, profile=profile)
+"""
+
+
+@pytest.mark.slow
+def test_a_dry_run_cuts_training_skips_learning_asserts_and_reports_memory(tmp_path, monkeypatch):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    write_notebook(folder, "20_trains", "profile = None\nseed = 0", TRAINS)
+    notebook = nbformat.read(folder / "20_trains.ipynb", as_version=4)
+    closing = nbformat.v4.new_code_cell(LEARNED)
+    closing.metadata["tags"] = ["asserts-learning"]
+    notebook.cells.append(closing)
+    nbformat.write(notebook, folder / "20_trains.ipynb")
+    runs_folder = tmp_path / "real-runs"
+    monkeypatch.setenv("SSLM_RUNS_DIR", str(runs_folder))
+    out = tmp_path / "out"
+    # Any profile may be dry-run (it is made for gpu); smoke keeps this test fast.
+    (run,) = reproduce(
+        profile="smoke", out=out, folder=folder, dry_run=True, say=lambda *a, **k: None
+    )
+    assert run.status == "ok", run.error
+    assert run.metrics["steps"] == TRAINER_STEPS  # a length from no table: the trainer's cap
+    assert run.dry_run["skipped"] == {"cells": 1, "assertions": 1}
+    (fit,) = run.dry_run["fits"]
+    assert fit["model"] == "Linear" and fit["parameters"] == fit["trainable"] == 9
+    assert fit["batch"] == ["(16, 8) float32", "(16, 1) float32"]
+    assert fit["max_steps"] == TRAINER_STEPS
+    memory = fit["memory"]
+    # 9 weights: 36 bytes each of parameters and gradients, 72 of AdamW's moments
+    assert (memory["parameters"], memory["gradients"], memory["optimizer"]) == (36, 36, 72)
+    assert memory["activations"] > 0 and run.dry_run["kernel"]["kernel_peak_rss"] > 0
+    # what the notebook saved stayed in the dry run's folder
+    assert (out / "runs" / "20_trains" / "smoke" / "saved.txt").exists()
+    assert not runs_folder.exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dry run"].startswith("2 training steps")
+    assert summary["notebooks"][0]["dry_run"]["fits"][0]["memory"] == memory
+    table = (out / "results.md").read_text()
+    assert "# sslm_lab dry run, profile `smoke`" in table
+    assert "1 skipped, in 1 cells tagged `asserts-learning`" in table
+    assert "| Linear | 9 | 9 | 1 |" in table and "fits in 80 GB" in table
+    assert "| loss |" not in table  # two steps' numbers are not results
+
+    # Without --dry-run the same notebook trains in full, even with the cap in the shell,
+    # and its assertion about learning runs.
+    monkeypatch.setenv("SSLM_DRY_RUN_STEPS", "2")
+    (real,) = reproduce(
+        profile="smoke", out=tmp_path / "real", folder=folder, say=lambda *a, **k: None
+    )
+    assert real.status == "ok", real.error
+    assert real.metrics["steps"] == 1000 and real.dry_run is None
+    assert "dry run" not in (tmp_path / "real" / "results.md").read_text()
+
+
+def test_dry_run_flag_reaches_reproduce(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_reproduce(notebooks, **options):
+        seen.update(options)
+        return []
+
+    monkeypatch.setattr("sslm_lab.lab.reproduce.reproduce", fake_reproduce)
+    assert cli.main(["reproduce", "03", "--profile", "gpu", "--dry-run"]) == 0
+    assert seen["dry_run"] is True and seen["profile"] == "gpu"
+    assert cli.main(["reproduce", "03", "--profile", "gpu"]) == 0
+    assert seen["dry_run"] is False
+
+
+def test_a_dry_run_refuses_what_a_run_refuses_before_anything_runs(tmp_path, capsys):
+    out = tmp_path / "x"
+    assert cli.main(["reproduce", "00", "--dry-run", "--profile", "huge", "--out", str(out)]) == 2
+    assert "profile='huge' (str) is not allowed" in capsys.readouterr().err
+    assert not out.exists()

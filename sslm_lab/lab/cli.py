@@ -160,6 +160,7 @@ def command_reproduce(args: argparse.Namespace) -> int:
             out=args.out,
             stop_on_failure=args.stop_on_failure,
             timeout=args.timeout,
+            dry_run=args.dry_run,
         )
     except (ValueError, FileExistsError) as error:
         print(f"sslm-lab reproduce: {error}", file=sys.stderr)
@@ -215,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
         "--list", action="store_true", help="list the notebooks and their parameters, run nothing"
     )
     rerun.add_argument("--timeout", type=int, help="seconds one cell may run (default: no limit)")
+    rerun.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="the profile's shapes with training cut to 2 steps, evaluation to a batch and "
+        "assertions about learning skipped; reports models, parameters and memory per step",
+    )
     execute = commands.add_parser(
         "execute",
         help="execute notebooks in place (their stored outputs) and stamp them",

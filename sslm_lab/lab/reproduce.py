@@ -5,6 +5,7 @@
     sslm-lab reproduce 02 03 --profile smoke   # some notebooks, by number or by name
     sslm-lab reproduce -p seed=1               # a parameter, for each notebook that has it
     sslm-lab reproduce --list                  # the notebooks and the parameters each has
+    sslm-lab reproduce --profile gpu --dry-run # gpu shapes, 2 steps each, on any machine
 
 Everything goes to one folder, `runs/reproduce/<profile>-<date>-<time>/` unless `--out`
 names another:
@@ -19,6 +20,11 @@ The notebooks run in order because later ones load what earlier ones saved (unde
 what it should have learned) is reported with its error and the rest still run, unless
 `--stop-on-failure`; the exit code is 1 when any failed. The two reports are rewritten
 after every notebook, so an interrupted run keeps what it finished.
+
+A dry run (`--dry-run`, `sslm_lab.lab.dry_run`) runs each notebook at its profile's
+shapes with training cut to two steps, evaluation to a batch and the assertions about
+what was learned skipped, keeps what the notebooks save in its own folder, and adds to
+both reports each notebook's models, parameter counts and memory per training step.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import json
 import os
 import platform
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,8 +42,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sslm_lab.checks import check_int
+import nbformat
+
+from sslm_lab.checks import check_bool, check_int
 from sslm_lab.files import atomic_write_text
+from sslm_lab.lab import dry_run as dry_runs
 from sslm_lab.lab.profiles import resolve_profile_name
 from sslm_lab.lab.results import ENV_VAR as RESULTS_ENV_VAR
 from sslm_lab.lab.results import RESULTS_FILE, RUNS_ENV_VAR, read_results, results_path
@@ -56,6 +66,10 @@ class NotebookRun:
     failed_cell: int | None = None  # execution count of the failing cell
     parameters: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    cpu_seconds: float | None = None  # this process's and its kernel's, user + system
+    # A dry run's findings (sslm_lab.lab.dry_run): "skipped" assertions, "cuts" made,
+    # "fits" (one record per trainer: model, parameters, batch, memory), "kernel" peak.
+    dry_run: dict[str, Any] | None = None
 
 
 def available_notebooks(folder: Path = NOTEBOOKS) -> list[str]:
@@ -140,10 +154,15 @@ def parameters_for(
 
 
 @contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    """Set environment variables for the kernels papermill starts, then restore them."""
+def _environment(**values: str | None) -> Iterator[None]:
+    """Set environment variables for the kernels papermill starts (None: unset one), then
+    restore them."""
     saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     try:
         yield
     finally:
@@ -155,14 +174,53 @@ def _environment(**values: str) -> Iterator[None]:
 
 
 def execute(
-    run: NotebookRun, source: Path, out: Path, profile: str, timeout: int | None
+    run: NotebookRun,
+    source: Path,
+    out: Path,
+    profile: str,
+    timeout: int | None,
+    dry_run: bool = False,
 ) -> NotebookRun:
-    """Execute one notebook into `out`; fill in `run` with how it went."""
+    """Execute one notebook into `out`; fill in `run` with how it went.
+
+    A dry run executes a prepared copy of the notebook (`sslm_lab.lab.dry_run.prepare`)
+    and reads what its kernel logged."""
+    # A dry run's step cap left in the shell must not cut a real run short.
+    variables = {RESULTS_ENV_VAR: str(out), "SSLM_PROFILE": profile, **dry_runs.UNSET}
+    with tempfile.TemporaryDirectory() as scratch:
+        if dry_run:
+            source = _prepare_dry_run(run, source, Path(scratch), out, profile)
+            variables.update(dry_runs.environment(out, run.name))
+        return _execute(run, source, out, profile, timeout, variables)
+
+
+def _prepare_dry_run(
+    run: NotebookRun, source: Path, scratch: Path, out: Path, profile: str
+) -> Path:
+    notebook, skipped = dry_runs.prepare(nbformat.read(source, as_version=4), run.name, profile)
+    cuts = dry_runs.cuts_for(profile, run.name)
+    run.dry_run = {"skipped": skipped, "cuts": cuts, "fits": [], "kernel": {}}
+    prepared = scratch / source.name
+    nbformat.write(notebook, prepared)
+    log = dry_runs.log_path(out, run.name)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.unlink(missing_ok=True)
+    return prepared
+
+
+def _execute(
+    run: NotebookRun,
+    source: Path,
+    out: Path,
+    profile: str,
+    timeout: int | None,
+    variables: dict[str, str | None],
+) -> NotebookRun:
     import papermill
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
     try:
-        with _environment(**{RESULTS_ENV_VAR: str(out), "SSLM_PROFILE": profile}):
+        with _environment(**variables):
             papermill.execute_notebook(
                 str(source),
                 str(out / source.name),
@@ -181,9 +239,12 @@ def execute(
         run.status = "failed"
         run.error = f"{type(error).__name__}: {error}"
     run.seconds = time.perf_counter() - started
+    run.cpu_seconds = _cpu_seconds() - cpu_started
     records = read_results(out) if results_path(out).exists() else {}
     if run.name in records:
         run.metrics = records[run.name]["metrics"]
+    if run.dry_run is not None:
+        run.dry_run.update(dry_runs.read_log(dry_runs.log_path(out, run.name)))
     return run
 
 
@@ -231,12 +292,18 @@ def _seconds(seconds: float | None) -> str:
 
 
 def markdown_report(runs: Sequence[NotebookRun], profile: str, context: dict[str, str]) -> str:
-    """The results as Markdown: one line per notebook, then each notebook's metrics."""
+    """The results as Markdown: one line per notebook, then each notebook's metrics (or,
+    for a dry run, what each notebook built and the memory of its training steps)."""
+    dry_run = any(run.dry_run is not None for run in runs)
     lines = [
-        f"# sslm_lab results, profile `{profile}`",
+        f"# sslm_lab {'dry run' if dry_run else 'results'}, profile `{profile}`",
         "",
         ", ".join(f"{key} {value}" for key, value in context.items()),
         "",
+    ]
+    if dry_run:
+        lines += [dry_runs.SUMMARY, ""]
+    lines += [
         "| notebook | status | wall time | parameters | error |",
         "| --- | --- | --- | --- | --- |",
     ]
@@ -249,11 +316,20 @@ def markdown_report(runs: Sequence[NotebookRun], profile: str, context: dict[str
             f"| {run.name} | {run.status} | {_seconds(run.seconds)} | {parameters} | {error} |"
         )
     for run in runs:
+        if run.dry_run is not None:
+            lines += dry_runs.markdown(run.name, run.dry_run, run.seconds, run.cpu_seconds)
+            continue
         if not run.metrics:
             continue
         lines += ["", f"## {run.name}", "", "| metric | value |", "| --- | --- |"]
         lines += [f"| {key} | {_value(value)} |" for key, value in sorted(run.metrics.items())]
     return "\n".join(lines) + "\n"
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the kernels), in seconds."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def _write_reports(out: Path, runs: Sequence[NotebookRun], profile: str, context: dict) -> None:
@@ -267,11 +343,12 @@ def _write_reports(out: Path, runs: Sequence[NotebookRun], profile: str, context
         atomic_write_text(out / name, text)
 
 
-def default_out(profile: str) -> Path:
+def default_out(profile: str, dry_run: bool = False) -> Path:
     from sslm_lab.data.cache import project_folder
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return project_folder(RUNS_ENV_VAR, "runs") / "reproduce" / f"{profile}-{stamp}"
+    kind = f"{profile}-dry-run" if dry_run else profile
+    return project_folder(RUNS_ENV_VAR, "runs") / "reproduce" / f"{kind}-{stamp}"
 
 
 def reproduce(
@@ -283,12 +360,15 @@ def reproduce(
     folder: str | os.PathLike = NOTEBOOKS,
     stop_on_failure: bool = False,
     timeout: int | None = None,
+    dry_run: bool = False,
     say: Any = print,
 ) -> list[NotebookRun]:
     """Execute `notebooks` (all by default) at `profile`; write the reports; return the runs.
 
-    Every check that can fail (names, parameters, the output folder) runs before the
-    first notebook starts.
+    `dry_run`: at the profile's shapes, but training cut to a few steps, evaluation to a
+    batch and the assertions about learning skipped (`sslm_lab.lab.dry_run`). Every
+    check that can fail (names, parameters, the output folder) runs before the first
+    notebook starts.
     """
     folder = Path(folder)
     profile = resolve_profile_name(profile)
@@ -296,23 +376,32 @@ def reproduce(
     if not names:
         raise ValueError(f"no notebooks (*.ipynb) in {folder}")
     check_int("timeout", timeout, low=1, allow_none=True, hint="seconds one cell may run")
+    check_bool("dry_run", dry_run)
     given = parameters_for(names, folder, dict(parameters or {}))
-    out = Path(out) if out is not None else default_out(profile)
+    out = Path(out) if out is not None else default_out(profile, dry_run)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(
             f"{out} is not empty: name a new folder with --out, so no earlier results are lost"
         )
     out.mkdir(parents=True, exist_ok=True)
     context = {**machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if dry_run:
+        context["dry run"] = (
+            f"{dry_runs.STEPS} training steps (no run past {dry_runs.TRAINER_STEPS}), "
+            "evaluation cut to a batch"
+        )
     runs = [NotebookRun(name, parameters=given[name]) for name in names]
-    say(f"profile {profile} on {context['device']}: {len(names)} notebooks -> {out}")
+    kind = "dry run at profile" if dry_run else "profile"
+    say(f"{kind} {profile} on {context['device']}: {len(names)} notebooks -> {out}")
     started = time.perf_counter()
+    cpu_started = _cpu_seconds()
     for run in runs:
         say(f"  {run.name}: running", flush=True)
-        execute(run, folder / f"{run.name}.ipynb", out, profile, timeout)
+        execute(run, folder / f"{run.name}.ipynb", out, profile, timeout, dry_run)
         ending = f"{run.status} ({_seconds(run.seconds)})" + (f": {run.error}" if run.error else "")
         say(f"  {run.name}: {ending}", flush=True)
         context["wall time"] = _seconds(time.perf_counter() - started)
+        context["CPU time"] = _seconds(_cpu_seconds() - cpu_started)
         _write_reports(out, runs, profile, context)
         if run.status == "failed" and stop_on_failure:
             break

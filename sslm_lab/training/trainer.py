@@ -88,6 +88,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sslm_lab.checks import check_bool, check_choice, check_int, check_real, invalid
 from sslm_lab.eval_mode import evaluating
+from sslm_lab.training import dry_run
 from sslm_lab.training.batches import BatchFn, BatchStream, count_items, map_tensors, shard_batch
 from sslm_lab.training.callbacks import (
     Callback,
@@ -407,7 +408,8 @@ class Trainer:
         config: TrainerConfig | None = None,
         eval_fn: Callable[[int], dict[str, Any]] | None = None,
     ) -> None:
-        self.config = config = config if config is not None else TrainerConfig()
+        config = config if config is not None else TrainerConfig()
+        self.config = config = dry_run.capped(config)  # as given, unless in a dry run
         self.phases = [phases] if isinstance(phases, Phase) else list(phases)
         _check_setup(config, self.phases, model, eval_fn is not None)
         self.device = resolve_device(config.device)
@@ -485,9 +487,10 @@ class Trainer:
             map_tensors(batch, lambda t: t.to(self.device, non_blocking=True)) for batch in batches
         ]
         row: dict[str, float] = {"step": step + 1}
-        for state in self._states:
-            if step % state.phase.every == 0:
-                row.update(self._train_phase(state, batches, step))
+        with dry_run.measured_step(self, batches):  # a dry run measures the first step
+            for state in self._states:
+                if step % state.phase.every == 0:
+                    row.update(self._train_phase(state, batches, step))
         self.step += 1
         row["step_ms"] = 1000 * (time.perf_counter() - started)
         return row
