@@ -182,6 +182,38 @@ def check_real_pretrained_model(metrics: dict, params: dict) -> None:
 
 # For every notebook: the default parameter set first, then a different one, and a check
 # of what it records. A notebook missing here fails test_every_notebook_has_papermill_cases.
+
+
+def check_training_craft(metrics: dict, params: dict) -> None:
+    assert metrics["seed"] == params.get("seed", 0)
+    steps = params.get("max_steps") or 30  # the smoke profile's steps
+    assert metrics["steps"] == steps
+    warmup = params.get("warmup_steps")
+    assert metrics["warmup_steps"] == (round(0.3 * steps) if warmup is None else warmup)
+    assert metrics["seeds"] == (params.get("seeds") or 2)
+    assert metrics["grad_accumulation"] == (params.get("grad_accumulation") or 4)
+    assert metrics["precision"] == (params.get("precision") or "bf16")
+    chosen = params.get("peak_lr") or metrics["chosen_lr"]
+    assert metrics["peak_lr"] == chosen
+    assert metrics["chosen_lr"] == metrics["range_lowest_lr"] / 10, "the rule: a tenth"
+    assert abs(metrics["start_loss"] - 4.489) < 1e-3, "ln 89, the characters and specials"
+    assert 3.0 < metrics["unigram_loss"] < 3.6, "character frequencies: about 3.3 nats"
+    assert metrics["main_val_loss"] < metrics["start_loss"], "the main run learned nothing"
+    assert metrics["equal_accumulation_max_difference"] < 1e-6
+    assert metrics["weighted_accumulation_max_difference"] < 1e-6
+    assert metrics["naive_accumulation_relative_difference"] > 1e-4
+    assert metrics["fp16_gradient_without_scaling"] == 0.0
+    assert metrics["fp16_gradient_with_scaling"] == 2.0**-27
+    assert metrics["low_precision_steps"] in (steps, min(steps, 10))  # 10: smoke's slow path
+    assert metrics["fp16_skipped_updates"] == -1, "no CUDA fp16 run in smoke"
+    assert 0.0 <= metrics["clipped_share"] <= 1.0
+    assert metrics["decay_everything_gain"] < metrics["decay_matrices_gain"]
+    assert metrics["tensorboard_steps"] == steps
+    assert metrics["sweep_runs"] == 2 * 2 * 3  # smoke: 2 rates, 2 warmups, 3 schedules
+    for key in ("ten_times", "warmup", "placement", "precision", "clipping", "decay"):
+        assert metrics[f"{key}_verdict"] in ("better", "worse", "not established"), key
+
+
 PAPERMILL_CASES: dict[str, tuple[list[dict], Callable[[dict, dict], None]]] = {
     "00_tour": (
         [{"profile": "smoke"}, {"profile": "smoke", "seed": 1, "bpe_vocab_size": 300}],
@@ -221,6 +253,22 @@ PAPERMILL_CASES: dict[str, tuple[list[dict], Callable[[dict, dict], None]]] = {
             },
         ],
         check_autoregressive,
+    ),
+    "03b_training_craft": (
+        [
+            {"profile": "smoke"},
+            {
+                "profile": "smoke",
+                "seed": 1,
+                "max_steps": 20,
+                "warmup_steps": 5,
+                "peak_lr": 3e-3,
+                "grad_accumulation": 3,
+                "precision": "fp16",
+                "seeds": 3,
+            },
+        ],
+        check_training_craft,
     ),
     "04_vae": (
         [

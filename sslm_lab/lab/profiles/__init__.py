@@ -5,9 +5,9 @@
     gpu     one GPU through papermill: minutes per notebook, the headline numbers
 
 Each notebook has its own small table, one row per knob and one column per profile
-(`tour.py`, `attention.py`, `masked_lm.py`, `causal_lm.py`, `vae.py`, `gan.py`,
-`contrastive.py`, `finetune.py`, `real_model.py`, named as the notebook's figures in
-`lab/viz` and widgets in `lab/widgets` are; see `table.py` for the form). Each also
+(`tour.py`, `attention.py`, `masked_lm.py`, `causal_lm.py`, `training_craft.py`, `vae.py`,
+`gan.py`, `contrastive.py`, `finetune.py`, `real_model.py`, named as the notebook's figures
+in `lab/viz` and widgets in `lab/widgets` are; see `table.py` for the form). Each also
 declares the notebook's parameters (`parameters.py`: the specs and their validation). A notebook asks for its profile once (`get_profile(profile)`)
 and reads its own section, e.g. `P.tour.bpe_vocab_size`. Sections are frozen dataclasses,
 so a typo in a field name fails loudly instead of silently using a default.
@@ -28,6 +28,7 @@ from sslm_lab.lab.profiles import (
     masked_lm,
     real_model,
     tour,
+    training_craft,
     vae,
 )
 from sslm_lab.lab.profiles.attention import AttentionSizes
@@ -40,6 +41,7 @@ from sslm_lab.lab.profiles.parameters import Parameters
 from sslm_lab.lab.profiles.real_model import RealModelSizes
 from sslm_lab.lab.profiles.table import PROFILE_NAMES, sizes_for
 from sslm_lab.lab.profiles.tour import TourSizes
+from sslm_lab.lab.profiles.training_craft import TrainingCraftSizes
 from sslm_lab.lab.profiles.vae import VAESizes
 
 DEFAULT_PROFILE = "laptop"
@@ -60,6 +62,7 @@ class Profile:
     causal_lm: CausalLMSizes
     masked_lm: MaskedLMSizes
     vae: VAESizes
+    training_craft: TrainingCraftSizes
     gan: GANSizes
     contrastive: ContrastiveSizes
     finetune: FineTuneSizes
@@ -77,6 +80,7 @@ def build_profile(name: str) -> Profile:
         masked_lm=sizes_for(MaskedLMSizes, name),
         vae=sizes_for(VAESizes, name),
         gan=sizes_for(GANSizes, name),
+        training_craft=sizes_for(TrainingCraftSizes, name),
         contrastive=sizes_for(ContrastiveSizes, name),
         finetune=sizes_for(FineTuneSizes, name),
         real_model=sizes_for(RealModelSizes, name),
@@ -96,6 +100,7 @@ NOTEBOOK_PARAMETERS: dict[str, Parameters] = {
     "05_gan": gan.PARAMETERS,
     "06_contrastive": contrastive.PARAMETERS,
     "07_fine_tuning": finetune.PARAMETERS,
+    "03b_training_craft": training_craft.PARAMETERS,
     "08_real_pretrained_model": real_model.PARAMETERS,
 }
 

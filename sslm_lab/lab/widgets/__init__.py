@@ -8,6 +8,7 @@ widget is never the only way to reach a result, and the notebooks run headless.
 - `attention`: one head's attention over a line of text (01_attention);
 - `masked_lm`: the masking playground and the cloze explorer (02_masked_lm);
 - `causal_lm`: the sampling explorer (03_autoregressive_lm);
+- `training_craft`: the schedule explorer over a sweep trained beforehand (03b_training_craft);
 - `vae`: the latent explorer, a point or a path through a VAE's code (04_vae);
 - `gan`: the training replay, a GAN's samples step by step (05_gan);
 - `contrastive`: the embedding explorer, a line's nearest lines (06_contrastive);
