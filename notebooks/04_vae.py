@@ -37,10 +37,13 @@
 # 5. measures the **IWAE** bound on the test digits against two classical baselines fitted
 #    here, independent per-pixel categoricals and a mixture of them fitted by EM;
 # 6. trains a **sentence VAE** on Shakespeare's lines, shows **posterior collapse** and
-#    measures three remedies (KL annealing, free bits, word dropout), compares its bound
-#    with a plain language model of the same decoder, and samples lines from the prior and
-#    between two lines;
-# 7. saves the sentence encoder.
+#    measures three remedies (KL annealing, free bits, word dropout) line by line: their
+#    bounds, the bound against a plain language model of the same decoder, and whether
+#    the decoder reads the code at all; then samples lines from the prior and between two
+#    lines;
+# 7. probes the sentence encoder on the suite's shared task, genre from a few labels,
+#    beside a random encoder of the same shape;
+# 8. saves the sentence encoder.
 #
 # Three exercises (nbgrader's format) ask you for the reparameterisation trick, the
 # Gaussian KL and the IWAE bound; every later cell uses `sslm_lab.vae`'s versions.
@@ -76,6 +79,8 @@ from sslm_lab import data
 from sslm_lab.data.speeches import speeches
 from sslm_lab.heads import CausalLM, MaskedLM
 from sslm_lab.lab import profiles
+from sslm_lab.lab.compare import compare, markdown_table
+from sslm_lab.lab.downstream import genre_probe, genre_task
 from sslm_lab.lab.env import device_description
 from sslm_lab.lab.results import record_results, run_dir
 from sslm_lab.lab.viz.vae import (
@@ -96,7 +101,7 @@ from sslm_lab.pretrained import load_pretrained, save_pretrained
 from sslm_lab.training.batches import sample_rows
 from sslm_lab.training.hardware import device_name, resolve_device
 from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig
-from sslm_lab.transformer import TransformerConfig
+from sslm_lab.transformer import Transformer, TransformerConfig
 from sslm_lab.vae import (
     PIXEL_LEVELS,
     PIXELS,
@@ -499,20 +504,35 @@ distortion_large, rate_large = test_terms(vae_large)
 elbo_large = -(distortion_large + rate_large)
 
 
-def iwae_nll(model: DigitsVAE, k: int) -> float:
+def iwae_nll_per_image(model: DigitsVAE, k: int) -> torch.Tensor:
+    """-IWAE bound of every test digit, (270,) nats."""
     generator = torch.Generator().manual_seed(seed)
-    return -iwae_bound(model, test_images, k=k, generator=generator).mean().item()
+    return -iwae_bound(model, test_images, k=k, generator=generator)
 
 
-nll = {
-    "independent pixels": -independent.log_likelihood(test_levels).mean().item(),
-    f"mixture of {D.mixture_components} (EM)": -mixture.log_likelihood(test_levels).mean().item(),
-    "VAE 2-D, -ELBO": -elbo_2d,
-    f"VAE 2-D, IWAE k={k_samples}": iwae_nll(vae_2d, k_samples),
-    f"VAE {D.latent_size}-D, -ELBO": -elbo_large,
-    f"VAE {D.latent_size}-D, IWAE k={k_samples}": iwae_nll(vae_large, k_samples),
+mixture_name = f"mixture of {D.mixture_components} (EM)"
+per_image = {  # the NLL (or its bound) of every test digit, (270,) nats: the units compared
+    "independent pixels": -independent.log_likelihood(test_levels),
+    mixture_name: -mixture.log_likelihood(test_levels),
+    f"VAE 2-D, IWAE k={k_samples}": iwae_nll_per_image(vae_2d, k_samples),
+    f"VAE {D.latent_size}-D, IWAE k={k_samples}": iwae_nll_per_image(vae_large, k_samples),
 }
-iwae_by_k = {k: iwae_nll(vae_large, k) for k in sorted({1, min(10, k_samples), k_samples})}
+nll = {
+    "independent pixels": per_image["independent pixels"].mean().item(),
+    mixture_name: per_image[mixture_name].mean().item(),
+    "VAE 2-D, -ELBO": -elbo_2d,
+    f"VAE 2-D, IWAE k={k_samples}": per_image[f"VAE 2-D, IWAE k={k_samples}"].mean().item(),
+    f"VAE {D.latent_size}-D, -ELBO": -elbo_large,
+    f"VAE {D.latent_size}-D, IWAE k={k_samples}": per_image[
+        f"VAE {D.latent_size}-D, IWAE k={k_samples}"
+    ]
+    .mean()
+    .item(),
+}
+iwae_by_k = {
+    k: iwae_nll_per_image(vae_large, k).mean().item()
+    for k in sorted({1, min(10, k_samples), k_samples})
+}
 print(f"{D.latent_size}-D VAE: {D.large_steps} steps in {large_seconds:.0f} s")
 print(
     f"EM: {D.em_iterations} iterations, train log-likelihood {em_history[0]:.1f} -> {em_history[-1]:.1f}"
@@ -525,15 +545,31 @@ nll_table = "| model | nats per image | bits per pixel |\n|---|---|---|\n" + "".
     f"| {name} | {value:.1f} | {bits_per_pixel(value):.3f} |\n" for name, value in nll.items()
 )
 display(Markdown(f"Negative log-likelihood of the {len(test_images)} test digits:\n\n" + nll_table))
+# Each VAE against each baseline, paired by test digit.
+pixel_comparisons = {
+    (vae, baseline): compare(
+        per_image[vae].numpy(),
+        per_image[baseline].numpy(),
+        names=(vae, baseline),
+        metric="NLL (nats per image; the VAE's an upper bound)",
+        unit="test digits",
+        higher_is_better=False,
+    )
+    for vae in (f"VAE 2-D, IWAE k={k_samples}", f"VAE {D.latent_size}-D, IWAE k={k_samples}")
+    for baseline in ("independent pixels", mixture_name)
+}
+display(Markdown("\n\n".join(c.sentence(1) for c in pixel_comparisons.values())))
 
 # %% [markdown]
 # The table above holds the finding. Independent pixels know which pixels are usually
 # blank but nothing about which pixels go together; the mixture learns whole prototypes;
 # the VAE learns a continuous family of them. Its IWAE bound is a *lower* bound on
-# $\log p(x)$, so a VAE row below a baseline's exact likelihood is a real win. In the
-# laptop run the 2-D VAE already came out ahead of both baselines, and the 16-D one
-# further; the closing cell asserts the 16-D VAE's lead over both, with the margins of the
-# profile. The line above the table shows the bound tightening as $k$ grows.
+# $\log p(x)$, so a VAE row below a baseline's exact likelihood is a real win. The
+# sentences under the table compare each VAE with each baseline digit by digit: a verdict
+# of **better** says the lead is larger than what the choice of test digits could make
+# of it, **not established** that it is not. The closing cell asserts the 16-D VAE's lead
+# over both baselines, the whole interval beyond the margin of the profile. The line above
+# the table shows the bound tightening as $k$ grows.
 #
 # ## 6 · A sentence VAE on Shakespeare's lines
 #
@@ -545,7 +581,9 @@ display(Markdown(f"Negative log-likelihood of the {len(test_images)} test digits
 # The lines are those of the training plays' speeches (`sslm_lab.data.speeches`, as in
 # 06_contrastive), `min_line_chars` characters or more. Each is `[CLS]` + its BPE pieces +
 # `[SEP]`, which marks its end, padded to `line_tokens`; a line that does not fit is left
-# out, so every line is seen whole. Held out: the lines of the validation plays.
+# out, so every line is seen whole. Held out: the lines of the validation plays, which
+# pick the remedy whose lines and encoder we keep, and those of the test plays, on which
+# every run is scored.
 
 
 # %%
@@ -575,18 +613,19 @@ def encode_lines(lines: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[str
     return ids, (ids != tokenizer.pad_id).long(), kept
 
 
-all_train_lines, all_val_lines = play_lines("train"), play_lines("val")
+all_train_lines = play_lines("train")
 train_ids, train_mask, train_lines = encode_lines(all_train_lines)
-val_ids, val_mask, val_lines = encode_lines(all_val_lines)
-val_ids, val_mask, val_lines = (
-    val_ids[: D.val_lines],
-    val_mask[: D.val_lines],
-    val_lines[: D.val_lines],
-)
-val_tokens = int(val_mask[:, 1:].sum())  # the predicted tokens: all but each [CLS]
+held_out = {}  # split -> (ids, attention mask, lines), the first `val_lines` lines that fit
+for split in ("val", "test"):
+    ids, mask, lines = encode_lines(play_lines(split))
+    held_out[split] = (ids[: D.val_lines], mask[: D.val_lines], lines[: D.val_lines])
+val_ids, val_mask, val_lines = held_out["val"]
+test_ids, test_mask, test_lines = held_out["test"]
+test_tokens = int(test_mask[:, 1:].sum())  # the predicted tokens: all but each [CLS]
 print(
     f"{len(train_lines):,} of {len(all_train_lines):,} training lines fit in {D.line_tokens} "
-    f"tokens; {len(val_lines):,} validation lines ({val_tokens:,} predicted tokens) for the scores"
+    f"tokens; {len(val_lines):,} validation lines to pick the remedy, {len(test_lines):,} "
+    f"test lines ({test_tokens:,} predicted tokens) for the scores"
 )
 print("e.g.", " | ".join(tokenizer.tokens(train_lines[0])))
 
@@ -642,6 +681,7 @@ line_batches = sample_rows(
     train_ids.to(device), train_mask.to(device), batch_size=D.sentence_batch_size
 )
 val_inputs = (val_ids.to(device), val_mask.to(device))
+test_inputs = (test_ids.to(device), test_mask.to(device))
 
 
 def lm_log_likelihood(model: CausalLM, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -677,19 +717,31 @@ for name, (settings, rate) in variants.items():
     )
     model.eval()
     with torch.no_grad():
-        mu, logvar = model.encode(*val_inputs)
+        val_mu = model.encode(*val_inputs)[0]
+        mu, logvar = model.encode(*test_inputs)
         bound = iwae_bound(
             model,
-            *val_inputs,
+            *test_inputs,
             k=D.sentence_iwae_samples,
             generator=torch.Generator(device).manual_seed(seed),
         )
+        # Does the decoder read the code? Each test line written from its own posterior
+        # mean, and from the next line's: a decoder that ignores z scores both the same.
+        own_code = model.log_likelihood(mu, *test_inputs)
+        other_code = model.log_likelihood(mu.roll(1, dims=0), *test_inputs)
+        val_code_gain = model.log_likelihood(val_mu, *val_inputs) - model.log_likelihood(
+            val_mu.roll(1, dims=0), *val_inputs
+        )  # picks the remedy we keep, on lines the scores below never see
     sentence_vaes[name], sentence_histories[name] = model, trainer.history
     sentence_scores[name] = {
+        "val_code_gain": val_code_gain.mean().item(),
         "kl": gaussian_kl(mu, logvar).mean().item(),
         "active_units": active_units(mu.cpu()),
         "nll": -bound.mean().item(),
-        "nats_per_token": -bound.sum().item() / val_tokens,
+        "nats_per_token": -bound.sum().item() / test_tokens,
+        "per_line_nll": -bound.cpu().numpy(),  # (test lines,) nats: the units compared
+        "own_code": own_code.cpu().numpy(),
+        "other_code": other_code.cpu().numpy(),
     }
 torch.manual_seed(seed)
 language_model = CausalLM(decoder_config)
@@ -702,12 +754,14 @@ lm_trainer = train(
     str(device),
 )
 with torch.no_grad():
-    lm_log_likelihoods = lm_log_likelihood(language_model.eval(), *val_inputs)
-sentence_scores["causal LM, same decoder"] = {
+    lm_log_likelihoods = lm_log_likelihood(language_model.eval(), *test_inputs)
+lm_name = "causal LM, same decoder"
+sentence_scores[lm_name] = {
     "kl": math.nan,
     "active_units": 0,
     "nll": -lm_log_likelihoods.mean().item(),
-    "nats_per_token": -lm_log_likelihoods.sum().item() / val_tokens,
+    "nats_per_token": -lm_log_likelihoods.sum().item() / test_tokens,
+    "per_line_nll": -lm_log_likelihoods.cpu().numpy(),
 }
 sentence_seconds = time.perf_counter() - started
 vae_parameters = sum(p.numel() for p in next(iter(sentence_vaes.values())).parameters())
@@ -730,7 +784,7 @@ sentence_table = (
 )
 display(
     Markdown(
-        f"On {len(val_lines):,} validation lines; the VAEs' NLL is the IWAE bound with "
+        f"On {len(test_lines):,} test lines; the VAEs' NLL is the IWAE bound with "
         f"k = {D.sentence_iwae_samples}, the LM's is exact:\n\n" + sentence_table
     )
 )
@@ -742,35 +796,92 @@ fig = plot_kl_curves(
 )
 
 # %% [markdown]
-# The table and the curves above are the measurement. The plain run's KL falls to almost
-# nothing within the first hundred steps, and its active units with it: the decoder writes
-# the lines without the code. In the laptop run neither KL annealing nor word dropout
-# prevented that at this size and length: their rows show no more active units than the
-# plain one. Free bits did: below λ a dimension's KL is free, and every dimension kept
-# moving with the line. The closing cell asserts that the plain run collapsed (at most
-# `max_collapsed_active_units` active units) and that the best remedy kept at least
-# `min_fixed_active_units`.
+# Three questions, each answered line by line on the test lines through
+# `sslm_lab.lab.compare` (a paired bootstrap over the lines):
 #
-# The last row answers the honest question: does the code make the lines more likely than
-# the language model alone? Here it does not: the plain language model's exact NLL is
-# below every VAE's bound. A bound is not the NLL, the VAE's true NLL is lower by the gap
-# of section 1, which the IWAE bound only narrows; but nothing in this run shows the code
-# paying for itself. Bowman et al. (2016) found the same direction on the Penn Treebank,
-# by a much smaller margin, with a far longer training run.
+# - does a remedy's bound beat the plain run's?
+# - does each VAE's bound beat the plain language model's exact NLL? A bound is not the
+#   NLL: the VAE's true NLL is lower by the gap of section 1, which the IWAE bound only
+#   narrows. So **worse** here says the bound lost, not that the VAE did;
+# - does the decoder **read** the code? Each line is written from its own posterior mean
+#   and from another line's (the next one's). A decoder that ignores $z$ scores both the
+#   same. The smallest gain that counts is `code_use_margin` nats per line, from the
+#   profile. This is what active units and the KL cannot show: free bits leave up to λ
+#   nats per dimension uncharged, so a free-bits run can show KL and active units whether
+#   or not its decoder uses them.
+
+# %%
+remedy_comparisons = [
+    compare(
+        sentence_scores[name]["per_line_nll"],
+        sentence_scores["plain"]["per_line_nll"],
+        names=(name, "plain"),
+        metric="NLL bound (nats per line)",
+        unit="test lines",
+        higher_is_better=False,
+    )
+    for name in variants
+    if name != "plain"
+]
+against_lm = [
+    compare(
+        sentence_scores[name]["per_line_nll"],
+        sentence_scores[lm_name]["per_line_nll"],
+        names=(f"{name} (bound)", "causal LM (exact)"),
+        metric="NLL (nats per line)",
+        unit="test lines",
+        higher_is_better=False,
+    )
+    for name in variants
+]
+code_use = {
+    name: compare(
+        sentence_scores[name]["own_code"],
+        sentence_scores[name]["other_code"],
+        names=(f"{name}: its own code", "another line's code"),
+        metric="log-likelihood of the line (nats)",
+        unit="test lines",
+        margin=D.code_use_margin,
+    )
+    for name in variants
+}
+for heading, comparisons in (
+    ("Remedies against the plain run", remedy_comparisons),
+    ("Each VAE against the language model", against_lm),
+    ("Does the decoder read the code?", list(code_use.values())),
+):
+    display(Markdown(f"**{heading}**\n\n" + "\n".join(f"- {c.sentence(2)}" for c in comparisons)))
+
+# %% [markdown]
+# The table, the curves and the sentences above are the measurement. A run whose KL falls
+# to almost nothing, and its active units with it, has **collapsed**: its code no longer
+# moves with the line. The closing cell asserts that the plain run collapsed (at most
+# `max_collapsed_active_units` active units on the test lines), and that the decoder of the
+# remedy picked below reads its code: the last group's verdict for it must be **better**.
+# Whether the code pays for itself, lines made more likely than by the language model
+# alone, is the middle group's question; Bowman et al. (2016) report on the Penn Treebank a
+# VAE bound slightly worse than its language model's NLL, after a far longer training run.
 #
 # ### Lines from the prior, and between two lines
 #
-# The remedy with the most active units writes the lines below. From the prior: draw
+# One remedy is kept: the one whose decoder gains most from a line's own code on the
+# **validation** lines (so the test lines above did not pick it). It writes the lines
+# below, and its encoder is saved in section 8. From the prior: draw
 # $z \sim \mathcal{N}(0, I)$ and sample tokens one by one at temperature
 # `sample_temperature`, until `[SEP]`. Between two validation lines: decode greedily at
-# evenly spaced points on the straight line between their posterior means. After a few
-# hundred steps the decoder still spells roughly; what to look for is whether the line
-# changes step by step along the path or all at once.
+# evenly spaced points on the straight line between their posterior means. If the decoder
+# reads the code, the ends come out different and the line changes along the path; a
+# decoder that ignores the code writes one line all the way. The cell says which happened.
 
 # %%
 fixes = [name for name in variants if name != "plain"]
-best = max(fixes, key=lambda n: (sentence_scores[n]["active_units"], sentence_scores[n]["kl"]))
+best = max(fixes, key=lambda name: sentence_scores[name]["val_code_gain"])
 best_vae = sentence_vaes[best]
+print(
+    "gain from a line's own code over another's on the validation lines, nats per line: "
+    + ", ".join(f"{name} {sentence_scores[name]['val_code_gain']:+.2f}" for name in variants)
+)
+print(f"kept: {best}")
 
 
 def line_text(ids: torch.Tensor) -> str:
@@ -788,23 +899,102 @@ def write_lines(z: torch.Tensor, temperature: float) -> list[str]:
 
 
 prior_z = torch.randn(6, D.sentence_latent, generator=torch.Generator().manual_seed(seed))
-print(f"from the prior ({best}, temperature {D.sample_temperature}):")
+print(f"\nfrom the prior ({best}, temperature {D.sample_temperature}):")
 for line in write_lines(prior_z.to(device), D.sample_temperature):
     print("   ", line)
 first_line, second_line = val_lines[0], val_lines[1]
 with torch.no_grad():
     ends = best_vae.encode(val_ids[:2].to(device), val_mask[:2].to(device))[0]  # (2, latent)
 path = interpolate(ends[0], ends[1], D.interpolation_steps)
+path_lines = write_lines(path, 0.0)
 print(f"\nbetween two validation lines (greedy):\n    from: {first_line}\n    to:   {second_line}")
-for weight, line in zip(
-    torch.linspace(0, 1, D.interpolation_steps), write_lines(path, 0.0), strict=True
-):
+for weight, line in zip(torch.linspace(0, 1, D.interpolation_steps), path_lines, strict=True):
     print(f"    {weight:.2f}  {line}")
+distinct_path_lines = len(set(path_lines))
+ends_differ = path_lines[0] != path_lines[-1]
+reproduced = sum(
+    written == original
+    for written, original in ((path_lines[0], first_line), (path_lines[-1], second_line))
+)
+display(
+    Markdown(
+        f"Along the path the decoder wrote {distinct_path_lines} different line"
+        f"{'' if distinct_path_lines == 1 else 's'} at {D.interpolation_steps} points; the two "
+        + (
+            "ends decode to **different** lines, so the code changes what is written"
+            if ends_differ
+            else "ends decode to **the same** line: along this path the code changes nothing"
+        )
+        + f". {reproduced} of the 2 ends reproduce the line they were encoded from."
+    )
+)
 
 # %% [markdown]
-# ## 7 · Save the sentence encoder
+# ## 7 · The encoder on a task: genre from a few labels
 #
-# The encoder of the remedy with the most active units is the part that turns a line into
+# Every pretraining notebook of the suite reports one shared number beside a random
+# initialisation of the same shape: 07's linear probe on the genre of passages from plays
+# no encoder saw (`sslm_lab.lab.downstream`), `probe_per_class` labelled passages per
+# genre, drawn by `probe_seeds` label seeds. Here the body is the kept VAE's encoder, its
+# hidden states mean-pooled per chunk of `line_tokens` pieces (with the same tokenizer).
+# The code $\mu$ is a linear map of the same mean-pooled states, pooled over a line
+# rather than a chunk (`SentenceVAE.encode`), so these features hold what the code holds:
+# the probe reads the code's source rather than its `sentence_latent` numbers. The control is an
+# encoder of the same shape that was never trained; its features come from the same probe,
+# labels and seeds. A code trained to rewrite single lines need not know a comedy from a
+# tragedy; the comparison below says what this one knows.
+
+# %%
+genre = genre_task(tokenizer, block_size=D.line_tokens)
+probe_seeds = tuple(seed + i for i in range(D.probe_seeds))
+torch.manual_seed(seed)
+random_encoder = Transformer(encoder_config)
+probed = {
+    f"sentence VAE encoder ({best})": genre_probe(
+        best_vae.encoder, genre, per_class=D.probe_per_class, seeds=probe_seeds
+    ),
+    "random init, same shape": genre_probe(
+        random_encoder, genre, per_class=D.probe_per_class, seeds=probe_seeds
+    ),
+}
+for name, scores in probed.items():
+    per_seed = ", ".join(f"{value:.3f}" for value in scores.correct.mean(1))
+    print(f"{name}: genre accuracy {scores.accuracy:.3f} (per label seed: {per_seed})")
+print(
+    f"{len(genre.labels['test'])} test passages; always the most frequent training genre: "
+    f"{genre.majority_accuracy:.3f}"
+)
+genre_metric = f"genre accuracy at {D.probe_per_class} labels per class"
+genre_comparison = compare(
+    *(scores.correct for scores in probed.values()),
+    names=tuple(probed),
+    metric=genre_metric,
+    unit="test passages",
+)
+# With a few labels per genre a probe can do worse than naming the most frequent genre
+# every time: each probe against that answer, passage by passage.
+majority_genre = int(torch.bincount(genre.labels["train"]).argmax())
+always_majority = (genre.labels["test"] == majority_genre).double().numpy()  # (passages,)
+against_majority = [
+    compare(
+        scores.correct,
+        torch.from_numpy(always_majority).expand(len(probe_seeds), -1).numpy(),
+        names=(name, "always the most frequent genre"),
+        metric=genre_metric,
+        unit="test passages",
+    )
+    for name, scores in probed.items()
+]
+display(Markdown("\n".join(f"- {c.sentence()}" for c in [genre_comparison, *against_majority])))
+
+# %% [markdown]
+# The verdicts above are the finding, whatever they are: the first says whether pretraining
+# as a sentence VAE gave this encoder anything a random one lacks for telling genres apart,
+# the other two whether either probe beats always answering the most frequent genre.
+#
+# ## 8 · Save the sentence encoder
+#
+# The encoder of the remedy kept in section 6 is the part that turns a line into
 # its code. `save_pretrained` stores `MaskedLM`s and `CausalLM`s, so the encoder's
 # Transformer body goes into a `MaskedLM` (its MLM head is untrained, and the metadata
 # says so); the small projection from the pooled hidden states to $(\mu, \log\sigma^2)$
@@ -864,7 +1054,9 @@ print(f"reloaded: identical hidden states {reloaded_same}, the same μ for {len(
 wall_seconds = time.perf_counter() - notebook_started
 plain = sentence_scores["plain"]
 independent_nll = nll["independent pixels"]
-large_iwae = nll[f"VAE {D.latent_size}-D, IWAE k={k_samples}"]
+large_name = f"VAE {D.latent_size}-D, IWAE k={k_samples}"
+large_iwae = nll[large_name]
+# Checks of the derivations, not of learning: they fail when the code is wrong.
 assert kl_error < 4 * kl_standard_error, "closed-form KL and Monte Carlo disagree"
 assert reloaded_same, "the saved sentence encoder does not reload exactly"
 assert large_iwae <= -elbo_large + 1e-3, "the IWAE bound fell below the ELBO"
@@ -872,18 +1064,22 @@ bounds = list(iwae_by_k.values())  # in order of k: more samples, a tighter boun
 tightening = zip(bounds, bounds[1:], strict=False)
 assert all(later <= earlier + 1e-3 for earlier, later in tightening), bounds
 if D.learns:
-    assert large_iwae < independent_nll - D.min_iwae_gain_over_independent, (
-        "the VAE's IWAE NLL does not beat independent pixels by the margin"
-    )
-    assert (
-        large_iwae < nll[f"mixture of {D.mixture_components} (EM)"] - D.min_iwae_gain_over_mixture
-    ), "the VAE's IWAE NLL does not beat the EM mixture by the margin"
+    # What each was measured at (laptop, seed 0) and its margin: see the profile's comments.
+    # Gains over the baselines, whole interval beyond the margin: measured 15.7-17.6 nats
+    # (margin 8) and 7.9-9.3 (margin 4).
+    for baseline, margin in (
+        ("independent pixels", D.min_iwae_gain_over_independent),
+        (mixture_name, D.min_iwae_gain_over_mixture),
+    ):
+        lead = pixel_comparisons[(large_name, baseline)]
+        assert lead.verdict == "better" and lead.interval[1] < -margin, lead.sentence(1)
+    # measured 21.7 nats at β = 0.25, 0.0 at β = 8; an untrained VAE has the same rate at all
     assert rates[-1] < rates[0], "the rate did not fall from the smallest β to the largest"
+    # measured 0 of 16 active units; an untrained VAE had 12 of 16 on test lines
     assert plain["active_units"] <= D.max_collapsed_active_units, "the plain run did not collapse"
-    assert sentence_scores[best]["active_units"] >= D.min_fixed_active_units, (
-        "no remedy kept the code active"
-    )
-    assert sentence_scores[best]["kl"] > plain["kl"], "the remedy's code carries no more KL"
+    # measured +2.88 nats per line (2.71 to 3.06) for free bits against a margin of 0.1; a
+    # decoder that ignores z gains exactly 0
+    assert code_use[best].verdict == "better", code_use[best].sentence(2)
 
 # %%
 machine = f"{device_description(torch.device('cpu'))}, {os.cpu_count()} cores"
@@ -899,13 +1095,27 @@ display(
         f"{device_name(device)}. The whole notebook ran {wall_seconds:.0f} s. "
         f"Test digits: 2-D VAE -ELBO {-elbo_2d:.1f}, {D.latent_size}-D VAE IWAE (k = "
         f"{k_samples}) {large_iwae:.1f}, independent pixels {independent_nll:.1f}, mixture "
-        f"{nll[f'mixture of {D.mixture_components} (EM)']:.1f} nats per image. Sentence VAEs: "
+        f"{nll[mixture_name]:.1f} nats per image. Sentence VAEs: "
         + "; ".join(
             f"{name}: KL {sentence_scores[name]['kl']:.3f}, "
-            f"{sentence_scores[name]['active_units']} active units"
+            f"{sentence_scores[name]['active_units']} active units, decoder reading its code: "
+            f"{code_use[name].verdict}"
             for name in variants
         )
-        + f". Lines were written and the encoder saved from: {best}."
+        + f". Lines were written and the encoder saved from: {best}. Genre from "
+        f"{D.probe_per_class} labels per class, its encoder against random init: "
+        f"{genre_comparison.verdict}. The comparisons, with their intervals:\n\n"
+        + markdown_table(
+            [
+                *pixel_comparisons.values(),
+                *remedy_comparisons,
+                *against_lm,
+                *code_use.values(),
+                genre_comparison,
+                *against_majority,
+            ],
+            digits=2,
+        )
     )
 )
 results_file = record_results(
@@ -928,7 +1138,7 @@ results_file = record_results(
         "iwae_nll_large": large_iwae,
         "iwae_bits_per_pixel_large": bits_per_pixel(large_iwae),
         "independent_nll": independent_nll,
-        "mixture_nll": nll[f"mixture of {D.mixture_components} (EM)"],
+        "mixture_nll": nll[mixture_name],
         **{f"beta_{b:g}_rate": rate for b, (_, rate) in beta_study.items()},
         **{f"beta_{b:g}_distortion": d for b, (d, _) in beta_study.items()},
         **{f"{short}_kl": sentence_scores[name]["kl"] for name, short in short_names.items()},
@@ -937,8 +1147,27 @@ results_file = record_results(
             for name, short in short_names.items()
         },
         **{f"{short}_nll": sentence_scores[name]["nll"] for name, short in short_names.items()},
-        "lm_nll": sentence_scores["causal LM, same decoder"]["nll"],
+        **{f"{short}_code_gain": code_use[name].difference for name, short in short_names.items()},
+        **{f"{short}_code_use": code_use[name].verdict for name, short in short_names.items()},
+        **{
+            f"{short_names[c.name_a]}_vs_plain": c.verdict
+            for c in remedy_comparisons  # names=(remedy, "plain")
+        },
+        **{
+            f"{short}_vs_lm": c.verdict
+            for short, c in zip(short_names.values(), against_lm, strict=True)
+        },
+        "vae_vs_independent": pixel_comparisons[(large_name, "independent pixels")].verdict,
+        "vae_vs_mixture": pixel_comparisons[(large_name, mixture_name)].verdict,
+        "lm_nll": sentence_scores[lm_name]["nll"],
         "best_remedy": short_names[best],
+        "genre_vae": genre_comparison.mean_a,
+        "genre_random": genre_comparison.mean_b,
+        "genre_majority": genre.majority_accuracy,
+        "genre_vs_random": genre_comparison.verdict,
+        "genre_vae_vs_majority": against_majority[0].verdict,
+        "genre_random_vs_majority": against_majority[1].verdict,
+        "probe_seeds": len(probe_seeds),
         "sentence_training_flops": training_flops,
         "sentence_seconds": sentence_seconds,
         "wall_seconds": wall_seconds,

@@ -98,6 +98,17 @@ def check_vae(metrics: dict, params: dict) -> None:
         assert metrics[f"{name}_kl"] >= 0 and metrics[f"{name}_nll"] > 0, name
     assert metrics["best_remedy"] in ("annealing", "free_bits", "word_dropout")
     assert 0 < metrics["lm_nll"] < 94, "worse than 15 uniform guesses among 512 tokens (93.6)"
+    verdicts = ("better", "worse", "not established")
+    for name in ("plain", "annealing", "free_bits", "word_dropout"):
+        assert metrics[f"{name}_code_use"] in verdicts and metrics[f"{name}_vs_lm"] in verdicts
+    for name in ("annealing", "free_bits", "word_dropout"):
+        assert metrics[f"{name}_vs_plain"] in verdicts, name
+    assert metrics["vae_vs_independent"] in verdicts and metrics["vae_vs_mixture"] in verdicts
+    assert metrics["probe_seeds"] == 2  # the smoke profile's label seeds
+    for key in ("genre_vae", "genre_random", "genre_majority"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    for key in ("vs_random", "vae_vs_majority", "random_vs_majority"):
+        assert metrics[f"genre_{key}"] in verdicts, key
     assert metrics["wall_seconds"] < 120
 
 
