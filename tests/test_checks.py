@@ -6,11 +6,22 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sslm_lab.checks import ArgumentError, check_bool, check_choice, check_int, check_real
-from sslm_lab.lab.profiles.parameters import Boolean, Choice, Integer, Parameters, Real, Text
+from sslm_lab.lab.profiles import NOTEBOOK_PARAMETERS
+from sslm_lab.lab.profiles.parameters import (
+    MAX_SEED,
+    Boolean,
+    Choice,
+    Integer,
+    Parameters,
+    Real,
+    Text,
+    ends,
+)
 
 
 def test_a_refusal_names_the_argument_the_value_its_type_and_what_is_allowed() -> None:
@@ -113,6 +124,8 @@ def test_non_numbers_are_refused_by_every_numeric_check(value) -> None:
         Choice(("token", "span")),
         Boolean(none="the profile's choice"),
         Text(),
+        Text(max_length=5),
+        Integer.seed(),
     ],
     ids=repr,
 )
@@ -122,6 +135,61 @@ def test_every_spec_refuses_its_bad_values_and_takes_its_good_ones(spec) -> None
             spec.check("p", value)
     for value in spec.good_values():
         spec.check("p", value)
+
+
+@pytest.mark.parametrize("text", ["", " ", "\t", "\n  \r\n", "\u00a0\u3000"])
+def test_text_that_is_only_whitespace_is_refused_and_the_message_says_so(text) -> None:
+    with pytest.raises(ArgumentError, match=r"^query=.*at least one character besides whitespace"):
+        Text().check("query", text)
+
+
+def test_text_longer_than_its_bound_is_refused_with_its_length() -> None:
+    assert Text(max_length=3).check("prompt", " ab") == " ab"
+    with pytest.raises(ArgumentError, match=r"prompt='abcd' .*at most 3 characters.*has 4"):
+        Text(max_length=3).check("prompt", "abcd")
+
+
+def test_a_seed_is_bounded_by_what_torch_and_numpy_both_accept() -> None:
+    # The bound is numpy's (legacy seeding, and scikit-learn's random_state, which 06 uses);
+    # torch takes up to 2**64 - 1. Fresh generators: the tests' global RNGs stay as they are.
+    assert MAX_SEED == 2**32 - 1
+    torch.Generator().manual_seed(MAX_SEED)
+    np.random.RandomState(MAX_SEED)
+    with pytest.raises(ValueError, match="2\\*\\*32"):
+        np.random.RandomState(MAX_SEED + 1)
+    with pytest.raises(ValueError, match="Overflow"):  # what a seed of 2**64 met before
+        torch.Generator().manual_seed(2**64)
+    for name, parameters in NOTEBOOK_PARAMETERS.items():
+        seed = parameters.specs["seed"]
+        assert seed.check("seed", MAX_SEED) == MAX_SEED, name
+        assert MAX_SEED + 1 in seed.bad_values(), name
+        for too_large in (MAX_SEED + 1, 2**64):
+            with pytest.raises(ArgumentError, match=rf"seed={too_large} .*\[0, {MAX_SEED}\]"):
+                seed.check("seed", too_large)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (Integer(low=1, high=10), (1, 10)),
+        (Integer(low=1, none="the profile's steps"), (1, 1)),  # no greatest count to run
+        (Real(low=0, high=1, low_open=True), (1e-3, 1)),
+        (Real(low=0, high=5, high_open=True, none="the profile's"), (0, 5 - 1e-3)),
+        (Choice(("token", "whole_word", "span")), ("token", "span")),
+        (Boolean(none="the profile's"), (False, True)),
+        (Text(max_length=13), ("a", "lend me your ")),
+    ],
+    ids=repr,
+)
+def test_the_ends_of_a_spec_are_its_least_and_greatest_allowed_values(spec, expected) -> None:
+    assert ends(spec) == expected
+    for value in expected:
+        spec.check("p", value)
+
+
+def test_the_long_end_of_unbounded_text_is_longer_than_any_model_reads() -> None:
+    short, long = ends(Text())
+    assert short == "a" and len(long) == 4000 and long.strip()
 
 
 def test_parameters_validate_all_at_once_and_name_each_bad_one() -> None:

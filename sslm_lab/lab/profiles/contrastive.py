@@ -7,7 +7,7 @@ from sslm_lab.lab.profiles.table import knob, sizes_table
 
 # The notebook's parameters cell, besides `profile`: what each value may be.
 PARAMETERS = Parameters(
-    seed=Integer(low=0),
+    seed=Integer.seed(),
     temperature=Real(low=0, low_open=True, high=10, none="the profile's temperature"),
     max_steps=Integer(low=1, none="the profile's max_steps"),
     simcse_steps=Integer(low=1, none="the profile's simcse_steps"),

@@ -7,7 +7,7 @@ from sslm_lab.lab.profiles.table import knob, sizes_table
 
 # The notebook's parameters cell, besides `profile`: what each value may be.
 PARAMETERS = Parameters(
-    seed=Integer(low=0),
+    seed=Integer.seed(),
     pretrain_steps=Integer(low=1, none="the profile's pretrain_steps"),
     finetune_steps=Integer(low=1, none="the profile's finetune_steps"),
     passage=Text(),

@@ -8,7 +8,7 @@ from sslm_lab.lab.profiles.table import knob, sizes_table
 
 # The notebook's parameters cell, besides `profile`: what each value may be.
 PARAMETERS = Parameters(
-    seed=Integer(low=0),
+    seed=Integer.seed(),
     generator_loss=Choice(GENERATOR_LOSSES),
     gan_steps=Integer(low=1, none="the profile's gan_steps"),
     electra_steps=Integer(low=1, none="the profile's electra_steps"),

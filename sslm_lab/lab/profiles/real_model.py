@@ -7,9 +7,11 @@ from sslm_lab.lab.profiles.table import knob, sizes_table
 
 # The notebook's parameters cell, besides `profile`: what each value may be.
 PARAMETERS = Parameters(
-    seed=Integer(low=0),
+    seed=Integer.seed(),
     finetune_steps=Integer(low=1, none="the profile's finetune_steps"),
-    line=Text(),
+    # MiniLM reads at most 512 WordPiece pieces, [CLS] and [SEP] among them, and a piece
+    # holds at least one character (510 full stops are 510 pieces).
+    line=Text(max_length=510),
 )
 
 

@@ -8,7 +8,7 @@ from sslm_lab.lab.profiles.table import knob, sizes_table
 
 # The notebook's parameters cell, besides `profile`: what each value may be.
 PARAMETERS = Parameters(
-    seed=Integer(low=0),
+    seed=Integer.seed(),
     bpe_vocab_size=Integer(
         low=MIN_BPE_VOCAB_SIZE, high=MAX_BPE_VOCAB_SIZE, none="the profile's bpe_vocab_size"
     ),

@@ -23,7 +23,7 @@ def _warmup_within_run(values: dict) -> str | None:
 
 # The notebook's parameters cell, besides `profile`: what each value may be.
 PARAMETERS = Parameters(
-    seed=Integer(low=0),
+    seed=Integer.seed(),
     max_steps=Integer(low=1, none="the profile's max_steps"),
     warmup_steps=Integer(low=0, none="the profile's warmup_fraction of max_steps"),
     peak_lr=Real(low=0, low_open=True, none="the rate the range test chooses"),

@@ -7,7 +7,7 @@ from sslm_lab.lab.profiles.table import knob, sizes_table
 
 # The notebook's parameters cell, besides `profile`: what each value may be.
 PARAMETERS = Parameters(
-    seed=Integer(low=0),
+    seed=Integer.seed(),
     max_steps=Integer(low=1, none="the profile's max_steps"),
     sentence_steps=Integer(low=1, none="the profile's sentence_steps"),
     # k >= 2: the IWAE section compares k > 1 against the ELBO; at k = 1 the bound is a
