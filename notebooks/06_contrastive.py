@@ -31,21 +31,29 @@
 # 2. shows the **augmentations** of 8×8 digits in a gallery;
 # 3. pretrains **SimCLR** on digits;
 # 4. scores its representation by a **linear probe** with 1, 5, 10 and all labels per
-#    class, against logistic regression on raw pixels and a supervised network of the
-#    same size trained on the same labels;
+#    class, against the same probe on an **untrained encoder of the same shape**, logistic
+#    regression on raw pixels and a supervised network of the same size trained on the
+#    same labels, each comparison with an interval and a verdict;
 # 5. measures **alignment and uniformity** (Wang & Isola 2020);
 # 6. studies the **temperature** τ;
 # 7. asks **how many negatives** help, with MoCo's **queue** and momentum encoder;
-# 8. finds **which augmentation matters** by leaving each one out;
+# 8. asks **which augmentation matters** by leaving each one out;
 # 9. trains **SimCSE** on Shakespeare's lines, with dropout as the only augmentation, and
 #    evaluates retrieval of a held-out line's neighbours from the same work and the same
-#    speaker, beside the real all-MiniLM-L6-v2 and a random encoder of the same shape;
-#    then gives you an **embedding explorer**;
+#    speaker, beside the real all-MiniLM-L6-v2, bags of BPE pieces and a random encoder of
+#    the same shape; reports the suite's shared downstream number (the genre of a passage
+#    from 8 labels per class) beside that random encoder; then gives you an **embedding
+#    explorer**;
 # 10. runs **CPC** briefly: predict a character sequence's code k steps ahead;
 # 11. saves the text encoder for the fine-tuning notebook.
 #
 # Three exercises (nbgrader's format) ask you to write NT-Xent, alignment and uniformity,
 # and a queue update yourself; every later cell uses the package's versions.
+#
+# Every comparison of two systems goes through `sslm_lab.lab.compare`: per-unit scores
+# (each test image, each line of the retrieval pool) in, the difference with a 95 %
+# interval and a verdict out, **better**, **worse** or **not established**. A sentence in
+# this notebook that says one thing beats another is printed from such a verdict.
 #
 # The cell below holds every knob. `profile` picks the run sizes from
 # `sslm_lab.lab.profiles` (`None` reads `$SSLM_PROFILE`, else `laptop`). The other `None`s
@@ -66,6 +74,7 @@ import copy
 import math
 import os
 import random
+import re
 import time
 
 import numpy as np
@@ -98,6 +107,8 @@ from sslm_lab.data.windows import evenly_spaced_windows, random_windows
 from sslm_lab.heads import MaskedLM, pool
 from sslm_lab.interop import load_minilm
 from sslm_lab.lab import profiles
+from sslm_lab.lab.compare import compare, markdown_table
+from sslm_lab.lab.downstream import genre_probe, genre_task
 from sslm_lab.lab.env import device_description
 from sslm_lab.lab.results import record_results, run_dir
 from sslm_lab.lab.viz.contrastive import (
@@ -243,7 +254,9 @@ for batch, dim, t in ((2, 3, 0.1), (16, 8, 0.5), (64, 32, 1.0)):
 # **shift** by whole pixels, a **cut-out** square blanked, and **noise**. Each draws from
 # a generator, so a seed fixes the views. Each row shows one digit; each column one
 # augmentation alone, at the strength printed below, then the two views the main run
-# compares. Those use three of the five; section 8 shows why.
+# compares. Those use three of the five (crop, rotation, noise), a choice made while this
+# notebook was written, by one probe on the val images of one run; section 8 tests it
+# against all five.
 
 # %%
 train_images, train_labels = data.load_digits_split("train")  # (1257, 8, 8), (1257,)
@@ -323,12 +336,16 @@ def simclr_objective(temperature: float):
 
 
 def train(container: nn.Module, trained: nn.Module, loss_fn, batch_fn, steps: int, **settings):
-    """Fit `trained` (a part of `container`) with AdamW, warmup and cosine decay; the trainer."""
+    """Fit `trained` (a part of `container`) with AdamW, warmup and cosine decay; the trainer.
+    `run_seed` (default: the notebook's seed) draws the batches and the views."""
     lr = settings.pop("lr", C.lr)
     warmup = min(C.warmup_steps, steps // 2)
     phase = Phase("contrastive", trained, loss_fn, lr=lr, warmup_steps=warmup, min_lr=lr / 10)
     config = TrainerConfig(
-        max_steps=steps, device=settings.pop("device", "cpu"), seed=seed, **settings
+        max_steps=steps,
+        device=settings.pop("device", "cpu"),
+        seed=settings.pop("run_seed", seed),
+        **settings,
     )
     trainer = Trainer(container, phase, batch_fn, config)
     trainer.fit()
@@ -360,13 +377,22 @@ display(plot_history(simclr_trainer.history, keys=["contrastive/loss", "contrast
 # Freeze the encoder, compute its representation of every image, and fit a logistic
 # regression on a few labelled training images per class; score it on the test images.
 # The probe is linear on purpose: it measures what the representation already makes
-# easy, not what a new network could learn on top. The same logistic regression on the
-# raw pixels is the baseline a representation must beat. A second baseline spends the
-# labels differently: a network of the same size as encoder + probe, trained from
-# scratch on the same labelled images (with the same augmentations).
+# easy, not what a new network could learn on top. Three baselines:
 #
-# Each labelled subset is drawn `probe_seeds` times; every method sees the same draws.
-# Features are standardised with the statistics of all the (unlabelled) training images.
+# - **random init**: the same probe on the same encoder *before* SimCLR trained it (the
+#   same shape, the same initial weights). A random network still maps similar images to
+#   similar features, so this is what the architecture gives for free; what SimCLR adds is
+#   the difference.
+# - **raw pixels**: the same logistic regression on the 64 pixels.
+# - **supervised**: a network of the same size as encoder + probe, trained from scratch on
+#   the same labelled images (with the same augmentations): the labels spent differently.
+#
+# Each labelled subset is drawn `probe_seeds` times (with all labels: once); every method
+# sees the same draws. Features are standardised with the statistics of all the
+# (unlabelled) training images. Each method's score is kept per test image and draw, so
+# `compare` can pair two methods image by image: the interval resamples the test images,
+# averaging over the draws inside each resample (the "seeds" of its sentence are these
+# labelled draws; the encoder is one pretraining run).
 
 
 # %%
@@ -386,27 +412,29 @@ def labelled_subset(per_class: int | None, draw: int) -> np.ndarray:
     )
 
 
-def probe_accuracy(features, eval_features, eval_labels, subset, standardise=True) -> float:
-    """Accuracy on (eval_features, eval_labels) of a logistic regression fitted on the
-    labelled subset of the training features; standardised with all training images'
-    statistics (they need no labels) unless standardise=False."""
+def probe_correct(features, eval_features, eval_labels, subset, standardise=True) -> np.ndarray:
+    """Per evaluation image (n,), whether a logistic regression fitted on the labelled
+    subset of the training features classifies it right; standardised with all training
+    images' statistics (they need no labels) unless standardise=False."""
     mean, std = (features.mean(axis=0), features.std(axis=0) + 1e-6) if standardise else (0, 1)
     probe = LogisticRegression(max_iter=3000)
     probe.fit((features[subset] - mean) / std, train_labels.numpy()[subset])
-    return float(probe.score((eval_features - mean) / std, eval_labels.numpy()))
+    return probe.predict((eval_features - mean) / std) == eval_labels.numpy()
 
 
-def mean_probe(model: nn.Module, per_class: int | None) -> float:
-    """A study's score: the probe on the val images, averaged over the labelled draws."""
+def study_scores(model: nn.Module, per_class: int) -> np.ndarray:
+    """A study's score per val image (val images,): whether the probe on the model's
+    features gets it right, averaged over the labelled draws (the same draws for every run)."""
     features = representation(model, train_images), representation(model, val_images), val_labels
-    draws = range(C.probe_seeds if per_class is not None else 1)
-    return float(
-        np.mean([probe_accuracy(*features, labelled_subset(per_class, seed + d)) for d in draws])
+    draws = range(C.probe_seeds)
+    return np.mean(
+        [probe_correct(*features, labelled_subset(per_class, seed + d)) for d in draws], axis=0
     )
 
 
-def supervised_accuracy(subset: np.ndarray, init_seed: int) -> float:
-    """Test accuracy of encoder + linear layer trained from scratch on the labelled subset."""
+def supervised_correct(subset: np.ndarray, init_seed: int) -> np.ndarray:
+    """Per test image (n,), whether encoder + linear layer, trained from scratch on the
+    labelled subset, classifies it right."""
     torch.manual_seed(init_seed)
     network = nn.Sequential(digit_encoder(), nn.Linear(C.width, 10))
     images, labels = train_images[subset], train_labels[subset]
@@ -420,28 +448,43 @@ def supervised_accuracy(subset: np.ndarray, init_seed: int) -> float:
 
     train(network, network, loss_fn, batch_fn, C.supervised_steps, progress=False)
     with torch.no_grad():
-        return float((network.eval()(test_images).argmax(1) == test_labels).float().mean())
+        return (network.eval()(test_images).argmax(1) == test_labels).numpy()
 
 
+# The control: SimCLR's encoder as it was before training (simclr_model(seed) is its start).
+random_digit_encoder = simclr_model(seed)[0].eval()
 # Pixels are already on one scale (0 to 1) and go in as they are; the representation's
 # features have scales of their own and are standardised.
 pixels = train_images.flatten(1).numpy(), test_images.flatten(1).numpy(), test_labels
 simclr_features = representation(encoder, train_images), representation(encoder, test_images)
-methods = ("SimCLR + linear probe", "raw pixels + logistic regression", "supervised, same network")
-probe_table = {method: {} for method in methods}  # method -> per_class -> accuracies over draws
+random_features = (
+    representation(random_digit_encoder, train_images),
+    representation(random_digit_encoder, test_images),
+)
+methods = (
+    "SimCLR + linear probe",
+    "random init + linear probe",
+    "raw pixels + logistic regression",
+    "supervised, same network",
+)
+# method -> per_class -> correctness (draws, test images)
+probe_table = {method: {} for method in methods}
 started = time.perf_counter()
 for per_class in C.labels_per_class:
     draws = range(C.probe_seeds if per_class is not None else 1)  # all labels: one draw only
     subsets = [labelled_subset(per_class, seed + d) for d in draws]
-    probe_table[methods[0]][per_class] = [
-        probe_accuracy(*simclr_features, test_labels, subset) for subset in subsets
-    ]
-    probe_table[methods[1]][per_class] = [
-        probe_accuracy(*pixels, subset, standardise=False) for subset in subsets
-    ]
-    probe_table[methods[2]][per_class] = [
-        supervised_accuracy(subset, seed + d) for d, subset in zip(draws, subsets, strict=True)
-    ]
+    probe_table[methods[0]][per_class] = np.stack(
+        [probe_correct(*simclr_features, test_labels, subset) for subset in subsets]
+    )
+    probe_table[methods[1]][per_class] = np.stack(
+        [probe_correct(*random_features, test_labels, subset) for subset in subsets]
+    )
+    probe_table[methods[2]][per_class] = np.stack(
+        [probe_correct(*pixels, subset, standardise=False) for subset in subsets]
+    )
+    probe_table[methods[3]][per_class] = np.stack(
+        [supervised_correct(subset, seed + d) for d, subset in zip(draws, subsets, strict=True)]
+    )
 probe_seconds = time.perf_counter() - started
 
 
@@ -450,11 +493,19 @@ def per_class_name(per_class: int | None) -> str:
 
 
 def labels_name(per_class: int | None) -> str:
-    return "all labels" if per_class is None else f"{per_class} per class"
+    if per_class is None:
+        return "all labels"
+    return f"{per_class} label{'' if per_class == 1 else 's'} per class"
 
 
-def mean_std(values: list[float]) -> str:
-    return f"{100 * np.mean(values):.1f} ± {100 * np.std(values):.1f}"
+def draw_accuracies(correct: np.ndarray) -> np.ndarray:
+    """(draws, images) correctness -> one accuracy per draw."""
+    return correct.mean(axis=1)
+
+
+def mean_std(correct: np.ndarray) -> str:
+    accuracies = draw_accuracies(correct)
+    return f"{100 * accuracies.mean():.1f} ± {100 * accuracies.std():.1f}"
 
 
 def table_row(name: str, cells: list[str]) -> str:
@@ -481,38 +532,72 @@ fig = plot_probe_curves(
     [per_class_name(k) for k in C.labels_per_class],
     {
         m: (
-            [np.mean(probe_table[m][k]) for k in C.labels_per_class],
-            [np.std(probe_table[m][k]) for k in C.labels_per_class],
+            [draw_accuracies(probe_table[m][k]).mean() for k in C.labels_per_class],
+            [draw_accuracies(probe_table[m][k]).std() for k in C.labels_per_class],
         )
         for m in methods
     },
     title=f"Digits, test accuracy against labels ({P.name} profile)",
 )
 
+# %% [markdown]
+# SimCLR's probe against each baseline, at each label budget, paired by test image:
+
+
 # %%
-mean_accuracy = {
-    m: {k: float(np.mean(probe_table[m][k])) for k in C.labels_per_class} for m in methods
+def probe_comparison(other: str, per_class: int | None):
+    """SimCLR's probe against `other` on the test digits at one label budget."""
+    return compare(
+        probe_table[methods[0]][per_class],
+        probe_table[other][per_class],
+        names=("SimCLR", other.split(" + ")[0].split(",")[0]),
+        metric=f"test accuracy, {labels_name(per_class)}",
+        unit="test digits",
+        seed=seed,
+    )
+
+
+probe_comparisons = {
+    (other, k): probe_comparison(other, k) for other in methods[1:] for k in C.labels_per_class
 }
+display(Markdown(markdown_table(list(probe_comparisons.values()))))
+against_random = {k: probe_comparisons[methods[1], k] for k in C.labels_per_class}
+display(Markdown("\n\n".join(result.sentence() for result in against_random.values())))
+
+
+def budgets_where(other: str, wanted: str) -> str:
+    """The label budgets at which SimCLR's verdict against `other` is `wanted`, in words."""
+    found = [
+        labels_name(k) for k in C.labels_per_class if probe_comparisons[other, k].verdict == wanted
+    ]
+    return ", ".join(found) if found else "none"
+
+
 display(
     Markdown(
-        "\n".join(
-            f"- {labels_name(k)}: SimCLR's probe "
-            f"{100 * (mean_accuracy[methods[0]][k] - mean_accuracy[methods[1]][k]):+.1f} points "
-            f"against raw pixels, "
-            f"{100 * (mean_accuracy[methods[0]][k] - mean_accuracy[methods[2]][k]):+.1f} against "
-            "the supervised network"
-            for k in C.labels_per_class
+        "Label budgets where SimCLR's probe is established **better** than "
+        + "; ".join(
+            f"{other.split(' + ')[0].split(',')[0]}: {budgets_where(other, 'better')}"
+            for other in methods[1:]
         )
+        + ". Where it is established **worse**: "
+        + "; ".join(
+            f"{other.split(' + ')[0].split(',')[0]}: {budgets_where(other, 'worse')}"
+            for other in methods[1:]
+        )
+        + "."
     )
 )
 
 # %% [markdown]
-# With one or five labels per class, the representation learned without labels is worth
-# more than the labels can teach on their own: the pixels of one example per digit say
-# little about the next one's shifts and slants, while SimCLR has already learned to
-# ignore them. The advantage is largest where the labels are scarcest. The supervised
-# network has the hardest time with few labels: it has to learn from them alone what
-# SimCLR learned from all the images, unlabelled.
+# Read the random-init rows first: they say what SimCLR's training added to an encoder
+# that already exists, the question a pretraining method must answer. Raw pixels and the
+# supervised network say whether the representation beats the simplest alternatives for
+# the same labels. The reason to expect a gain where labels are scarce: one example per
+# digit says little about the next one's shifts and slants, which SimCLR saw in every
+# unlabelled image; with all labels the probe has enough to learn them itself. Which of
+# these this run shows is what the verdicts above say, and no more; the intervals are
+# about these test digits and labelled draws, for one pretraining run (one seed).
 #
 # ## 5 · Alignment and uniformity
 #
@@ -591,86 +676,113 @@ for name, (a, u) in (("untrained", untrained_measures), ("SimCLR", trained_measu
 # concentrates the loss on the few negatives closest to the query and pushes them away
 # hard; a large τ spreads it over all of them and cares less how close any one is. The
 # study below trains shorter runs (`study_steps` steps, batches of `study_batch_size`)
-# at each τ and scores each by the probe with `study_labels` labels per class, and by
-# alignment and uniformity, all on the **val** images: the studies choose settings, so
-# the test images stay for the final table.
+# at each τ, `study_seeds` runs each (the seed draws the initial weights, the batches and
+# the views), and scores each run by the probe with `study_labels` labels per class
+# (averaged over the labelled draws), and by alignment and uniformity, all on the **val**
+# images: the studies compare settings, so the test images stay for the final table. Each
+# τ is compared with the main run's τ, paired by val image, the interval resampling the
+# images and averaging over the seeds inside each resample.
 
 # %%
-study_probe = f"probe accuracy, {C.study_labels} labels per class"
-study_runs = {}
+study_probe = f"val accuracy of the probe, {labels_name(C.study_labels)}"
+study_seeds = [seed + i for i in range(C.study_seeds)]
+seeds_name = f"{C.study_seeds} seed{'' if C.study_seeds == 1 else 's'}"
+study_results = {}
 
 
-def study_run(temperature: float, augmentations: dict) -> nn.Sequential:
-    """A short SimCLR run; the same seed everywhere, so runs differ only in what is studied."""
+def simclr_study(temperature: float, augmentations: dict) -> dict:
+    """Short SimCLR runs at one setting, one per study seed (cached): the probe's score per
+    seed and val image, "scores" (seeds, val images), and the seeds' mean "alignment" and
+    "uniformity". Every setting uses the same seeds, so runs differ only in what is studied."""
     key = (temperature, tuple(sorted(augmentations.items())))
-    if key not in study_runs:
-        model = simclr_model(seed)
-        batch_fn = two_views(augmentations, C.study_batch_size)
-        train(model, model, simclr_objective(temperature), batch_fn, C.study_steps, progress=False)
-        study_runs[key] = model
-    return study_runs[key]
+    if key not in study_results:
+        scores, geometry = [], []
+        for run_seed in study_seeds:
+            model = simclr_model(run_seed)
+            batch_fn = two_views(augmentations, C.study_batch_size)
+            loss_fn = simclr_objective(temperature)
+            train(model, model, loss_fn, batch_fn, C.study_steps, progress=False, run_seed=run_seed)
+            scores.append(study_scores(model[0], C.study_labels))
+            geometry.append(alignment_uniformity(model))
+        mean_alignment, mean_uniformity = np.mean(geometry, axis=0)
+        study_results[key] = {
+            "scores": np.stack(scores),
+            "alignment": float(mean_alignment),
+            "uniformity": float(mean_uniformity),
+        }
+    return study_results[key]
+
+
+def study_comparison(a: np.ndarray, b: np.ndarray, names: tuple[str, str]):
+    """Two study settings' probe scores (seeds, val images), paired by val image."""
+    return compare(a, b, names=names, metric=study_probe, unit="val digits", seed=seed)
 
 
 started = time.perf_counter()
-temperature_study = []
-for t in C.temperatures:
-    model = study_run(t, strengths)
-    temperature_study.append(
-        (t, mean_probe(model[0], C.study_labels), *alignment_uniformity(model))
-    )
+temperature_study = {t: simclr_study(t, strengths) for t in C.temperatures}
+main_tau_study = simclr_study(tau, strengths)  # the main run's τ (already there if listed)
 temperature_seconds = time.perf_counter() - started
-for t, accuracy, a, u in temperature_study:
-    print(f"τ = {t:<5}: {study_probe} {accuracy:.1%}, alignment {a:.3f}, uniformity {u:.3f}")
-taus, study_accuracy, study_alignment, study_uniformity = (
-    list(column) for column in zip(*temperature_study, strict=True)
+for t, result in temperature_study.items():
+    print(
+        f"τ = {t:<5}: {study_probe} {result['scores'].mean():.1%} (mean of {seeds_name}), "
+        f"alignment {result['alignment']:.3f}, uniformity {result['uniformity']:.3f}"
+    )
+taus = list(temperature_study)
+study_accuracy = [float(r["scores"].mean()) for r in temperature_study.values()]
+fig = plot_temperature_study(
+    taus,
+    study_accuracy,
+    [r["alignment"] for r in temperature_study.values()],
+    [r["uniformity"] for r in temperature_study.values()],
+    study_probe,
 )
-fig = plot_temperature_study(taus, study_accuracy, study_alignment, study_uniformity, study_probe)
 
 # %%
-best_index = int(np.argmax(study_accuracy))
-best_tau, p_best = taus[best_index], study_accuracy[best_index]
-interior_optimum = 0 < best_index < len(taus) - 1
-if interior_optimum:
-    finding = (
-        f"The probe peaks inside the range, at τ = {best_tau:g} ({p_best:.1%}): τ = {taus[0]:g} "
-        f"gives {study_accuracy[0]:.1%}, τ = {taus[-1]:g} {study_accuracy[-1]:.1%}."
+temperature_comparisons = {
+    t: study_comparison(result["scores"], main_tau_study["scores"], (f"τ = {t:g}", f"τ = {tau:g}"))
+    for t, result in temperature_study.items()
+    if t != tau
+}
+display(Markdown(markdown_table(list(temperature_comparisons.values()))))
+best_tau = taus[int(np.argmax(study_accuracy))]
+verdicts = {t: result.verdict for t, result in temperature_comparisons.items()}
+finding = (
+    f"The highest mean is at τ = {best_tau:g} ({max(study_accuracy):.1%}); the whole curve "
+    f"spans {100 * (max(study_accuracy) - min(study_accuracy)):.1f} points. Against the main "
+    f"run's τ = {tau:g}: " + ", ".join(f"τ = {t:g} **{v}**" for t, v in verdicts.items()) + "."
+)
+if all(v == "not established" for v in verdicts.values()):
+    finding += (
+        f" No τ of the range is shown to differ from τ = {tau:g} at this size: the ups and "
+        "downs of the curve are within the noise, and this study does not pick a τ."
     )
 else:
-    finding = (
-        f"No interior optimum on this run: the probe is best at the edge of the range, "
-        f"τ = {best_tau:g} ({p_best:.1%}); the range would have to grow to find the peak."
+    finding += (
+        " Established better than the main run's τ: "
+        + (", ".join(f"τ = {t:g}" for t, v in verdicts.items() if v == "better") or "none")
+        + "; established worse: "
+        + (", ".join(f"τ = {t:g}" for t, v in verdicts.items() if v == "worse") or "none")
+        + "."
     )
-
-
-def trend(values: list[float]) -> str:
-    """How a measure moves from the smallest τ to the largest: its rank correlation sign."""
-    ranks = np.argsort(np.argsort(values))
-    rho = np.corrcoef(np.arange(len(values)), ranks)[0, 1]
-    return "rises" if rho > 0.5 else "falls" if rho < -0.5 else "goes up and down"
-
-
-# An accuracy p measured on n images has a standard error of about sqrt(p (1 - p) / n).
-val_noise = 2 * math.sqrt(p_best * (1 - p_best) / len(val_labels))
-spread_of_curve = max(study_accuracy) - min(study_accuracy)
-finding += (
-    f" The whole curve spans {100 * spread_of_curve:.1f} points, "
-    + ("less" if spread_of_curve < val_noise else "more")
-    + f" than two standard errors of one val accuracy (±{100 * val_noise:.1f})."
-)
-finding += (
-    f" From the smallest τ to the largest, alignment {trend(study_alignment)} "
-    f"and uniformity {trend(study_uniformity)} (for both, lower is better). The most aligned "
-    f"run is τ = {taus[int(np.argmin(study_alignment))]:g}, the most uniform "
-    f"τ = {taus[int(np.argmin(study_uniformity))]:g}, the probe's favourite τ = {best_tau:g}."
-)
+if "better" in verdicts.values():
+    finding += (
+        f" The main run keeps τ = {tau:g}: the study's runs are shorter and smaller "
+        f"({C.study_steps} steps of {C.study_batch_size} images, against {simclr_steps} of "
+        f"{C.batch_size}), and whether a verdict on them carries over to the main run is not "
+        "tested here."
+    )
 display(Markdown(finding))
 
 # %% [markdown]
-# Among the few negatives a small τ concentrates on are other images of the *same*
-# digit, which the loss then pushes away, so the smallest τ is rarely the best for a
-# probe. Alignment and uniformity say what each τ did to the geometry; the probe says what
-# that was worth. Read the size of the differences against the noise printed above
-# before calling a winner.
+# Why a small τ is expected to hurt a probe: among the few negatives it concentrates on
+# are other images of the *same* digit, which the loss then pushes away (Wang & Liu 2021
+# call this the uniformity–tolerance dilemma). That is a reason to expect it, not a result
+# of this run: the verdicts above say whether this run shows any τ to differ from the
+# main run's, and a point of the curve whose verdict is "not established" has nothing to
+# explain. In the stored laptop run the small τ are not shown worse than τ = 0.2; the one
+# verdict that is established is τ = 0.5 over τ = 0.2, on short runs, which the main run
+# was not re-tuned to follow. Alignment and uniformity (the right panel) say what each τ
+# did to the geometry; the probe says whether that was worth anything.
 #
 # ## 7 · How many negatives? MoCo's queue
 #
@@ -739,9 +851,9 @@ def moco_objective(momentum_model: nn.Module, queue: KeyQueue, temperature: floa
     return loss_fn
 
 
-def moco_run(queue_size: int) -> nn.Sequential:
+def moco_run(queue_size: int, run_seed: int) -> nn.Sequential:
     """A short MoCo run with a queue of `queue_size` keys; returns the trained network."""
-    model = simclr_model(seed)
+    model = simclr_model(run_seed)
     momentum_model = copy.deepcopy(model).requires_grad_(False)
     queue = KeyQueue(queue_size, C.projection)
     container = nn.ModuleDict({"model": model, "momentum_model": momentum_model, "queue": queue})
@@ -751,7 +863,16 @@ def moco_run(queue_size: int) -> nn.Sequential:
 
     loss_fn = moco_objective(momentum_model, queue, tau)
     batch_fn = two_views(strengths, C.study_batch_size)
-    train(container, model, loss_fn, batch_fn, C.study_steps, progress=False, callbacks=[follow])
+    train(
+        container,
+        model,
+        loss_fn,
+        batch_fn,
+        C.study_steps,
+        progress=False,
+        callbacks=[follow],
+        run_seed=run_seed,
+    )
     return model
 
 
@@ -766,80 +887,137 @@ for name, parameter in slow.named_parameters():
     assert_close(parameter, expected[name])
 
 started = time.perf_counter()
-negatives_study = []
-for size in C.queue_sizes:
-    model = moco_run(size)
-    negatives_study.append(
-        (size, C.study_batch_size - 1 + size, mean_probe(model[0], C.study_labels))
-    )
+negatives_study = {  # queue size -> the probe's scores (seeds, val images)
+    size: np.stack([study_scores(moco_run(size, s)[0], C.study_labels) for s in study_seeds])
+    for size in C.queue_sizes
+}
 negatives_seconds = time.perf_counter() - started
-for size, negatives, accuracy in negatives_study:
-    print(f"queue {size:>5}: {negatives:>5} negatives per query, {study_probe} {accuracy:.1%}")
+negatives_per_query = {size: C.study_batch_size - 1 + size for size in C.queue_sizes}
+for size, scores in negatives_study.items():
+    print(
+        f"queue {size:>5}: {negatives_per_query[size]:>5} negatives per query, {study_probe} "
+        f"{scores.mean():.1%} (mean of {seeds_name})"
+    )
 fig = plot_accuracy_against(
-    [n for _, n, _ in negatives_study],
-    [a for _, _, a in negatives_study],
+    list(negatives_per_query.values()),
+    [scores.mean() for scores in negatives_study.values()],
     xlabel=f"negatives per query (batch {C.study_batch_size} - 1 + queue size)",
     ylabel=study_probe,
     title="More negatives from MoCo's queue, at a fixed batch",
 )
 
 # %%
-queue_gain = negatives_study[-1][2] - negatives_study[0][2]
+no_queue = C.queue_sizes[0]
+queue_comparisons = {
+    size: study_comparison(
+        scores, negatives_study[no_queue], (f"queue of {size:,}", f"queue of {no_queue}")
+    )
+    for size, scores in negatives_study.items()
+    if size != no_queue
+}
+display(Markdown("\n\n".join(result.sentence() for result in queue_comparisons.values())))
 largest = C.queue_sizes[-1]
 # Keys are images drawn at random: the chance that the query's own image is among them.
 own_image_queued = 1 - (1 - 1 / len(train_images)) ** largest
 display(
     Markdown(
-        f"From in-batch negatives only ({negatives_study[0][1]}) to the largest queue "
-        f"({negatives_study[-1][1]} negatives) the probe moves by {100 * queue_gain:+.1f} "
-        f"points. The training set holds only {len(train_images):,} images: with {largest:,} "
-        f"keys in the queue, an older view of the query's *own* image is among its negatives "
+        f"The training set holds only {len(train_images):,} images: with {largest:,} keys in "
+        f"the queue, an older view of the query's *own* image is among its negatives "
         f"{own_image_queued:.0%} of the time, and about a tenth of all keys show the same digit."
     )
 )
 
 # %% [markdown]
-# A queue pays off when the data are many and the queue holds mostly *other* examples,
-# as for ImageNet in the MoCo paper. On a small set it also fills with near-copies of the
-# positive, which the loss then pushes away: false negatives.
+# In the MoCo paper the queue pays off on ImageNet, where the data are many and the
+# queue holds mostly *other* images. On a small set it also fills with near-copies of the
+# positive, which the loss then pushes away as negatives (false negatives): the numbers
+# just printed are a reason to expect less from a queue here, not an explanation of a
+# difference. Whether this run shows the queue helping or hurting is what the verdicts
+# above say; where they read "not established", it shows neither.
 #
 # ## 8 · Which augmentation matters?
 #
 # Start from all five augmentations, leave one out at a time and train again (the same
-# short runs as the τ study, at this run's τ). Where the probe drops, the augmentation
-# was teaching the encoder something it needs to ignore; where it rises, the
-# augmentation destroyed more than it taught. An 8×8 digit has little to spare.
+# short runs, seeds and probe as the τ study, at this run's τ), and compare each with all
+# five. A verdict of **worse** would say the augmentation left out was teaching the
+# encoder something it needs to ignore; **better**, that it destroyed more than it taught
+# (an 8×8 digit has little to spare). The main run's three (crop, rotation, noise) are
+# compared with all five too: that is the test of the choice made in section 2. It was
+# made on these same val images, so a verdict of better is a little optimistic.
 
 # %%
 started = time.perf_counter()
-ablation = {"none left out": mean_probe(study_run(tau, every_augmentation)[0], C.study_labels)}
+all_five = "none left out"
+ablation = {all_five: simclr_study(tau, every_augmentation)}
 for name in every_augmentation:
     kept = {other: value for other, value in every_augmentation.items() if other != name}
-    ablation[f"without {name}"] = mean_probe(study_run(tau, kept)[0], C.study_labels)
+    ablation[f"without {name}"] = simclr_study(tau, kept)
+main_views = f"main run's views ({', '.join(strengths)})"
+ablation[main_views] = simclr_study(tau, strengths)
 ablation_seconds = time.perf_counter() - started
-for name, accuracy in ablation.items():
-    print(f"{name:>16}: {study_probe} {accuracy:.1%}")
+for name, result in ablation.items():
+    print(f"{name:>40}: {study_probe} {result['scores'].mean():.1%}")
 fig = plot_bars(
-    ablation,
+    {name: float(result["scores"].mean()) for name, result in ablation.items()},
     ylabel=study_probe,
-    title="Each augmentation left out in turn",
-    reference=ablation["none left out"],
-    reference_label="all augmentations",
+    title=f"Augmentations left out, mean of {seeds_name}",
+    reference=float(ablation[all_five]["scores"].mean()),
+    reference_label="all five",
 )
 
 # %%
-drops = {
-    name.removeprefix("without "): ablation["none left out"] - value
-    for name, value in ablation.items()
-    if name != "none left out"
+ablation_comparisons = {
+    name: study_comparison(result["scores"], ablation[all_five]["scores"], (name, "all five"))
+    for name, result in ablation.items()
+    if name != all_five
 }
+display(Markdown(markdown_table(list(ablation_comparisons.values()))))
+
+
+def left_out_with(verdict: str) -> str:
+    """The augmentations whose leaving out has this verdict against all five, in words."""
+    found = [
+        name.removeprefix("without ")
+        for name, result in ablation_comparisons.items()
+        if name.startswith("without ") and result.verdict == verdict
+    ]
+    return ", ".join(found) if found else "none"
+
+
+main_verdict = ablation_comparisons[main_views].verdict
+best_left_out = max(
+    (name for name in ablation if name.startswith("without ")),
+    key=lambda name: ablation[name]["scores"].mean(),
+)
+against_best_four = study_comparison(
+    ablation[main_views]["scores"], ablation[best_left_out]["scores"], (main_views, best_left_out)
+)
 display(
     Markdown(
-        "Leaving each out, against all five: "
-        + ", ".join(f"{name} {-100 * drop:+.1f} points" for name, drop in drops.items())
-        + f". The main run's views use {', '.join(strengths)}."
+        f"Each augmentation left out, against all five: **better** without: "
+        f"{left_out_with('better')}; **worse** without: {left_out_with('worse')}; "
+        f"**not established** without: {left_out_with('not established')}. The main run's "
+        f"three against all five: **{main_verdict}**"
+        + (
+            ", so on these val images the choice of three beats using all five."
+            if main_verdict == "better"
+            else ", so this study does not show that the choice of three beats using all five."
+        )
+        + f" Against the best set of four ({best_left_out}):\n\n"
+        + against_best_four.sentence()
     )
 )
+
+# %% [markdown]
+# What the leave-one-outs show, in the stored laptop run: four of the five are better
+# than all five and none is worse, so all five together take more from an 8×8 digit than
+# they teach. They do not show why the main run's three were chosen, nor which
+# augmentation matters most: leaving out crop, one of the three, is also better than all
+# five. A leave-one-out from a set that is too strong as a whole says that removing almost
+# any one part helps; it cannot rank the parts. What the study does say for the choice of
+# section 2 is in the last two verdicts: the three are better than all five, and not
+# shown to differ from the best set of four. Both come from the same val images the
+# choice was made on.
 
 # %% [markdown]
 # ## 9 · SimCSE: one line, two dropout masks
@@ -1018,13 +1196,14 @@ def minilm_embeddings(lines: list[str]) -> torch.Tensor:
     return torch.cat(rows)
 
 
-def recall_at(embeddings: torch.Tensor, groups: torch.Tensor) -> dict[int, float]:
-    """Share of pool lines with a line of the same group among their k nearest others."""
+def hits_at(embeddings: torch.Tensor, groups: torch.Tensor) -> dict[int, np.ndarray]:
+    """Per pool line (pool,), whether a line of the same group is among its k nearest
+    others, for each k of recall_at; recall@k is the mean."""
     unit = F.normalize(embeddings, dim=1)
     similarity = (unit @ unit.T).fill_diagonal_(-math.inf)  # a line is not its own neighbour
     nearest = similarity.topk(max(C.recall_at), dim=1).indices  # (pool, max k)
     same = groups[nearest] == groups[:, None]
-    return {k: same[:, :k].any(dim=1).float().mean().item() for k in C.recall_at}
+    return {k: same[:, :k].any(dim=1).numpy() for k in C.recall_at}
 
 
 encoders = {
@@ -1033,9 +1212,13 @@ encoders = {
     "all-MiniLM-L6-v2": minilm_embeddings,
 }
 pool_embeddings = {name: embed(pool_lines) for name, embed in encoders.items()}
+groups = {"work": work_groups, "speaker": speaker_groups}
+hits = {  # name -> kind -> k -> per-line hits (pool,)
+    name: {kind: hits_at(e, groups[kind]) for kind in groups} for name, e in pool_embeddings.items()
+}
 retrieval = {
-    name: {"work": recall_at(e, work_groups), "speaker": recall_at(e, speaker_groups)}
-    for name, e in pool_embeddings.items()
+    name: {kind: {k: float(h.mean()) for k, h in by_k.items()} for kind, by_k in by_kind.items()}
+    for name, by_kind in hits.items()
 }
 
 
@@ -1050,7 +1233,6 @@ def chance(groups: torch.Tensor, k: int) -> float:
 
 
 columns = [(kind, k) for kind in ("work", "speaker") for k in C.recall_at]
-groups = {"work": work_groups, "speaker": speaker_groups}
 pool_uniformity = {name: uniformity(e).item() for name, e in pool_embeddings.items()}
 
 
@@ -1073,32 +1255,72 @@ display(
     )
 )
 
+# %% [markdown]
+# Did SimCSE's training move a line closer to the lines of its play, or of its speaker?
+# Each line of the pool is one query, scored 1 or 0 by both encoders: SimCSE against its
+# own random start, paired line by line (one SimCSE run: the interval is about lines like
+# these, not about another training seed).
+
+
 # %%
-top_k = max(C.recall_at)
-simcse_gain = {
-    kind: retrieval["SimCSE"][kind][top_k] - retrieval["random encoder"][kind][top_k]
-    for kind in ("work", "speaker")
-}
-start_recall = retrieval["random encoder"]["work"][top_k]
-noise = 2 * math.sqrt(start_recall * (1 - start_recall) / len(pool_lines))  # two std errors
-display(
-    Markdown(
-        f"Recall@{top_k}, SimCSE minus its random start: same work "
-        f"{100 * simcse_gain['work']:+.1f} points "
-        f"({'within' if abs(simcse_gain['work']) < noise else 'beyond'} two standard errors, "
-        f"±{100 * noise:.1f}), same speaker {100 * simcse_gain['speaker']:+.1f} points. "
-        f"Uniformity of the pool's embeddings: {pool_uniformity['random encoder']:.2f} at the "
-        f"start, {pool_uniformity['SimCSE']:.2f} after SimCSE."
+def retrieval_comparison(a: str, b: str, kind: str, k: int):
+    """Encoder a against encoder b on one retrieval score, paired by query line."""
+    return compare(
+        hits[a][kind][k],
+        hits[b][kind][k],
+        names=(a, b),
+        metric=f"same-{kind} recall@{k}",
+        unit="query lines",
+        seed=seed,
     )
+
+
+simcse_comparisons = {
+    (kind, k): retrieval_comparison("SimCSE", "random encoder", kind, k) for kind, k in columns
+}
+display(Markdown(markdown_table(list(simcse_comparisons.values()))))
+top_k = max(C.recall_at)
+display(Markdown(simcse_comparisons["work", top_k].sentence()))
+print(
+    f"uniformity of the pool's embeddings: {pool_uniformity['random encoder']:.2f} at the "
+    f"start, {pool_uniformity['SimCSE']:.2f} after SimCSE (lower: more spread out)"
 )
 
 # %% [markdown]
-# SimCSE did what its loss asks: the lines no longer crowd together. Whether that also
-# put the lines of one play closer together is what the first number says; at laptop size
-# it does not get clear of the noise, and neither did the other settings we tried while
-# writing this notebook (listed in the comment on `simcse_steps` in the profile table).
-# Why can training leave an encoder no better than its random start? The next cell asks
-# what the test itself rewards.
+# SimCSE did what its loss asks: the lines no longer crowd together (uniformity). That is
+# what the loss optimises, so it shows the optimiser ran, not that the encoder learned
+# anything a task can use. Whether it also put the lines of one play or one speaker
+# closer together is what the verdicts say: in the stored laptop run none of the four is
+# established, either way. The other settings tried while this notebook was written (one
+# run each, listed in the comment on `simcse_steps` in the profile table) showed no clear
+# gain either. Why can training leave an encoder not shown better than its random start?
+# One reason is in the loss itself, at the first step:
+
+# %%
+first_infonce = simcse_losses[0]
+guess = math.log(C.simcse_batch_size)
+print(
+    f"SimCSE's InfoNCE at its first step: {first_infonce:.3f}; an encoder that cannot tell a "
+    f"line's second view from the other {C.simcse_batch_size - 1} lines of the batch pays "
+    f"log {C.simcse_batch_size} = {guess:.2f}"
+)
+print(
+    f"so at its random start the right candidate, a line's second dropout view, gets "
+    f"probability exp(-{first_infonce:.3f}) = {math.exp(-first_infonce):.2f} (a geometric "
+    f"mean over the batch)"
+)
+
+# %% [markdown]
+# The first value says the task the loss sets is almost solved before training starts: the
+# right candidate already gets most of the probability. Two things make that plausible:
+# mean pooling over a line's random token vectors keeps lines with different pieces apart,
+# and a dropout rate of 0.1 moves a line's embedding little. The gradient then has little
+# to do but spread the lines further apart (the uniformity above), and nothing in the loss
+# asks lines of one play to come together. The SimCSE paper starts from BERT, whose
+# geometry already reflects meaning, and reports gains on sentence similarity there. What
+# a pretrained start is worth on *this* test is the question of the next cells. (The
+# text-side assertion of contrastive learning is in the known-language notebook, 09, on a
+# language whose rules are known.)
 
 # %% [markdown]
 # ### What the test rewards
@@ -1138,19 +1360,18 @@ lexical_embeddings = {
     "TF-IDF": tf_idf.transform(pool_pieces).toarray(),
     lsa_name: lsa.transform(tf_idf.transform(pool_pieces)),
 }
-lexical_retrieval = {
-    name: {
-        kind: recall_at(torch.tensor(e, dtype=torch.float32), groups[kind])
-        for kind in ("work", "speaker")
+for name, e in lexical_embeddings.items():
+    embedded = torch.tensor(e, dtype=torch.float32)
+    hits[name] = {kind: hits_at(embedded, groups[kind]) for kind in groups}
+    retrieval[name] = {
+        kind: {k: float(h.mean()) for k, h in by_k.items()} for kind, by_k in hits[name].items()
     }
-    for name, e in lexical_embeddings.items()
-}
 first_k = min(C.recall_at)
 
 
 def work_recall(name: str) -> float:
     """Same-work recall@first_k of any encoder above, neural or not."""
-    return {**retrieval, **lexical_retrieval}[name]["work"][first_k]
+    return retrieval[name]["work"][first_k]
 
 
 display(
@@ -1158,30 +1379,92 @@ display(
         "Recall (%) over the same pool:\n\n"
         + table_head("embedding", [f"same {kind}, recall@{k}" for kind, k in columns])
         + "".join(
-            table_row(name, [f"{100 * r[kind][k]:.1f}" for kind, k in columns])
-            for name, r in [
-                *lexical_retrieval.items(),
-                ("random encoder", retrieval["random encoder"]),
-            ]
+            table_row(name, [f"{100 * retrieval[name][kind][k]:.1f}" for kind, k in columns])
+            for name in [*lexical_embeddings, "random encoder"]
         )
-        + f"\nSame work, recall@{first_k}: TF-IDF {100 * work_recall('TF-IDF'):.1f} against "
-        f"all-MiniLM-L6-v2's {100 * work_recall('all-MiniLM-L6-v2'):.1f}; LSA minus TF-IDF "
-        f"{100 * (work_recall(lsa_name) - work_recall('TF-IDF')):+.1f} points; the random "
-        f"encoder minus counts {100 * (work_recall('random encoder') - work_recall('counts')):+.1f}."
+    )
+)
+lexical_comparisons = {
+    pair: retrieval_comparison(*pair, "work", first_k)
+    for pair in (
+        ("TF-IDF", "random encoder"),
+        ("TF-IDF", "counts"),
+        ("random encoder", "counts"),
+        (lsa_name, "TF-IDF"),
+        ("all-MiniLM-L6-v2", "TF-IDF"),
+    )
+}
+display(Markdown(markdown_table(list(lexical_comparisons.values()))))
+minilm_vs_tf_idf = lexical_comparisons["all-MiniLM-L6-v2", "TF-IDF"]
+display(
+    Markdown(
+        minilm_vs_tf_idf.sentence()
+        + {
+            "better": " On this test, MiniLM's pretrained start finds a line's play more often "
+            "than a bag of rare pieces.",
+            "worse": " On this test, a bag of rare pieces finds a line's play more often than "
+            "MiniLM's pretrained start.",
+            "not established": " So this test does not show what MiniLM's pretrained start is "
+            "worth: a bag of rare pieces finds a line's play as often, within the noise.",
+        }[minilm_vs_tf_idf.verdict]
     )
 )
 
 # %% [markdown]
 # On lines of plays no encoder has seen, the pieces two lines share (a name, a place, a
-# word the play keeps returning to) say most of what this test can find, and weighting
-# them by rarity is what TF-IDF adds (the closing cell asserts that it beats the random
-# encoder and LSA). LSA shows what happens to a representation learned from other plays:
-# merging pieces into shared directions costs more of the overlap than the shared
-# directions win back. SimCSE from random weights faces the same trade with less to go
-# on: its loss asks only that each line be told apart from the others in the batch, and
-# nothing asks it to keep the identity of rare pieces. The SimCSE paper starts from BERT,
-# whose geometry already knows what sentences mean; dropout then only keeps that geometry
-# while the loss spreads it out. MiniLM's row shows what such a start is worth.
+# word the play keeps returning to) carry much of what this test can find. The closing
+# cell asserts the two verdicts this explanation rests on: TF-IDF better than the random
+# encoder, and LSA, a representation learned from other plays that merges pieces into
+# shared directions, worse than TF-IDF (it loses some of the overlap). The verdict of
+# TF-IDF against plain counts says what weighting the shared pieces by rarity adds. SimCSE
+# from random weights faces LSA's trade with less to go on: nothing in its loss asks it to
+# keep the identity of rare pieces. MiniLM, pretrained on over a billion sentence pairs, is
+# the pretrained start; its verdict against TF-IDF, just above, says whether this test can
+# show what such a start is worth. In the stored laptop run MiniLM's row ties TF-IDF's
+# (not established), so on this test it cannot: a bag of rare pieces does as well. For
+# that question see tasks where a bag of words is weak: notebooks 07 to 09.
+#
+# ### One shared downstream number: the genre of a passage
+#
+# Every pretraining notebook of the suite reports the same downstream number beside a
+# random-init encoder of the same shape: 07's linear probe on the genre (comedy, history,
+# tragedy) of passages from unseen plays, fitted on `genre_labels` labelled passages per
+# genre, once per label seed (`sslm_lab.lab.downstream`). Here the encoder is SimCSE's
+# body, and the control is the random encoder above, SimCSE's own start.
+
+# %%
+started = time.perf_counter()
+genre = genre_task(tokenizer, block_size=C.line_tokens, max_per_work=C.genre_passages_per_work)
+genre_seeds = tuple(seed + i for i in range(C.genre_seeds))
+genre_scores = {
+    name: genre_probe(model.transformer, genre, C.genre_labels, genre_seeds)
+    for name, model in (("SimCSE", text_encoder), ("random encoder", random_encoder))
+}
+text_encoder.to(device)  # genre_probe reads the body on the CPU
+random_encoder.to(device)
+genre_seconds = time.perf_counter() - started
+genre_comparison = compare(
+    genre_scores["SimCSE"].correct,
+    genre_scores["random encoder"].correct,
+    names=("SimCSE", "random init, same shape"),
+    metric=f"genre accuracy, {C.genre_labels} labels per class",
+    unit="test passages",
+    seed=seed,
+)
+print(
+    f"{len(genre.labels['test'])} test passages; always the most frequent genre: "
+    f"{genre.majority_accuracy:.3f}; probes in {genre_seconds:.0f} s"
+)
+display(Markdown(genre_comparison.sentence()))
+
+# %% [markdown]
+# Always answering the most frequent genre is printed for scale. In the stored laptop run
+# SimCSE's body is not shown to differ from its random start, and neither is above the
+# most frequent genre: from 8 labels per class, neither encoder's features separate the
+# genres. SimCSE was trained on single lines, while the probe reads passages of four
+# chunks. Its verdict against its random start is the number every pretraining notebook
+# reports, and 07 compares the suite's encoders (random, MLM, SimCSE, ELECTRA) on the same
+# genres.
 
 # %% [markdown]
 # ### The embedding map
@@ -1236,7 +1519,8 @@ embedding_explorer(
 # Here the sequence is Shakespeare's characters: the context network is a small causal
 # sslm_lab Transformer over characters, the code $z_t$ describes the `cpc_chunk`
 # characters starting at $t$. The further ahead, the less the context determines what
-# comes, and the accuracy of picking the right code should fall with $k$.
+# comes, so the accuracy of picking the right code is expected to fall with $k$; each val
+# window's share of right picks is kept, so the verdict compares horizons window by window.
 
 
 # %%
@@ -1294,14 +1578,35 @@ train(
 )
 cpc_seconds = time.perf_counter() - started
 # Validation: evenly spaced windows, cut into batches of the training size, so each
-# prediction has as many candidates as in training; the accuracies are averaged.
+# prediction has as many candidates as in training. Each window's score is the share of
+# its predictions that pick the right code, so two horizons can be compared window by window.
 val_windows = evenly_spaced_windows(cpc_val, C.cpc_batch_size * C.cpc_eval_batches, window)
+
+
+def cpc_window_hits(model: CharacterCPC, batch: torch.Tensor) -> torch.Tensor:
+    """(windows of the batch, horizons): per window, the share of its predictions whose true
+    code scored highest; cpc_info_nce's accuracy is their mean over the batch."""
+    contexts, codes = model(batch)
+    shares = []
+    for predict, k in zip(model.predictors, C.cpc_horizons, strict=True):
+        positions = C.cpc_block - k
+        queries = predict(contexts)[:, :positions].reshape(-1, C.cpc_width)  # as cpc_info_nce
+        candidates = codes[:, k:].reshape(-1, C.cpc_width)  # row i is query i's true code
+        right = (queries @ candidates.T).argmax(dim=1) == torch.arange(
+            len(queries), device=batch.device
+        )
+        shares.append(right.float().reshape(len(batch), positions).mean(dim=1))
+    return torch.stack(shares, dim=1)
+
+
 with torch.no_grad():
-    by_batch = [
-        [accuracy.item() for _, accuracy in cpc.eval().losses(batch)]
-        for batch in val_windows.split(C.cpc_batch_size)
-    ]  # (eval batches, horizons)
-cpc_accuracy = np.mean(by_batch, axis=0).tolist()
+    cpc.eval()
+    window_hits = torch.cat([cpc_window_hits(cpc, b) for b in val_windows.split(C.cpc_batch_size)])
+    first_batch = val_windows[: C.cpc_batch_size]
+    package_accuracy = torch.stack([accuracy for _, accuracy in cpc.losses(first_batch)])
+    assert_close(window_hits[: C.cpc_batch_size].mean(dim=0), package_accuracy)
+window_hits = window_hits.cpu().numpy()  # (val windows, horizons)
+cpc_accuracy = window_hits.mean(axis=0).tolist()
 candidates_at = [C.cpc_batch_size * (C.cpc_block - k) for k in C.cpc_horizons]
 cpc_chance = [1 / n for n in candidates_at]
 print(f"{C.cpc_steps} steps in {cpc_seconds:.0f} s")
@@ -1315,18 +1620,42 @@ fig = plot_accuracy_against(
     cpc_accuracy,
     xlabel="steps ahead k",
     ylabel="val InfoNCE accuracy",
-    title="CPC on characters: the further ahead, the harder to tell",
+    title="CPC on characters: val accuracy by horizon",
     reference=cpc_chance[0],
     reference_label="chance (k = 1)",
 )
 
+# %%
+cpc_comparisons = {
+    "falls with k": compare(
+        window_hits[:, 0],
+        window_hits[:, -1],
+        names=(f"k = {C.cpc_horizons[0]}", f"k = {C.cpc_horizons[-1]}"),
+        metric="share of right codes picked",
+        unit="val windows",
+        seed=seed,
+    ),
+    "above chance": compare(
+        window_hits[:, 0],
+        np.full(len(window_hits), cpc_chance[0]),
+        names=(f"k = {C.cpc_horizons[0]}", "chance"),
+        metric="share of right codes picked",
+        unit="val windows",
+        seed=seed,
+    ),
+}
+display(Markdown("\n\n".join(result.sentence() for result in cpc_comparisons.values())))
+
 # %% [markdown]
-# One step ahead, the context often narrows the next few characters down to a handful:
-# the end of a word, the space after it. Several words ahead it knows little more than
-# what kind of text this is. The task is hard even where the context is clear: a frequent
+# Why the accuracy is expected to fall with k: one step ahead, the context often narrows
+# the next few characters down to a handful (the end of a word, the space after it);
+# several words ahead it knows little more than what kind of text this is. The task is
+# hard even where the context is clear: a frequent
 # chunk such as " the " appears at other positions of the batch with the very same code,
 # and picking one of those counts as wrong. A short run on a CPU stays far from what CPC
-# reaches with hours of training, but the shape, falling with k, is already there.
+# reaches with hours of training; whether this one already picks the right code more often
+# than chance, and less often far ahead than one step ahead, is what the two verdicts
+# above say.
 #
 # ## 11 · Save the text encoder
 #
@@ -1374,38 +1703,52 @@ assert reloaded_same and loaded_metadata["objective"].startswith("SimCSE")
 
 # %% tags=["asserts-learning"]
 wall_seconds = time.perf_counter() - notebook_started
-simclr_mean, pixel_mean, supervised_mean = (mean_accuracy[m] for m in methods)
 assert reloaded_same, "the saved text encoder does not reload exactly"
-assert all(len(probe_table[m]) == len(C.labels_per_class) for m in methods)
 if C.learns:
+    # A run cut to one step fails: its first and last tenth are the same step.
     assert last_loss < first_loss, "SimCLR's loss did not fall"
-    assert trained_measures[1] < untrained_measures[1], "training did not spread the embeddings"
-    assert simclr_mean[1] > pixel_mean[1] + C.min_gain_1_label, (
-        "the probe lost to raw pixels at 1 label per class"
-    )
-    assert simclr_mean[5] > pixel_mean[5] + C.min_gain_5_labels, (
-        "the probe lost to raw pixels at 5 labels per class"
-    )
-    spread = pool_uniformity["random encoder"] - pool_uniformity["SimCSE"]
-    assert spread > C.min_simcse_spread, "SimCSE did not spread the lines out"
-    tf_idf_recall = work_recall("TF-IDF")
-    assert tf_idf_recall > work_recall("random encoder") + C.min_tf_idf_over_random, (
-        "TF-IDF did not beat the random encoder: is word overlap not what the test rewards?"
-    )
-    assert tf_idf_recall > work_recall(lsa_name) + C.min_tf_idf_over_lsa, (
-        "LSA kept as much of the word overlap as TF-IDF"
-    )
-    assert cpc_accuracy[0] > cpc_accuracy[-1] + C.min_cpc_drop, "CPC accuracy did not fall with k"
-    assert cpc_accuracy[0] > C.min_cpc_over_chance * cpc_chance[0], "CPC: no better than chance"
+    # What NT-Xent optimises (the embeddings spread out), so a sign the optimiser ran, not
+    # of a useful representation; see the profile's min_simclr_spread for the margins.
+    spread = untrained_measures[1] - trained_measures[1]
+    assert spread > C.min_simclr_spread, f"training spread the embeddings by {spread:.2f} only"
+    # The claims of section 4, as verdicts (intervals over the test digits, averaged over
+    # the labelled draws); the measured intervals and margins are in the profile's comment
+    # on asserted_labels. An untrained encoder fails the first: every difference is 0.
+    for k in C.asserted_labels:
+        for other in methods[1:3]:
+            assert probe_comparisons[other, k].verdict == "better", (
+                f"{k} per class: {probe_comparisons[other, k].sentence()}"
+            )
+    # No text-side assertion on SimCSE here: the one this notebook had (the pool's lines
+    # spread out) is what its loss optimises, and its retrieval verdict against its random
+    # start is not established. Text contrastive learning is asserted in 09, on a language
+    # whose rules are known.
+    # What the retrieval test rewards (no trained model involved): shared rare pieces;
+    # the measured intervals are in the profile's comment on recall_at.
+    for pair, wanted in (
+        (("TF-IDF", "random encoder"), "better"),
+        ((lsa_name, "TF-IDF"), "worse"),
+    ):
+        assert lexical_comparisons[pair].verdict == wanted, lexical_comparisons[pair].sentence()
+    # CPC over the val windows: a run cut to one step picks codes at about chance at every
+    # horizon; the measured intervals are in the profile's comment on cpc_horizons.
+    for result in cpc_comparisons.values():
+        assert result.verdict == "better", result.sentence()
 
 # %%
 machine = f"{device_description(torch.device('cpu'))}, {os.cpu_count()} cores"
 temperatures_line = ", ".join(
-    f"τ = {t:g}: {100 * a:.1f} % (alignment {al:.2f}, uniformity {u:.2f})"
-    for t, a, al, u in temperature_study
+    f"τ = {t:g}: {100 * r['scores'].mean():.1f} % (alignment {r['alignment']:.2f}, "
+    f"uniformity {r['uniformity']:.2f})"
+    for t, r in temperature_study.items()
 )
-negatives_line = ", ".join(f"{n} negatives {100 * a:.1f} %" for _, n, a in negatives_study)
-ablation_line = ", ".join(f"{name} {100 * value:.1f} %" for name, value in ablation.items())
+negatives_line = ", ".join(
+    f"{negatives_per_query[size]} negatives {100 * scores.mean():.1f} %"
+    for size, scores in negatives_study.items()
+)
+ablation_line = ", ".join(
+    f"{name} {100 * result['scores'].mean():.1f} %" for name, result in ablation.items()
+)
 cpc_line = ", ".join(
     f"k = {k}: {100 * a:.1f} %" for k, a in zip(C.cpc_horizons, cpc_accuracy, strict=True)
 )
@@ -1416,21 +1759,53 @@ closing = "\n\n".join(
         f"Probe table, test accuracy (%) on {len(test_labels)} digits, mean ± std over "
         f"{C.probe_seeds} labelled draws (all labels: one):",
         probe_markdown,
-        f"Temperature study ({C.study_steps} steps, {study_probe} on val): {temperatures_line}. "
-        + finding,
-        f"Negatives ({study_probe} on val): {negatives_line}. Augmentations left out of all "
-        f"five: {ablation_line}.",
+        "SimCLR against its untrained start (random init, same shape):",
+        "\n\n".join(result.sentence() for result in against_random.values()),
+        f"Temperature study ({C.study_steps} steps, {seeds_name}, {study_probe}): "
+        f"{temperatures_line}. " + finding,
+        f"Negatives ({study_probe}): {negatives_line}. "
+        + " ".join(result.sentence() for result in queue_comparisons.values()),
+        f"Augmentations ({study_probe}): {ablation_line}. The main run's three against all "
+        f"five: **{main_verdict}**. " + against_best_four.sentence(),
         f"Retrieval over {len(pool_lines):,} held-out lines (%):",
         retrieval_markdown,
-        f"CPC, val accuracy by horizon: {cpc_line}.",
+        simcse_comparisons["work", top_k].sentence(),
+        f"SimCSE's first InfoNCE {first_infonce:.3f} against log {C.simcse_batch_size} = "
+        f"{guess:.2f}.",
+        minilm_vs_tf_idf.sentence(),
+        genre_comparison.sentence(),
+        f"CPC, val accuracy by horizon: {cpc_line}. "
+        + " ".join(result.sentence() for result in cpc_comparisons.values()),
     ]
 )
 display(Markdown(closing))
+
+
+def verdict_record(name: str, result) -> dict:
+    """A comparison's difference, interval and verdict as result keys name_*."""
+    low, high = result.interval
+    return {
+        f"{name}_difference": result.difference,
+        f"{name}_low": low,
+        f"{name}_high": high,
+        f"{name}_verdict": result.verdict,
+    }
+
+
+def key(name: str) -> str:
+    """A result key from a name: "main run's views (crop, ...)" -> "main_run_s_views"."""
+    return re.sub(r"[^a-z0-9]+", "_", name.split(" (")[0].lower()).strip("_")
+
+
 short_names = {
     "SimCSE": "simcse",
     "random encoder": "random",
     "all-MiniLM-L6-v2": "minilm",
+    "counts": "counts",
+    "TF-IDF": "tf_idf",
+    lsa_name: "lsa",
 }
+method_names = dict(zip(methods, ("simclr", "random", "pixels", "supervised"), strict=True))
 results_file = record_results(
     "06_contrastive",
     {
@@ -1439,29 +1814,68 @@ results_file = record_results(
         "temperature": tau,
         "simclr_steps": simclr_steps,
         "simcse_steps": text_steps,
-        **{f"probe_simclr_{per_class_name(k)}": simclr_mean[k] for k in C.labels_per_class},
-        **{f"probe_pixels_{per_class_name(k)}": pixel_mean[k] for k in C.labels_per_class},
-        **{f"supervised_{per_class_name(k)}": supervised_mean[k] for k in C.labels_per_class},
-        **{f"tau_{t:g}_probe": a for t, a, _, _ in temperature_study},
-        **{f"tau_{t:g}_alignment": al for t, _, al, _ in temperature_study},
-        **{f"tau_{t:g}_uniformity": u for t, _, _, u in temperature_study},
+        "study_seeds": C.study_seeds,
+        **{
+            f"probe_{short}_{per_class_name(k)}": float(probe_table[method][k].mean())
+            for method, short in method_names.items()
+            for k in C.labels_per_class
+        },
+        **{
+            key: value
+            for (other, k), result in probe_comparisons.items()
+            for key, value in verdict_record(
+                f"simclr_vs_{method_names[other]}_{per_class_name(k)}", result
+            ).items()
+        },
+        **{f"tau_{t:g}_probe": float(r["scores"].mean()) for t, r in temperature_study.items()},
+        **{f"tau_{t:g}_alignment": r["alignment"] for t, r in temperature_study.items()},
+        **{f"tau_{t:g}_uniformity": r["uniformity"] for t, r in temperature_study.items()},
+        **{f"tau_{t:g}_verdict": v for t, v in verdicts.items()},
         "best_tau": best_tau,
-        "interior_tau_optimum": interior_optimum,
-        **{f"negatives_{n}_probe": a for _, n, a in negatives_study},
-        **{f"ablation_{name.replace(' ', '_')}": value for name, value in ablation.items()},
+        **{
+            f"negatives_{negatives_per_query[size]}_probe": float(scores.mean())
+            for size, scores in negatives_study.items()
+        },
+        **{
+            key: value
+            for size, result in queue_comparisons.items()
+            for key, value in verdict_record(f"queue_{size}", result).items()
+        },
+        **{f"ablation_{key(name)}": float(r["scores"].mean()) for name, r in ablation.items()},
+        **{
+            f"ablation_{key(name)}_verdict": result.verdict
+            for name, result in ablation_comparisons.items()
+        },
+        **verdict_record("main_views_vs_best_four", against_best_four),
         **{
             f"{short}_{kind}_recall_at_{k}": retrieval[name][kind][k]
             for name, short in short_names.items()
             for kind, k in columns
         },
-        **{f"{short}_uniformity": pool_uniformity[name] for name, short in short_names.items()},
-        "simcse_work_recall_gain": simcse_gain["work"],
+        **{f"{short_names[name]}_uniformity": pool_uniformity[name] for name in encoders},
         **{
-            f"{name.split(',')[0].lower().replace('-', '_')}_{kind}_recall_at_{k}": r[kind][k]
-            for name, r in lexical_retrieval.items()
-            for kind, k in columns
+            key: value
+            for (kind, k), result in simcse_comparisons.items()
+            for key, value in verdict_record(f"simcse_{kind}_recall_at_{k}", result).items()
         },
+        **{
+            key: value
+            for (a, b), result in lexical_comparisons.items()
+            for key, value in verdict_record(
+                f"{short_names[a]}_vs_{short_names[b]}_work_recall", result
+            ).items()
+        },
+        "simcse_first_infonce": first_infonce,
+        f"genre_simcse_{C.genre_labels}": genre_scores["SimCSE"].accuracy,
+        f"genre_random_{C.genre_labels}": genre_scores["random encoder"].accuracy,
+        "genre_majority": genre.majority_accuracy,
+        **verdict_record("genre_simcse_vs_random", genre_comparison),
         **{f"cpc_accuracy_k{k}": a for k, a in zip(C.cpc_horizons, cpc_accuracy, strict=True)},
+        **{
+            key: value
+            for name, result in cpc_comparisons.items()
+            for key, value in verdict_record(f"cpc_{name.replace(' ', '_')}", result).items()
+        },
         "simclr_seconds": simclr_seconds,
         "simcse_seconds": simcse_seconds,
         "wall_seconds": wall_seconds,

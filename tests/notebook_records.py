@@ -173,14 +173,27 @@ def check_contrastive(metrics: dict, params: dict) -> None:
     assert metrics["temperature"] == params.get("temperature", 0.2)  # the smoke profile's τ
     assert metrics["simclr_steps"] == params.get("max_steps", 10)
     assert metrics["simcse_steps"] == params.get("simcse_steps", 5)
+    assert metrics["study_seeds"] == 1  # the smoke profile's
+    verdicts = ("better", "worse", "not established")
     for per_class in ("1", "5"):  # the smoke profile's label counts
-        for key in ("probe_simclr", "probe_pixels", "supervised"):
-            assert 0.0 <= metrics[f"{key}_{per_class}"] <= 1.0, key
+        for key in ("simclr", "random", "pixels", "supervised"):
+            assert 0.0 <= metrics[f"probe_{key}_{per_class}"] <= 1.0, key
+        for other in ("random", "pixels", "supervised"):
+            name = f"simclr_vs_{other}_{per_class}"
+            assert metrics[f"{name}_low"] <= metrics[f"{name}_high"], name
+            assert metrics[f"{name}_verdict"] in verdicts, name
     assert metrics["probe_pixels_5"] > 0.6, "logistic regression on pixels, 5 labels per class"
     assert metrics["best_tau"] in (0.1, 0.5)
-    for name in ("simcse", "random", "minilm"):
+    assert metrics["ablation_main_run_s_views_verdict"] in verdicts
+    for name in ("simcse", "random", "minilm", "tf_idf"):
         assert 0.0 <= metrics[f"{name}_work_recall_at_1"] <= metrics[f"{name}_work_recall_at_10"]
     assert metrics["minilm_work_recall_at_10"] > 0.3, "the real MiniLM finds a line's play"
+    assert metrics["simcse_work_recall_at_10_verdict"] in verdicts
+    assert metrics["minilm_vs_tf_idf_work_recall_verdict"] in verdicts
+    assert metrics["simcse_first_infonce"] > 0.0
+    for name in ("simcse", "random"):  # the shared downstream number, 8 labels per class
+        assert 0.0 <= metrics[f"genre_{name}_8"] <= 1.0, name
+    assert metrics["genre_simcse_vs_random_verdict"] in verdicts
     assert 0.0 <= metrics["cpc_accuracy_k4"] <= 1.0
     assert metrics["wall_seconds"] < 120
 
