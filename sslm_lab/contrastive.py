@@ -363,3 +363,89 @@ def _check_lines(input_ids: Any, attention_mask: Any, vocab_size: int) -> None:
     if bool(empty.any()):
         line = int(empty.nonzero()[0])
         raise invalid(f"attention_mask[{line}]", "all 0", "at least one real token a line")
+
+
+# ---------------------------------------------------------------------------- two spans of a line
+
+
+def line_spans(
+    input_ids: Tensor, attention_mask: Tensor, share: float = 0.75
+) -> list[tuple[Tensor, Tensor]]:
+    """The first and the last `share` of each line, each as a line of its own.
+
+    input_ids, attention_mask: (batch, seq), a line being its first position ([CLS]) and
+    n real tokens after it, padding at the end. Each span is [CLS] and w = max(1,
+    ⌊share · n⌋) tokens: the first w, or the last w. Returns [(ids, mask), (ids, mask)],
+    each (batch, 1 + the batch's widest w), read from position 0 as any line is, so the two
+    spans differ in their words, never in their positions. share > 0.5 makes them overlap
+    in the middle of the line; share < 0.5 leaves a gap between them.
+    """
+    share = check_real("share", share, low=0, high=1, low_open=True)
+    real = validate_attention_mask(attention_mask, *input_ids.shape)
+    tokens = real.sum(dim=1, keepdim=True) - 1  # (batch, 1): real tokens after [CLS]
+    width = (tokens * share).floor().long().clamp(min=1)  # (batch, 1)
+    offsets = torch.arange(int(width.max()), device=input_ids.device)  # (widest,)
+    inside = offsets < width  # (batch, widest): which places of a span hold a token
+    spans = []
+    for start in (torch.ones_like(width), tokens - width + 1):  # after [CLS]; to the end
+        index = (start + offsets).clamp(max=input_ids.size(1) - 1)  # (batch, widest)
+        ids = torch.cat([input_ids[:, :1], input_ids.gather(1, index)], dim=1)
+        spans.append((ids, torch.cat([real[:, :1], inside], dim=1)))
+    return spans
+
+
+class SpanContrast(nn.Module):
+    """Two spans of one line are a positive pair (DeCLUTR, Giorgi et al. 2021).
+
+    What two parts of one text share is what holds for the whole text: its topic, its
+    style, its dialect. Each line's first and last `share` of tokens (`line_spans`) are
+    read by one encoder as lines of their own; a span's embedding is its mean hidden state.
+    Symmetric InfoNCE asks each line's first span to find its last among the batch's, and
+    back. Unlike SimCSE's two readings of the same words, the two views hold different
+    words, so the encoder is paid for what the words of a line have in common.
+
+    The spans overlap by default (share 0.75: the middle half of a line is in both). With
+    disjoint halves the words alone, at initialisation, say nothing about each other in a
+    language whose dialects differ only in word order, and the embeddings collapse to one
+    point (the loss then sits at log(batch), the value of knowing nothing).
+
+    encoder: any sslm_lab Transformer model (its body is used). forward(input_ids,
+    attention_mask) -> the loss.
+    """
+
+    def __init__(self, encoder: nn.Module, temperature: float = 0.1, share: float = 0.75):
+        super().__init__()
+        if not isinstance(encoder, TransformerModel):
+            raise invalid("type(encoder)", type(encoder), "an sslm_lab Transformer model")
+        self.encoder = encoder
+        self.temperature = _check_temperature(temperature)
+        self.share = check_real("share", share, low=0, high=1, low_open=True)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        _check_lines(input_ids, attention_mask, self.encoder.config.vocab_size)
+        check_int("batch size", len(input_ids), low=2, hint="the other lines are the negatives")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
+        first, last = (
+            pool(self.encoder.hidden_states(ids, mask), mask, "mean")  # (batch, n_embd)
+            for ids, mask in line_spans(input_ids, attention_mask, self.share)
+        )
+        return symmetric_info_nce(first, last, self.temperature)
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """Training FLOPs per token of a line of seq_len: the body reads two spans of
+        1 + ⌊share · (seq_len - 1)⌋ tokens each (`TransformerModel.flops_per_token`)."""
+        body = self.encoder.body
+        seq_len = body.config.block_size if seq_len is None else seq_len
+        span = 1 + max(1, math.floor(self.share * (seq_len - 1)))
+        return 2 * span / seq_len * body.flops_per_token(span)
+
+
+def span_contrast_objective(
+    module: SpanContrast, batch: tuple[Tensor, Tensor], step: int
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """`SpanContrast` in the trainer's shape: the batch is (input_ids, attention_mask)."""
+    if not isinstance(batch, tuple | list) or len(batch) != 2:
+        raise invalid("batch", type(batch), "a pair (input_ids, attention_mask)")
+    input_ids, attention_mask = batch
+    return module(input_ids, attention_mask), {}

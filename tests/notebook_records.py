@@ -254,6 +254,31 @@ def check_training_craft(metrics: dict, params: dict) -> None:
         assert metrics[f"{key}_verdict"] in ("better", "worse", "not established"), key
 
 
+def check_known_language(metrics: dict, params: dict) -> None:
+    assert metrics["seed"] == params.get("seed", 0)
+    objectives = params.get("objectives") or "mlm,clm,electra,simcse,span_contrast,vae"
+    assert metrics["objectives"] == objectives  # the smoke profile's: all six
+    assert metrics["budgets"] == (params.get("budgets") or "1,4")
+    assert metrics["pretrain_steps"] == (params.get("pretrain_steps") or 4)
+    assert metrics["forward_max_abs_error"] < 1e-9
+    assert metrics["hmmlearn_checked"] is True, "hmmlearn is in the test extras"
+    # the language's defaults: Bayes tagger 0.856, dialect 0.884 on 20,000 sequences
+    assert 0.8 < metrics["bayes_tagging"] < 0.9 and 0.8 < metrics["bayes_dialect"] < 0.95
+    assert abs(metrics["most_frequent_class_exact"] - 0.606) < 0.01
+    # (smoke counts its bigrams on 2,000 sequences only: too few to beat the unigram)
+    assert metrics["clm_floor"] < min(metrics["bigram_nats"], metrics["unigram_nats"])
+    assert metrics["mlm_exact_nats"] < metrics["mlm_test_nats"], "an MLM beat the optimum"
+    assert metrics["causal_vs_optimum"] != "better" and metrics["masked_vs_optimum"] != "better"
+    for name in ("random", *objectives.split(",")):
+        assert metrics[f"seeds_{name}"] >= 1
+        for k in metrics["budgets"].split(","):
+            assert 0.0 <= metrics[f"tagging_{name}_{k}"] <= metrics["bayes_tagging"] + 0.02
+            assert 0.0 <= metrics[f"dialect_{name}_{k}"] <= 1.0
+    for objective in objectives.split(","):
+        assert metrics[f"tagging_vs_random_{objective}"] in ("better", "worse", "not established")
+        assert metrics[f"steps_{objective}"] >= 1
+
+
 PAPERMILL_CASES: dict[str, tuple[list[dict], Callable[[dict, dict], None]]] = {
     "00_tour": (
         [{"profile": "smoke"}, {"profile": "smoke", "seed": 1, "bpe_vocab_size": 300}],
@@ -376,5 +401,18 @@ PAPERMILL_CASES: dict[str, tuple[list[dict], Callable[[dict, dict], None]]] = {
             },
         ],
         check_real_pretrained_model,
+    ),
+    "09_known_language": (
+        [
+            {"profile": "smoke"},
+            {
+                "profile": "smoke",
+                "seed": 1,
+                "objectives": "mlm,span_contrast",
+                "budgets": "1,2",
+                "pretrain_steps": 3,
+            },
+        ],
+        check_known_language,
     ),
 }

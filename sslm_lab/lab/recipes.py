@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from sslm_lab import data
 from sslm_lab.checks import check_bool, check_choice, check_int, check_real, invalid
-from sslm_lab.contrastive import SimCSE, simcse_objective
+from sslm_lab.contrastive import SimCSE, SpanContrast, simcse_objective, span_contrast_objective
 from sslm_lab.data.speeches import speeches
 from sslm_lab.electra import Electra, electra_objective
 from sslm_lab.heads import CausalLM, MaskedLM
@@ -52,7 +52,7 @@ from sslm_lab.training.trainer import LossFn, Phase, Trainer, TrainerConfig
 from sslm_lab.transformer import Transformer, TransformerConfig
 from sslm_lab.vae import SentenceVAE, vae_objective
 
-OBJECTIVES = ("random", "mlm", "clm", "simcse", "electra", "vae")
+OBJECTIVES = ("random", "mlm", "clm", "simcse", "electra", "vae", "span_contrast")
 # Where each objective's notebook saves its network: (notebook, folder in its run_dir)
 CHECKPOINTS = {
     "mlm": ("02_masked_lm", "encoder"),
@@ -217,7 +217,9 @@ def pretrained_encoder(
         body = Transformer(recipe.config()).eval()
         return PretrainedEncoder(objective, body, tokenizer, "random init", 0, 0, 0.0, {})
     why = "no profile given"
-    if reuse and profile is not None:
+    if objective not in CHECKPOINTS:
+        why = f"no notebook saves a {objective} encoder"
+    elif reuse and profile is not None:
         found, why = saved_encoder(objective, recipe, profile)
         if found is not None:
             return found
@@ -346,6 +348,16 @@ PRETRAINING = {
             vae_objective, schedule="linear", ramp_steps=max(1, recipe.steps // 2)
         ),
         encoder=lambda model: model.encoder,
+    ),
+    "span_contrast": Pretraining(
+        # Two spans of each line as a positive pair (09_known_language: they share the
+        # dialect); a plain body, as the VAE's encoder is. Each line is read as two spans
+        # of 3/4 of it, counted as two passes.
+        network=lambda recipe, mask_id: SpanContrast(Transformer(recipe.config())),
+        reads="lines",
+        objective=lambda recipe, tokenizer: span_contrast_objective,
+        encoder=lambda model: model.encoder,
+        passes=2,
     ),
 }
 

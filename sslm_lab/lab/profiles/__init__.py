@@ -6,8 +6,9 @@
 
 Each notebook has its own small table, one row per knob and one column per profile
 (`tour.py`, `attention.py`, `masked_lm.py`, `causal_lm.py`, `training_craft.py`, `vae.py`,
-`gan.py`, `contrastive.py`, `finetune.py`, `real_model.py`, named as the notebook's figures
-in `lab/viz` and widgets in `lab/widgets` are; see `table.py` for the form). Each also
+`gan.py`, `contrastive.py`, `finetune.py`, `real_model.py`, `known_language.py`, named as
+the notebook's figures in `lab/viz` and widgets in `lab/widgets` are; see `table.py` for
+the form). Each also
 declares the notebook's parameters (`parameters.py`: the specs and their validation). A notebook asks for its profile once (`get_profile(profile)`)
 and reads its own section, e.g. `P.tour.bpe_vocab_size`. Sections are frozen dataclasses,
 so a typo in a field name fails loudly instead of silently using a default.
@@ -25,6 +26,7 @@ from sslm_lab.lab.profiles import (
     contrastive,
     finetune,
     gan,
+    known_language,
     masked_lm,
     real_model,
     tour,
@@ -36,6 +38,7 @@ from sslm_lab.lab.profiles.causal_lm import CausalLMSizes
 from sslm_lab.lab.profiles.contrastive import ContrastiveSizes
 from sslm_lab.lab.profiles.finetune import FineTuneSizes
 from sslm_lab.lab.profiles.gan import GANSizes
+from sslm_lab.lab.profiles.known_language import KnownLanguageSizes
 from sslm_lab.lab.profiles.masked_lm import MaskedLMSizes
 from sslm_lab.lab.profiles.parameters import Parameters
 from sslm_lab.lab.profiles.real_model import RealModelSizes
@@ -67,6 +70,7 @@ class Profile:
     contrastive: ContrastiveSizes
     finetune: FineTuneSizes
     real_model: RealModelSizes
+    known_language: KnownLanguageSizes
 
 
 def build_profile(name: str) -> Profile:
@@ -84,6 +88,7 @@ def build_profile(name: str) -> Profile:
         contrastive=sizes_for(ContrastiveSizes, name),
         finetune=sizes_for(FineTuneSizes, name),
         real_model=sizes_for(RealModelSizes, name),
+        known_language=sizes_for(KnownLanguageSizes, name),
     )
 
 
@@ -102,6 +107,7 @@ NOTEBOOK_PARAMETERS: dict[str, Parameters] = {
     "07_fine_tuning": finetune.PARAMETERS,
     "03b_training_craft": training_craft.PARAMETERS,
     "08_real_pretrained_model": real_model.PARAMETERS,
+    "09_known_language": known_language.PARAMETERS,
 }
 
 

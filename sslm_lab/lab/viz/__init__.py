@@ -13,5 +13,7 @@ One module per notebook topic, named as its table in `lab/profiles` and its widg
 - `gan`: the generator's gradient, sample grids, coverage and diagnostics (05_gan);
 - `contrastive`: augmented views, probe curves, the temperature study (06_contrastive);
 - `finetune`: accuracy against labels and trained parameters (07_fine_tuning);
+- `known_language`: the language's matrices, training curves against the exact optimum,
+  accuracy against labels with the optimum on top (09_known_language);
 - `training`: any run's history, and labelled bars against a baseline (every notebook).
 """

@@ -12,5 +12,7 @@ widget is never the only way to reach a result, and the notebooks run headless.
 - `vae`: the latent explorer, a point or a path through a VAE's code (04_vae);
 - `gan`: the training replay, a GAN's samples step by step (05_gan);
 - `contrastive`: the embedding explorer, a line's nearest lines (06_contrastive);
-- `finetune`: the passage explorer, each fine-tuned model's genre and names (07_fine_tuning).
+- `finetune`: the passage explorer, each fine-tuned model's genre and names (07_fine_tuning);
+- `known_language`: the language explorer, the exact optima as its knobs move
+  (09_known_language).
 """
