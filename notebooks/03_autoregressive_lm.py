@@ -26,14 +26,22 @@
 #    every position at once, and why no position can peek at its answer;
 # 2. recalls the **n-gram baselines** from 00_tour, the numbers to beat;
 # 3. **pretrains a character-level decoder and a BPE decoder** with `sslm_lab.training.trainer`
-#    and compares them in **bits per character**, the one scale both share;
-# 4. looks at the **gap between training and validation loss**, and what **dropout**
-#    does to it;
+#    and compares them, on the same characters of unseen text, in **bits per character**,
+#    the one scale both share;
+# 4. looks at the **gap between training and validation loss**, and what **dropout** and
+#    **early stopping** do to it, over several seeds;
 # 5. **generates**: greedy, temperature, top-k and top-p sampling, with a KV cache,
 #    and gives you a **sampling widget**;
 # 6. measures how **temperature** changes the entropy of what the model writes;
-# 7. **saves the decoder** for the fine-tuning notebook;
-# 8. leaves four **exercises** (teacher forcing, top-k, top-p, cached greedy decoding).
+# 7. **saves the decoders**;
+# 8. asks what the BPE decoder's features are worth on a task: the **genre probe** every
+#    pretraining notebook reports, beside a random decoder of the same shape;
+# 9. leaves four **exercises** (teacher forcing, top-k, top-p, cached greedy decoding).
+#
+# Every comparison below is made by `sslm_lab.lab.compare`: the two systems are scored
+# on the same units (passages, windows, seeds), and the sentence that states the result
+# is printed from its interval, so it says "not established" when the data do not show a
+# difference.
 #
 # The cell below holds every knob. `profile` picks the run sizes from
 # `sslm_lab.lab.profiles` (`None` reads `$SSLM_PROFILE`, else `laptop`). The other `None`s
@@ -51,12 +59,15 @@ dropout_rate = None
 prompt = "KING."
 
 # %%
+import copy
 import math
 import time
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 import torch.nn.functional as F
+from IPython.display import Markdown, display
 from torch.testing import assert_close
 
 from sslm_lab import data
@@ -73,6 +84,9 @@ from sslm_lab.generation import (
 )
 from sslm_lab.heads import CausalLM
 from sslm_lab.lab import profiles
+from sslm_lab.lab.compare import compare, markdown_table
+from sslm_lab.lab.downstream import genre_probe, genre_task
+from sslm_lab.lab.recipes import EncoderRecipe, matches
 from sslm_lab.lab.results import record_results, run_dir
 from sslm_lab.lab.viz.causal_lm import (
     plot_learning_curves,
@@ -80,7 +94,7 @@ from sslm_lab.lab.viz.causal_lm import (
     plot_temperature_effect,
 )
 from sslm_lab.lab.widgets.causal_lm import sample_continuation, sampling_explorer
-from sslm_lab.ngrams import ngram_baselines
+from sslm_lab.ngrams import add_k_probabilities, char_ids, ngram_baselines
 from sslm_lab.objectives import bits_per_character, causal_lm_loss, causal_lm_objective
 from sslm_lab.pretrained import load_pretrained, save_pretrained
 from sslm_lab.training.hardware import device_name, resolve_device, resolve_precision
@@ -203,6 +217,36 @@ for name, value in baselines.items():
 print(f"{'uniform':>8}: {uniform_bpc:.3f} (a guess among the {len(alphabet)} characters)")
 
 # %% [markdown]
+# A comparison with a baseline needs its cost character by character, not only its
+# average: then the model and the baseline can be scored on exactly the same characters.
+# The same counts do it. Give each window of `order` characters one number (a digit per
+# character, in base V); the training text's counts of those numbers, smoothed, are the
+# table of next-character probabilities; a validation character's cost is its entry in
+# the table. Averaged, these costs must be the numbers above.
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def ngram_bits_each(order: int) -> np.ndarray:
+    """Bits of every val character from position 2 on under the add-k `order`-gram of the
+    training text: (len(val_text) - 2,), the characters `ngram_baselines` scored."""
+    size = len(alphabet)
+
+    def codes(ids: np.ndarray, first: int) -> np.ndarray:
+        # window ending at i: ids[i] is the last digit, ids[i - order + 1] the first
+        return sum(ids[first - j : len(ids) - j] * size**j for j in range(order))
+
+    counts = np.bincount(codes(char_ids(full_train, alphabet), order - 1), minlength=size**order)
+    table = add_k_probabilities(counts.reshape(-1, size), P.tour.ngram_smoothing)
+    return -np.log2(table.reshape(-1)[codes(char_ids(val_text, alphabet), 2)])
+
+
+ngram_bits = {"bigram": ngram_bits_each(2), "trigram": ngram_bits_each(3)}
+for name, bits in ngram_bits.items():
+    assert math.isclose(bits.mean(), baselines[name], rel_tol=1e-9)
+    print(f"{name:>8}: {len(bits):,} characters, mean {bits.mean():.3f} bits = the number above")
+
+# %% [markdown]
 # ## 3 · Pretraining: characters and BPE, in bits per character
 #
 # Two decoders of the same size, one reading characters, one reading byte-level BPE
@@ -249,8 +293,8 @@ print(f"{rare_tokens} of the {bpe.vocab_size} BPE tokens occur fewer than 100 ti
 # slice of rows onto the vocabulary, takes its loss and its gradient, and drops it
 # before the next slice, the same sums in another order (this notebook's logits are
 # small enough to be computed whole). The extra token matters. Run on `block_size`
-# tokens, `causal_lm_loss` would never give the last position a target, and that untrained position is the one every token
-# is generated from once the context is full. Evaluation uses the same evenly spaced
+# tokens, `causal_lm_loss` would never give the last position a target, and that
+# untrained position is the one every token is generated from once the context is full. Evaluation uses the same evenly spaced
 # windows every time, from the validation text and (to measure the gap in section 4)
 # from the training text, with dropout off. Everything else (AdamW, warmup then cosine
 # decay, clipping, bf16 where the hardware has it) is the trainer's job. The cell below is
@@ -264,17 +308,25 @@ def next_token_loss(model: CausalLM, windows: torch.Tensor, temperature: float =
     return F.cross_entropy(logits.flatten(0, 1), windows[:, 1:].flatten())
 
 
-def mean_loss(model: CausalLM, windows: torch.Tensor, temperature: float = 1.0) -> float:
-    """`next_token_loss` over many windows, in large batches, read back once."""
-    total = torch.zeros((), device=windows.device)
+def window_losses(model: CausalLM, windows: torch.Tensor, temperature: float = 1.0):
+    """`next_token_loss` of each window on its own, in large batches: (windows,), nats."""
+    losses = []
     for chunk in windows.split(eval_batch_size):
-        total += next_token_loss(model, chunk, temperature) * len(chunk)
-    return total.item() / len(windows)
+        logits = model(chunk[:, :-1]).float() / temperature  # (batch, block_size, vocab)
+        nats = F.cross_entropy(logits.transpose(1, 2), chunk[:, 1:], reduction="none")
+        losses.append(nats.mean(dim=1))  # (batch,)
+    return torch.cat(losses)
 
 
-def train_decoder(train_tokens, val_tokens, vocab, steps, dropout, eval_every):
-    """Pretrain a fresh decoder; return (model, trainer, wall seconds)."""
-    torch.manual_seed(seed)
+def mean_loss(model: CausalLM, windows: torch.Tensor, temperature: float = 1.0) -> float:
+    """`next_token_loss` over many windows, read back once."""
+    return window_losses(model, windows, temperature).mean().item()
+
+
+def train_decoder(train_tokens, val_tokens, vocab, steps, dropout, eval_every, run_seed=seed):
+    """Pretrain a fresh decoder; return (model, trainer, wall seconds, best), where best
+    holds the step, val loss and weights of the evaluation with the lowest val loss."""
+    torch.manual_seed(run_seed)
     config = TransformerConfig(
         vocab_size=vocab,
         block_size=C.block_size,
@@ -288,8 +340,13 @@ def train_decoder(train_tokens, val_tokens, vocab, steps, dropout, eval_every):
     train_windows = evenly_spaced_windows(train_tokens, C.eval_blocks, C.block_size + 1)
     val_windows = evenly_spaced_windows(val_tokens, C.eval_blocks, C.block_size + 1)
 
+    best = {"val": math.inf}
+
     def evaluate(step: int) -> dict[str, float]:
-        return {"train": mean_loss(model, train_windows), "val": mean_loss(model, val_windows)}
+        metrics = {"train": mean_loss(model, train_windows), "val": mean_loss(model, val_windows)}
+        if metrics["val"] < best["val"]:  # early stopping's candidate: keep a copy
+            best.update(step=step, val=metrics["val"], state=copy.deepcopy(model.state_dict()))
+        return metrics
 
     phase = Phase(
         "lm",
@@ -307,13 +364,13 @@ def train_decoder(train_tokens, val_tokens, vocab, steps, dropout, eval_every):
         precision=precision,
         compile=compile_model,
         eval_every=min(eval_every, steps),
-        seed=seed,
+        seed=run_seed,
     )
     batches = random_windows(train_tokens, C.batch_size, C.block_size + 1)
     trainer = Trainer(model, phase, batches, trainer_config, eval_fn=evaluate)
     started = time.perf_counter()
     trainer.fit()
-    return model.eval(), trainer, time.perf_counter() - started
+    return model.eval(), trainer, time.perf_counter() - started, best
 
 
 def learning_curve(trainer: Trainer, name: str, train_ratio: float):
@@ -331,7 +388,7 @@ def learning_curve(trainer: Trainer, name: str, train_ratio: float):
 # ### The character-level decoder
 
 # %%
-char_model, char_trainer, char_seconds = train_decoder(
+char_model, char_trainer, char_seconds, _ = train_decoder(
     train_ids["char"], val_ids["char"], chars.vocab_size, char_steps, C.dropout, C.eval_every
 )
 char_speed = char_trainer.summary()
@@ -359,7 +416,7 @@ print(repr(generate_text(char_model, chars, prompt, 100)))
 
 # %%
 bpe_train_ratio = len(train_ids["BPE"]) / len(train_text)
-bpe_model, bpe_trainer, bpe_seconds = train_decoder(
+bpe_model, bpe_trainer, bpe_seconds, _ = train_decoder(
     train_ids["BPE"], val_ids["BPE"], bpe.vocab_size, bpe_steps, C.dropout, C.eval_every
 )
 bpe_speed = bpe_trainer.summary()
@@ -392,48 +449,230 @@ fig = plot_learning_curves(
 )
 
 # %% [markdown]
-# At the `laptop` size, both decoders pass the trigram in about a minute of training
-# each (the times are printed above; at `smoke` size they only have to beat the unigram).
-# The trigram sees two characters of context; a decoder sees `block_size` tokens and
-# learns which of them matter. Per step the BPE model reads as many tokens, and so
-# (characters per token, printed above) several times as much text as the character
-# model, which is how it gets ahead in a shorter run. Its price is a vocabulary of
-# thousands of tokens, many of them rare (the count is printed above), each needing its
-# own embedding.
+# ### Comparing them on the same characters
+#
+# The two final numbers above come from each model's own windows: `block_size`
+# characters for one, `block_size` BPE tokens (a longer stretch of text) for the other.
+# To compare the two decoders, and each with the trigram, every system must pay for
+# exactly the same characters. So the units are `passages` passages of the validation
+# text, each `passage_chars` characters from a line break on. Each decoder reads a
+# passage in its own tokens, in windows of `block_size + 1` that share one token, as in
+# training. The first BPE token (the line break, with any blank lines or spaces BPE
+# merged into it) has nothing before it to be predicted from, so every system is scored
+# on the characters after it: the characters of BPE tokens 2, 3, ..., which the check
+# below confirms decode back to exactly those characters. The trigram reads its two
+# characters of context from the text before each character. One score per passage and
+# system: bits per character. (These are fresh measurements in fp32, so they differ a
+# little from the final numbers above, which the trainer took on its windows in its own
+# precision.)
+
+
+# %%
+def passage_nats(model: CausalLM, ids: list[int]) -> torch.Tensor:
+    """Nats of every token of a passage but the first, read in windows of block_size + 1
+    tokens, each window starting at the last token of the one before: (len(ids) - 1,)."""
+    ids = torch.tensor(ids, device=device)
+    nats = []
+    for start in range(0, len(ids) - 1, C.block_size):
+        window = ids[start : start + C.block_size + 1]
+        logits = model(window[None, :-1]).float()[0]  # (window - 1, vocab)
+        nats.append(F.cross_entropy(logits, window[1:], reduction="none"))
+    return torch.cat(nats)
+
+
+line_breaks = torch.linspace(2, len(val_text) - 2 * C.passage_chars, C.passages).long().tolist()
+passage_starts = [val_text.index("\n", position) for position in line_breaks]  # at a line break
+passage_bits = {"char": [], "BPE": [], "trigram": []}
+with torch.no_grad():
+    for start in passage_starts:
+        passage = val_text[start : start + C.passage_chars]
+        pieces = bpe.encode(passage)
+        first = bpe.decode(pieces[:1])  # the text the first BPE token stands for
+        assert passage.startswith(first) and bpe.decode(pieces[1:]) == passage[len(first) :]
+        scored = len(passage) - len(first)  # the characters every system pays for
+        nats = {
+            "char": passage_nats(char_model, chars.encode(passage))[len(first) - 1 :].sum(),
+            "BPE": passage_nats(bpe_model, pieces).sum(),
+        }
+        for name, value in nats.items():
+            passage_bits[name].append(value.item() / math.log(2) / scored)
+        # ngram_bits[...][i] is val character i + 2
+        trigram = ngram_bits["trigram"][start + len(first) - 2 : start + len(passage) - 2]
+        passage_bits["trigram"].append(float(trigram.mean()))
+passage_bits = {name: np.array(values) for name, values in passage_bits.items()}
+print(
+    f"{len(passage_starts)} passages of {C.passage_chars} characters; mean bits per character: "
+    + ", ".join(f"{name} {values.mean():.3f}" for name, values in passage_bits.items())
+)
+
+
+def compare_bits(a, b, names: tuple[str, str], unit: str):
+    """Bits per character of system a against system b, paired by unit: lower is better."""
+    return compare(
+        a, b, names=names, metric="bits per character", unit=unit, higher_is_better=False
+    )
+
+
+decoders = {
+    "BPE vs char": compare_bits(
+        passage_bits["BPE"], passage_bits["char"], ("BPE decoder", "char decoder"), "val passages"
+    ),
+    **{
+        f"{name} vs trigram": compare_bits(
+            passage_bits[name],
+            passage_bits["trigram"],
+            (f"{name} decoder", "trigram"),
+            "val passages",
+        )
+        for name in ("char", "BPE")
+    },
+}
+display(Markdown(markdown_table(list(decoders.values()))))
+for comparison in decoders.values():
+    display(Markdown(comparison.sentence()))
+
+# %% [markdown]
+# Read the verdicts above, not the means alone: each says whether the difference holds
+# beyond what another draw of passages of this text would move (at `smoke` size, with a
+# few seconds of training, the decoders only have to beat the unigram). The trigram sees
+# two characters of context; a decoder sees `block_size` tokens and learns which of them
+# matter. Per step the BPE model reads as many tokens as the character model, and so
+# more text: as many times more as a BPE token holds characters (printed above). The first
+# verdict says whether that bought it fewer bits per character on the same characters at
+# this size, from one training run of each (a seed's worth of luck is not in the
+# interval). The BPE model's price is a vocabulary of thousands of tokens, many of them
+# rare (the count is printed above), each needing its own embedding.
+#
+# How few bits per character could a model reach? For Shakespeare nobody knows: the
+# entropy of the text is unknown, so these numbers can be set beside baselines but not
+# beside an optimum. [09_known_language](09_known_language.ipynb) trains a causal LM on a
+# language whose rules we wrote, where the best possible loss is computed exactly.
 #
 # ## 4 · The gap between training and validation loss
 #
 # The dashed lines above (loss on training text) and the solid ones (on unseen text)
 # stay close (the final gaps are printed above). With millions of characters and a short
 # run the model sees only a small share of all windows (printed above), so there is
-# little to memorise: every training batch is almost as good as new data. A gap opens when the data is small next to the model. To see it,
-# train the same decoder on only a few thousand characters, twice: without dropout, and
-# with dropout, which zeroes a random fraction of the activations at every training
-# step. A network that cannot count on any single unit being there cannot store a
-# passage unit by unit; it has to learn patterns that survive the noise.
+# little to memorise: every training batch is almost as good as new data. A gap opens
+# when the data is small next to the model. To see it, train the same decoder on only a
+# few thousand characters, twice: without dropout, and with dropout, which zeroes a
+# random fraction of the activations at every training step. A network that cannot count
+# on any single unit being there cannot store a passage unit by unit; it has to learn
+# patterns that survive the noise.
+#
+# A third contender costs nothing to train: **early stopping**, the run without dropout
+# taken back to the evaluation where its validation loss was lowest. Choosing that step
+# looks at validation windows, so it is measured on others: the runs are evaluated (and
+# the step chosen) on windows of the first half of the validation text, and all three are
+# compared on windows of the second half (**held out**). The pair of runs is repeated
+# with `dropout_seeds` seeds (each changes the initial weights and the batches); the
+# comparisons pair the same held-out windows under every seed.
 
 # %%
 small_ids = train_ids["char"][: C.dropout_train_chars]
-dropout_eval_every = max(1, C.dropout_steps // 6)
-dropout_runs = {}
-for rate in (0.0, with_dropout):
-    model, trainer, seconds = train_decoder(
-        small_ids, val_ids["char"], chars.vocab_size, C.dropout_steps, rate, dropout_eval_every
+dropout_eval_every = max(1, C.dropout_steps // 8)
+run_seeds = [seed + offset for offset in range(C.dropout_seeds)]
+window = C.block_size + 1
+# The step is chosen on windows of the first half of the val text, measured on the second.
+half = len(val_ids["char"]) // 2
+choose_on, held_out_text = val_ids["char"][:half], val_ids["char"][half:]
+held_out = evenly_spaced_windows(held_out_text, C.eval_blocks, window)  # (windows, window)
+held_out_starts = half + torch.linspace(0, len(held_out_text) - window, C.eval_blocks).long()
+offsets = torch.arange(window)
+assert torch.equal(held_out, val_ids["char"][(held_out_starts[:, None] + offsets).to(device)])
+# the bigram's bits at the characters each held-out window predicts (ngram_bits: from char 2)
+bigram_held_out = np.stack(
+    [ngram_bits["bigram"][s + 1 - 2 : s + window - 2] for s in held_out_starts.tolist()]
+).mean(axis=1)
+with_name = f"dropout {with_dropout:g}"
+arms = {"no dropout": 0.0, with_name: with_dropout}
+curves = {name: [] for name in arms}  # per arm, one learning curve per seed
+held_out_bits = {name: [] for name in [*arms, "early stopping"]}  # (seeds, windows) each
+early_steps = []
+for run_seed in run_seeds:
+    for name, rate in arms.items():
+        model, trainer, seconds, best = train_decoder(
+            small_ids,
+            choose_on,
+            chars.vocab_size,
+            C.dropout_steps,
+            rate,
+            dropout_eval_every,
+            run_seed,
+        )
+        curves[name].append(learning_curve(trainer, "char", 1.0))
+        with torch.no_grad():
+            held_out_bits[name].append((window_losses(model, held_out) / math.log(2)).cpu())
+            if rate == 0.0:  # early stopping: the same run, back at its best evaluation
+                model.load_state_dict(best["state"])
+                bits = window_losses(model, held_out) / math.log(2)
+                held_out_bits["early stopping"].append(bits.cpu())
+                early_steps.append(best["step"])
+    finals = {name: curves[name][-1] for name in arms}
+    print(
+        f"seed {run_seed}: "
+        + "; ".join(
+            f"{name} train {train[-1]:.3f}, val {val[-1]:.3f} (lowest {min(val):.3f} at step "
+            f"{steps[val.index(min(val))]})"
+            for name, (steps, train, val) in finals.items()
+        )
+        + " bits/char"
     )
-    dropout_runs[f"dropout {rate:g}"] = learning_curve(trainer, "char", 1.0)
-gaps = {name: curve[2][-1] - curve[1][-1] for name, curve in dropout_runs.items()}
-for name, (_, train, val) in dropout_runs.items():
-    print(f"{name}: train {train[-1]:.3f}, val {val[-1]:.3f} bits/char, gap {gaps[name]:.3f}")
-steps_0, _, val_0 = dropout_runs["dropout 0"]
-best_index = min(range(len(val_0)), key=val_0.__getitem__)
-best_step, best_val = steps_0[best_index], val_0[best_index]
-with_val = dropout_runs[f"dropout {with_dropout:g}"][2][-1]
+held_out_bits = {name: torch.stack(rows).numpy() for name, rows in held_out_bits.items()}
+# gap per seed: final val minus final train, on the evaluation windows
+gaps = {
+    name: np.array([val[-1] - train[-1] for _, train, val in runs]) for name, runs in curves.items()
+}
 print(
-    f"dropout 0: lowest val {best_val:.3f} bits/char at step {best_step} of {C.dropout_steps} "
-    f"(evaluated every {dropout_eval_every}); dropout {with_dropout:g} ends at {with_val:.3f}"
+    f"{C.dropout_train_chars:,} training characters, {C.dropout_steps} steps, evaluated every "
+    f"{dropout_eval_every}; early stopping chose steps {early_steps} of {C.dropout_steps}"
 )
-print(f"early stopping at step {best_step} beats dropout's final val by {with_val - best_val:.3f}")
-print(f"bigram {baselines['bigram']:.3f} bits/char; {C.dropout_train_chars:,} training characters")
+print(
+    "held-out windows, mean bits/char over seeds: "
+    + ", ".join(f"{name} {bits.mean():.3f}" for name, bits in held_out_bits.items())
+    + f"; bigram {bigram_held_out.mean():.3f}"
+)
+print(
+    "final gap (val − train) per seed: "
+    + "; ".join(f"{name} " + ", ".join(f"{g:.3f}" for g in gap) for name, gap in gaps.items())
+)
+held_out_unit = "held-out val windows"
+against_bigram = np.broadcast_to(bigram_held_out, held_out_bits["no dropout"].shape)
+regularising = {
+    "dropout vs none": compare_bits(
+        held_out_bits[with_name],
+        held_out_bits["no dropout"],
+        (with_name, "no dropout"),
+        held_out_unit,
+    ),
+    "early stopping vs dropout": compare_bits(
+        held_out_bits["early stopping"],
+        held_out_bits[with_name],
+        ("early stopping", with_name),
+        held_out_unit,
+    ),
+    "gap": compare(
+        gaps[with_name],
+        gaps["no dropout"],
+        names=(with_name, "no dropout"),
+        metric="final gap, val − train bits per character",
+        unit="seeds",
+        higher_is_better=False,
+    ),
+    **{
+        f"{label} vs bigram": compare_bits(
+            held_out_bits[name], against_bigram, (name, "bigram"), held_out_unit
+        )
+        for label, name in (
+            ("none", "no dropout"),
+            ("dropout", with_name),
+            ("early", "early stopping"),
+        )
+    },
+}
+display(Markdown(markdown_table(list(regularising.values()))))
+for comparison in regularising.values():
+    display(Markdown(comparison.sentence()))
 gpu_sizes = profiles.get_profile("gpu").causal_lm
 gpu_model = CausalLM(
     TransformerConfig(
@@ -452,24 +691,34 @@ print(
     f"{gpu_passes:.0f} passes over the training text, dropout {gpu_sizes.dropout}"
 )
 del gpu_model
+mean_curves = {
+    f"{name} (mean of {len(runs)} seeds)": tuple(
+        np.mean([run[part] for run in runs], axis=0).tolist() for part in range(3)
+    )
+    for name, runs in curves.items()
+}
 fig = plot_learning_curves(
-    dropout_runs,
-    {"trigram": baselines["trigram"]},
+    mean_curves,
+    {"bigram": baselines["bigram"], "trigram": baselines["trigram"]},
     title=f"{C.dropout_train_chars:,} training characters: memorising, and dropout against it",
 )
 
 # %% [markdown]
-# At `laptop` size (the figures are printed above): without dropout the training loss
-# plunges while the validation loss reaches its lowest early and then climbs: the model is
-# memorising its few thousand characters, and what it memorises is useless on other text.
-# Dropout holds the training loss up, keeps the two curves closer (a smaller gap) and ends
-# with the better *final* validation loss. But it is not the best model here: simply
-# stopping the no-dropout run at its validation minimum (early stopping; the step and
-# value are printed above) would have done better than dropout's last step. Look at the
-# level, though: both runs end above the bigram baseline. Dropout slows the memorising
-# down; it cannot make a few thousand characters teach what millions do. The small
-# profiles train their main runs without it; the `gpu` profile, with a model many times
-# larger that makes many passes over the data (both printed above), uses it.
+# At `laptop` size (the figures are printed above, seed by seed): without dropout the
+# training loss plunges while the validation loss reaches its lowest early and then
+# climbs: the model is memorising its few thousand characters, and what it memorises is
+# useless on other text. The verdicts say what held across the seeds on the held-out
+# windows: whether dropout ended with the lower validation loss and the smaller gap, and
+# whether simply stopping the run without dropout at its best evaluation did better
+# still than dropout's last step. In the stored `laptop` run dropout is **better** on
+# both, and early stopping against dropout is **not established**: over these seeds,
+# stopping at the best evaluation is worth as much as dropout's noise, no more. Look at
+# the level, though: the last rows compare each of them with the bigram, which counts
+# pairs of characters in millions of them, and all three are **worse**. Dropout slows the
+# memorising down; it cannot make a few thousand characters teach what millions do. The
+# small profiles train their main runs without it; the `gpu` profile, with a
+# model many times larger that makes many passes over the data (both printed above),
+# uses it.
 #
 # ## 5 · Generation
 #
@@ -649,17 +898,24 @@ for length, seconds, positions in cache_table:
 print(
     f"greedy decoding from {prompt!r}, batch 1, on {device_name(device)}; block_size {C.block_size}"
 )
+speedups = [seconds[False] / seconds[True] for _, seconds, _ in cache_table]
+saved_work = [positions[False] / positions[True] for _, _, positions in cache_table]
+print(
+    f"measured speed-up {min(speedups):.1f}× to {max(speedups):.1f}×; positions computed "
+    f"{min(saved_work):.1f}× to {max(saved_work):.1f}× fewer with the cache"
+)
 assert all(cache_checks)
 
 # %% [markdown]
-# The table times greedy decoding from the prompt up to several context lengths, each
-# the best of three runs. At step $t$ the uncached model recomputes $t$ positions through
-# every layer, the cached one only one, so the work saved (last column, a count) grows
-# with the context. The measured speed-up does not follow that count: it stays small
-# and need not rise with every length (see the table). With a small
-# model and short contexts most of each step is fixed per-call overhead (Python, kernel
-# launches) that the cache does not remove. Read the timings as indicative: they come
-# from one shared machine.
+# The tokens are the same with and without the cache: that is a derivation checked
+# token for token, not a measurement. The table times greedy decoding from the prompt up
+# to several context lengths, each the best of three runs. At step $t$ the uncached model
+# recomputes $t$ positions through every layer, the cached one only one, so the work
+# saved (last column, a count) grows with the context. Set the measured speed-up beside
+# that count (both ranges are printed under the table): where it is far smaller, most of
+# each step is fixed per-call overhead (Python, kernel launches) that the cache does not
+# remove, as with a small model and short contexts. Read the timings as indicative: they
+# come from one machine, shared with other work.
 #
 # ### Try it
 #
@@ -685,7 +941,7 @@ sampling_explorer(char_model, chars, prompt, temperature=0.8, length=C.sample_to
 # %%
 snippets = evenly_spaced_windows(val_ids["char"], C.samples_per_temperature, 16)
 val_windows = evenly_spaced_windows(val_ids["char"], C.eval_blocks, C.block_size + 1)
-sample_entropy, val_bits_at = [], []
+sample_entropy, val_bits_at, window_bits_at = [], [], {}
 with torch.no_grad():
     for temperature in C.temperatures:
         draw = sampling(temperature, generator=torch.Generator().manual_seed(seed))
@@ -697,29 +953,48 @@ with torch.no_grad():
 
         generate(char_model, snippets, C.sample_tokens, recording)
         sample_entropy.append(torch.cat(entropies).mean().item())
-        val_bits_at.append(mean_loss(char_model, val_windows, temperature) / math.log(2))
+        bits = window_losses(char_model, val_windows, temperature) / math.log(2)  # (windows,)
+        window_bits_at[temperature] = bits.cpu().numpy()
+        val_bits_at.append(float(bits.mean()))
 for temperature, entropy, bits in zip(C.temperatures, sample_entropy, val_bits_at, strict=True):
     print(f"T = {temperature:<4}: sampling entropy {entropy:.2f} bits, val {bits:.3f} bits/char")
 lowest_at = C.temperatures[min(range(len(val_bits_at)), key=val_bits_at.__getitem__)]
 print(f"val bits/char lowest at T = {lowest_at}")
+# T = 1 against the temperatures next to it, on the same windows
+at_one = C.temperatures.index(1.0)
+neighbours = C.temperatures[max(0, at_one - 1) : at_one] + C.temperatures[at_one + 1 : at_one + 2]
+temperature_verdicts = [
+    compare_bits(
+        window_bits_at[1.0], window_bits_at[other], ("T = 1", f"T = {other}"), "val windows"
+    )
+    for other in neighbours
+]
+for comparison in temperature_verdicts:
+    display(Markdown(comparison.sentence()))
 fig = plot_temperature_effect(C.temperatures, sample_entropy, val_bits_at)
 for temperature in (C.temperatures[0], 1.0, C.temperatures[-1]):
     text = generate_text(char_model, chars, prompt, 80, temperature=temperature, seed=seed)
     print(f"--- T = {temperature}\n{prompt}{text}\n")
 
 # %% [markdown]
-# Low temperature makes each draw nearly certain (the entropy is lowest): the text is safe, repetitive, and
-# soon loops. High temperature spreads the choice over more characters and the text
-# dissolves into letter soup. Neither improves the model as a model of Shakespeare:
-# its validation bits per character are lowest near $T = 1$ (printed above), the distribution it was
-# trained to match. Temperature is a dial for the *reader*, trading surprise against
-# coherence; it adds no knowledge.
+# Low temperature makes each draw nearly certain (the entropy is lowest): the text is
+# safe, repetitive, and soon loops. High temperature spreads the choice over more
+# characters and the text dissolves into letter soup. As a model of Shakespeare, the
+# distribution the model was trained to match is the one at $T = 1$: the verdicts above
+# compare it with the temperatures on either side, window by window. Temperature is a
+# dial for the *reader*, trading surprise against coherence; it adds no knowledge.
 #
 # ## 7 · Save the decoders
 #
-# The fine-tuning notebook starts from these weights. `sslm_lab.pretrained` writes the
-# weights (safetensors), the `TransformerConfig` and the tokenizer into this profile's
-# run folder, and loads them back; the reloaded model must give the same logits.
+# `sslm_lab.pretrained` writes the weights (safetensors), the `TransformerConfig` and
+# the tokenizer into this profile's run folder, and loads them back; the reloaded model
+# must give the same logits. They are saved for you to load and sample from later. The
+# fine-tuning notebook (07) does not start from them: it compares encoders of one shared
+# shape (`sslm_lab.lab.recipes.EncoderRecipe`), and the cell prints which objectives 07
+# uses at this profile and whether this BPE decoder has that shape. At `laptop` size 07
+# reuses the encoders 02, 05 and 06 saved; where a profile asks 07 for a causal LM
+# (`clm`), it loads a saved one only when it has the shared shape, and otherwise trains
+# its own.
 
 # %%
 folder = run_dir("03_autoregressive_lm", P.name)
@@ -737,9 +1012,66 @@ with torch.no_grad():
 print(f"saved in {folder.name}/: {', '.join(sorted(path.name for path in saved.values()))}")
 print(f"reloaded char decoder gives identical logits: {reload_identical}")
 assert reload_identical and loaded_chars.characters == chars.characters
+used_by_07 = P.finetune.objectives
+shape_gaps = matches(bpe_model.config, EncoderRecipe(), causal=True)
+print(
+    f"07 at the {P.name} profile uses: {', '.join(used_by_07)} "
+    f"({'a causal LM among them' if 'clm' in used_by_07 else 'no causal LM among them'})"
+)
+print(
+    "this BPE decoder against 07's shared encoder shape: "
+    + ("the same shape" if not shape_gaps else "differs: " + "; ".join(shape_gaps))
+)
 
 # %% [markdown]
-# ## 8 · Exercises
+# ## 8 · What the BPE decoder's features are worth: the genre probe
+#
+# Every pretraining notebook of this suite reports one shared downstream number, with
+# the protocol of 07 (`sslm_lab.lab.downstream`): passages of plays no model has seen,
+# each four chunks of 32 positions with `[CLS]` first; the body's hidden states,
+# averaged, are the features; a logistic regression learns the genre (comedy, history,
+# tragedy) from 8 labelled passages per genre, drawn three times by three seeds. The
+# control is a decoder of exactly the same shape that was never trained, its weights
+# drawn as this one's were before training. Only a difference the verdict establishes
+# is worth saying: what pretraining on next-token prediction gave these features for this
+# task. This decoder reads up to `block_size` tokens; the chunks are 07's 32 tokens, so
+# the passages are the ones 02 and 07 score. (The decoder never met `[CLS]` in training:
+# every chunk starts with a token whose embedding pretraining did not shape, for the
+# trained decoder and the control alike.)
+
+# %%
+genre_passages = genre_task(bpe, block_size=32, max_per_work=C.genre_max_per_work)
+genre_seeds = (seed, seed + 1, seed + 2)
+torch.manual_seed(seed)  # the control: the same shape, drawn as the decoder was before training
+bodies = {
+    "BPE decoder": copy.deepcopy(bpe_model.transformer),
+    "random init": CausalLM(bpe_model.config).transformer,
+}
+genre = {name: genre_probe(body, genre_passages, 8, genre_seeds) for name, body in bodies.items()}
+for name, scores in genre.items():
+    per_seed = ", ".join(f"{row.mean():.3f}" for row in scores.correct)
+    print(f"{name:>12}: genre accuracy {scores.accuracy:.3f} (per seed: {per_seed})")
+print(
+    f"{genre_passages.labels['test'].numel()} test passages; always the most frequent genre: "
+    f"{genre_passages.majority_accuracy:.3f}"
+)
+genre_verdict = compare(
+    genre["BPE decoder"].correct,
+    genre["random init"].correct,
+    names=("BPE decoder's features", "random init"),
+    metric="genre accuracy at 8 labels per genre",
+    unit="test passages",
+)
+display(Markdown(genre_verdict.sentence()))
+
+# %% [markdown]
+# In the stored `laptop` run the verdict reads **not established**, and both sit near
+# always answering the most frequent genre (all three numbers are printed above): at 8
+# labels per genre, the averaged hidden states of this decoder do not tell the genres
+# apart better than those of a random one. What next-token prediction taught it shows in
+# section 3's bits per character, not in this probe.
+#
+# ## 9 · Exercises
 #
 # Four pieces of what this notebook derived, easiest first. Write each function between
 # its two SOLUTION comment lines; the cell below it checks your answer against
@@ -875,31 +1207,43 @@ assert torch.equal(
 
 # %% [markdown]
 # ## What this notebook established
+#
+# Every comparison this notebook stated, in one table (the genre probe's verdict is
+# reported whatever it is; it is not asserted):
 
 # %% tags=["asserts-learning"]
-initial_loss = math.log(chars.vocab_size)  # nats: an untrained model's uniform guess
+comparisons = [*decoders.values(), *regularising.values(), *temperature_verdicts, genre_verdict]
+display(Markdown(markdown_table(comparisons)))
 assert past_shift == 0.0, "a prediction changed when only later tokens did"
-assert char_val_loss < initial_loss, "the character model learned nothing"
-# The BPE model's own "learned nothing" line: a uniform guess over its pieces, which costs
-# log2(vocab) bits per piece, about 4 to 5 bits per character (not the 6.4 of characters).
+assert all(cache_checks), "the KV cache changed the generated tokens"
+assert reload_identical, "the saved decoder does not reload exactly"
+# A check of the sampler, not of learning: dividing logits by a larger T flattens them.
+assert sample_entropy[-1] > sample_entropy[0], "higher temperature, more random draws"
+# Learned something at all: half a bit per character under each model's uniform guess
+# (log2 84 = 6.39 bits for characters; for BPE, log2 of its vocabulary per piece, about 4
+# to 5 bits per character). An untrained decoder sits at about its uniform guess.
 bpe_uniform_bpc = bits_per_character(math.log(bpe.vocab_size), len(val_ids["BPE"]), len(val_text))
 assert char_val_bpc < uniform_bpc - 0.5, "the character model learned next to nothing"
 assert bpe_val_bpc < bpe_uniform_bpc - 0.5, "the BPE model learned next to nothing"
-assert all(cache_checks), "the KV cache changed the generated tokens"
-# A sanity check more than a finding: dividing logits by a larger T flattens them.
-assert sample_entropy[-1] > sample_entropy[0], "higher temperature, more random draws"
-assert reload_identical, "the saved decoder does not reload exactly"
 if not C.beats_trigram:
     # 150 steps of a tiny model: it must at least learn the character frequencies.
     assert char_val_bpc < baselines["unigram"], "the character model lost to the unigram"
 else:
-    assert char_val_bpc < baselines["trigram"], "the character model did not beat the trigram"
-    assert bpe_val_bpc < baselines["trigram"], "the BPE model did not beat the trigram"
-    with_name = f"dropout {with_dropout:g}"
-    assert gaps[with_name] < gaps["dropout 0"], "dropout did not shrink the gap"
-    final_val = {name: curve[2][-1] for name, curve in dropout_runs.items()}
-    assert final_val[with_name] < final_val["dropout 0"], "dropout did not help val on small data"
+    # What these were measured at, and their margins: the profile's comment beside
+    # beats_trigram (sslm_lab/lab/profiles/causal_lm.py). An untrained or one-step decoder
+    # is far above the trigram on the same passages: these verdicts would read "worse".
+    for name in ("char", "BPE"):
+        verdict = decoders[f"{name} vs trigram"]
+        assert verdict.verdict == "better", verdict.sentence()
+    # Measured: the same profile comment. A run that learned nothing ends with no gap and
+    # the same val loss with or without dropout: "not established".
+    for key in ("dropout vs none", "gap"):
+        assert regularising[key].verdict == "better", regularising[key].sentence()
+    # The sampler again (all-equal logits give equal entropies, and fail the check above)
     assert sample_entropy == sorted(sample_entropy), "entropy rises with temperature"
+    # An untrained decoder's val loss falls as T rises (its logits are near 0, and a flatter
+    # guess costs less), so its lowest would be at the largest T; a model of all-equal
+    # logits would put it at the first. Measured: lowest at T = 1.0.
     best = C.temperatures[min(range(len(val_bits_at)), key=val_bits_at.__getitem__)]
     assert 0.75 <= best <= 1.25, f"val bits/char lowest at T = {best}, not near 1"
 if C.max_val_loss is not None and char_steps == C.max_steps:
@@ -923,9 +1267,21 @@ results_file = record_results(
         "bpe_train_seconds": bpe_seconds,
         "char_tokens_per_s": char_speed["tokens_per_s"],
         "bpe_tokens_per_s": bpe_speed["tokens_per_s"],
+        "passages": len(passage_starts),
+        **{f"{name.lower()}_passage_bpc": float(v.mean()) for name, v in passage_bits.items()},
+        **{f"verdict_{key.replace(' ', '_')}": c.verdict for key, c in decoders.items()},
         "dropout_rate": with_dropout,
-        "gap_without_dropout_bpc": gaps["dropout 0"],
-        "gap_with_dropout_bpc": gaps[f"dropout {with_dropout:g}"],
+        "dropout_seeds": len(run_seeds),
+        "gap_without_dropout_bpc": float(gaps["no dropout"].mean()),
+        "gap_with_dropout_bpc": float(gaps[with_name].mean()),
+        "held_out_bpc_no_dropout": float(held_out_bits["no dropout"].mean()),
+        "held_out_bpc_dropout": float(held_out_bits[with_name].mean()),
+        "held_out_bpc_early_stopping": float(held_out_bits["early stopping"].mean()),
+        **{f"verdict_{key.replace(' ', '_')}": c.verdict for key, c in regularising.items()},
+        "genre_accuracy": genre["BPE decoder"].accuracy,
+        "genre_accuracy_random_init": genre["random init"].accuracy,
+        "genre_majority": genre_passages.majority_accuracy,
+        "genre_verdict": genre_verdict.verdict,
         "kv_cache_same_tokens": all(cache_checks),
         "kv_cache_speedup": cache_speedup,
         "entropy_lowest_temperature_bits": sample_entropy[0],

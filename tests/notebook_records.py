@@ -46,6 +46,26 @@ def check_autoregressive(metrics: dict, params: dict) -> None:
     assert metrics["bpe_val_bpc"] < metrics["unigram_bpc"], "BPE model lost to the unigram"
     assert metrics["kv_cache_same_tokens"] is True
     assert metrics["entropy_highest_temperature_bits"] > metrics["entropy_lowest_temperature_bits"]
+    assert metrics["passages"] == 16 and metrics["dropout_seeds"] == 2  # the smoke profile's
+    # the trigram on the passages is the trigram on the whole val text, give or take (smoke
+    # seed 0: 2.939 against 2.941)
+    assert abs(metrics["trigram_passage_bpc"] - metrics["trigram_bpc"]) < 0.3
+    verdicts = ("better", "worse", "not established")
+    for key in (
+        "BPE_vs_char",
+        "char_vs_trigram",
+        "BPE_vs_trigram",
+        "dropout_vs_none",
+        "early_stopping_vs_dropout",
+        "gap",
+        "none_vs_bigram",
+        "dropout_vs_bigram",
+        "early_vs_bigram",
+    ):
+        assert metrics[f"verdict_{key}"] in verdicts, key
+    for key in ("genre_accuracy", "genre_accuracy_random_init", "genre_majority"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["genre_verdict"] in verdicts
 
 
 def check_masked_lm(metrics: dict, params: dict) -> None:

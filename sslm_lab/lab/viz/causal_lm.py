@@ -91,7 +91,7 @@ def plot_temperature_effect(
     right.plot(temperatures, val_bits, marker="o", color="C1")
     right.axvline(1.0, color="grey", linestyle="--", label="T = 1: the trained model")
     right.set_ylabel(f"val bits per {unit}")
-    right.set_title("...but the model's own probabilities (T = 1) fit real text best", fontsize=10)
+    right.set_title("The model's probabilities taken at temperature T, on real text", fontsize=10)
     right.legend(fontsize=8)
     for ax in (left, right):
         ax.set_xlabel("temperature T")
