@@ -40,13 +40,15 @@
 #    real digits;
 # 4. gives you a **training replay**: a slider over the saved steps, the samples from the
 #    same noise at each;
-# 5. measures **minimax against non-saturating** on the same seed and steps;
-# 6. provokes **mode collapse**, diagnoses it, and measures one remedy;
+# 5. measures **minimax against non-saturating** over several seeds, with an interval;
+# 6. provokes **mode collapse**, diagnoses it, and measures one remedy, seed by seed;
 # 7. shows on one token-sampling step **why discrete text blocks the gradient**, and
 #    two soft paths that let it through;
 # 8. pretrains **ELECTRA** on Shakespeare BPE, from random weights and from a masked-LM
 #    encoder: replaced-token detection against the all-"original" baseline;
-# 9. saves the discriminator for the fine-tuning notebook, with the training FLOPs it
+# 9. probes the discriminators on the suite's shared task, genre from a few labels,
+#    beside a random body of the same shape;
+# 10. saves the discriminator for the fine-tuning notebook, with the training FLOPs it
 #    cost.
 #
 # Three exercises (nbgrader's format) ask you to write the discriminator loss, the
@@ -98,6 +100,8 @@ from sslm_lab.gan import (
 from sslm_lab.gan import generator_loss as package_generator_loss
 from sslm_lab.heads import MaskedLM
 from sslm_lab.lab import profiles
+from sslm_lab.lab.compare import compare, markdown_table
+from sslm_lab.lab.downstream import genre_probe, genre_task
 from sslm_lab.lab.recipes import EncoderRecipe, pretrained_encoder
 from sslm_lab.lab.results import record_results, run_dir
 from sslm_lab.lab.viz.gan import (
@@ -111,7 +115,7 @@ from sslm_lab.lab.viz.gan import (
 from sslm_lab.lab.widgets.gan import replay_frame, sample_grid, training_replay
 from sslm_lab.pretrained import load_pretrained, save_pretrained
 from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig
-from sslm_lab.transformer import TransformerConfig
+from sslm_lab.transformer import Transformer, TransformerConfig
 
 notebook_started = time.perf_counter()
 P = profiles.get_profile(profile)
@@ -288,8 +292,8 @@ def gan_phases(
     ]
 
 
-def players() -> tuple[DigitGenerator, DigitDiscriminator]:
-    torch.manual_seed(seed)
+def players(run_seed: int = seed) -> tuple[DigitGenerator, DigitDiscriminator]:
+    torch.manual_seed(run_seed)
     return DigitGenerator(G.noise_size, G.hidden_size), DigitDiscriminator(G.hidden_size)
 
 
@@ -320,12 +324,16 @@ print(
 
 
 def train_gan(
-    loss: str, generator_lr: float, discriminator_lr: float, discriminator_steps: int = 1
+    loss: str,
+    generator_lr: float,
+    discriminator_lr: float,
+    discriminator_steps: int = 1,
+    run_seed: int = seed,
 ) -> dict:
-    """A GAN trained from the notebook's seed for `steps` generator updates (and
+    """A GAN trained from `run_seed` for `steps` generator updates (and
     `discriminator_steps` times as many discriminator updates): the trainer's history and
     what `judge` saw every `save_every` generator updates, keyed by generator updates."""
-    generator, discriminator = players()
+    generator, discriminator = players(run_seed)
     saved = {0: judge(generator)}
     rounds = steps * discriminator_steps  # trainer steps: D updates at each, G at every k-th
 
@@ -345,7 +353,7 @@ def train_gan(
         real_batch,
         TrainerConfig(
             max_steps=rounds,
-            seed=seed,
+            seed=run_seed,
             grad_clip=None,
             progress=False,
             device="cpu",
@@ -372,6 +380,13 @@ def describe(name: str, run: dict) -> str:
         f"{final['entropy bits']:.2f} bits, Fréchet distance {final['Fréchet distance']:.1f} "
         f"({run['seconds']:.0f} s)"
     )
+
+
+def late(run: dict, key: str) -> float:
+    """`key` of `judge` averaged over the run's last `last_saves` saved steps: one saved
+    step is a noisy summary of a game that keeps moving."""
+    saved = run["saved"]
+    return float(np.mean([saved[step][key] for step in sorted(saved)[-G.last_saves :]]))
 
 
 main_run = train_gan(generator_loss, G.gan_lr, G.gan_lr)
@@ -444,56 +459,94 @@ fig = plot_sample_grids(
 # %% [markdown]
 # ## 5 · Minimax against non-saturating, measured
 #
-# Section 1 predicts that the minimax generator starts with almost no gradient. The
-# same seed, the same steps and learning rates, the other loss:
+# Section 1 predicts that the minimax generator starts with almost no gradient. The same
+# steps and learning rates, the other loss, and both losses from `gan_seeds` seeds (the
+# notebook's seed and the next ones): section 3's table shows how far one run's Fréchet
+# distance moves between saved steps, so one run per loss would rank two runs, not two
+# losses. Each run is summed up by its mean over its last `last_saves` saved steps, and the
+# two losses are compared seed by seed (`sslm_lab.lab.compare`; with a handful of seeds,
+# a paired t-interval over the seeds' differences).
 
 # %%
-other_run = train_gan(other_loss, G.gan_lr, G.gan_lr)
+gan_seeds = tuple(seed + i for i in range(G.gan_seeds))
+loss_runs = {generator_loss: {seed: main_run}, other_loss: {}}
+for run_seed in gan_seeds:
+    for loss_name in (generator_loss, other_loss):
+        if run_seed not in loss_runs[loss_name]:
+            loss_runs[loss_name][run_seed] = train_gan(
+                loss_name, G.gan_lr, G.gan_lr, run_seed=run_seed
+            )
+other_run = loss_runs[other_loss][seed]
 runs = {generator_loss: main_run, other_loss: other_run}
-print(describe(f"{other_loss}, {steps} steps", other_run))
 early = min(50, steps)
-early_norm = {
-    name: float(
-        np.mean(
-            [row["generator/grad_norm"] for row in run["history"] if "generator/loss" in row][
-                :early
-            ]
+
+
+def early_gradient(run: dict) -> float:
+    """The generator's mean gradient norm over its first `early` updates."""
+    norms = [row["generator/grad_norm"] for row in run["history"] if "generator/loss" in row]
+    return float(np.mean(norms[:early]))
+
+
+last_steps = sorted(main_run["saved"])[-G.last_saves :]
+late_span = f"mean of the saved steps {last_steps[0]:,}–{last_steps[-1]:,}"
+print(f"{'loss':>14}  seed  final distance  late distance  late entropy  early gradient")
+for loss_name, by_seed in loss_runs.items():
+    for run_seed, run in by_seed.items():
+        print(
+            f"{loss_name:>14}  {run_seed:>4}  {run['final']['Fréchet distance']:>14.1f}  "
+            f"{late(run, 'Fréchet distance'):>13.1f}  {late(run, 'entropy bits'):>12.2f}  "
+            f"{early_gradient(run):>14.2e}"
         )
-    )
-    for name, run in runs.items()
-}
-for name in runs:
-    print(
-        f"{name:>14}: mean generator gradient norm over the first {early} steps {early_norm[name]:.2e}"
-    )
+print(f"late: {late_span}; early: the first {early} generator updates")
 fig = plot_coverage_and_distance(
     {name: coverage_curves(run) for name, run in runs.items()}, real_distance
 )
 
-# %%
-minimax, saturating = runs["minimax"]["final"], runs["non_saturating"]["final"]
-better = "lower" if minimax["Fréchet distance"] < saturating["Fréchet distance"] else "higher"
-display(
-    Markdown(
-        f"Over the first {early} steps the minimax generator's gradient was "
-        f"{early_norm['non_saturating'] / early_norm['minimax']:.1f} times smaller than the "
-        f"non-saturating one's. After {steps:,} steps minimax covered "
-        f"{minimax['classes covered']} classes at a Fréchet distance of "
-        f"{minimax['Fréchet distance']:.1f}, {better} than non-saturating's "
-        f"{saturating['Fréchet distance']:.1f} ({saturating['classes covered']} classes)."
-    )
-)
+
+def over_seeds(by_seed: dict, score) -> np.ndarray:
+    """One score per GAN seed, in the order of gan_seeds: (seeds,)."""
+    return np.array([score(by_seed[run_seed]) for run_seed in gan_seeds])
+
+
+saturating_runs, minimax_runs = loss_runs["non_saturating"], loss_runs["minimax"]
+loss_comparisons = [
+    compare(
+        over_seeds(saturating_runs, early_gradient),
+        over_seeds(minimax_runs, early_gradient),
+        names=("non-saturating", "minimax"),
+        metric=f"generator gradient norm over the first {early} updates",
+        unit="GAN seeds",
+    ),
+    compare(
+        over_seeds(saturating_runs, lambda run: late(run, "Fréchet distance")),
+        over_seeds(minimax_runs, lambda run: late(run, "Fréchet distance")),
+        names=("non-saturating", "minimax"),
+        metric=f"Fréchet distance ({late_span})",
+        unit="GAN seeds",
+        higher_is_better=False,
+    ),
+    compare(
+        over_seeds(saturating_runs, lambda run: late(run, "entropy bits")),
+        over_seeds(minimax_runs, lambda run: late(run, "entropy bits")),
+        names=("non-saturating", "minimax"),
+        metric=f"histogram entropy in bits ({late_span})",
+        unit="GAN seeds",
+    ),
+]
+display(Markdown("\n".join(f"- {c.sentence(2)}" for c in loss_comparisons)))
 
 # %% [markdown]
-# The gradient is smaller, as section 1 says. What each run reached is printed above,
-# and it is the answer of one run per loss from one seed. Read it with care: section 3's
-# table shows how far a GAN's Fréchet distance moves from one saved step to the next, so
-# one final number per loss ranks these two runs, not the two losses; telling the losses
-# apart would take several seeds and an interval. Note also that Adam divides every
-# parameter's step by a running average of its gradient's size, so a gradient that is
-# uniformly a few times smaller does not simply mean steps a few times smaller. The case
-# the non-saturating loss was made for is a $D$ that wins by far from the start (a
-# stronger $D$, plain SGD, a $D$ trained ahead of $G$).
+# The sentences above are the answer at this size, each verdict read from its interval.
+# With a handful of seeds the t-interval is wide: a verdict of **not established** says
+# these seeds cannot rank the two, not that they are equal. Read the table above the
+# figure too: one loss can end close to the real digits from one seed and far from them
+# from another, so a single run per loss ranks two runs, not two losses. The first
+# sentence is section 1's prediction, measured: the smaller early gradient. Whether it
+# costs anything is the question the other two answer. Adam divides every parameter's
+# step by a running average of its gradient's size, so a gradient that is uniformly a few
+# times smaller does not simply mean steps a few times smaller. The case the
+# non-saturating loss was made for is a $D$ that wins by far from the start (a stronger
+# $D$, plain SGD, a $D$ trained ahead of $G$).
 #
 # ## 6 · Mode collapse, and a remedy
 #
@@ -503,19 +556,34 @@ display(
 # faster than the discriminator (learning rates printed below), so that it can always
 # jump to whatever $D$ currently accepts. The remedy we measure keeps those rates and
 # gives the discriminator more updates: several $D$ steps per $G$ step, as in
-# Goodfellow et al.'s original algorithm.
+# Goodfellow et al.'s original algorithm. Both run from the same `gan_seeds` seeds, and
+# are compared seed by seed as in section 5.
 
 # %%
-collapse_run = train_gan(generator_loss, G.collapse_generator_lr, G.collapse_discriminator_lr)
-remedy_run = train_gan(
-    generator_loss,
-    G.collapse_generator_lr,
-    G.collapse_discriminator_lr,
-    discriminator_steps=G.remedy_discriminator_steps,
-)
+collapse_runs, remedy_runs = {}, {}
+for run_seed in gan_seeds:
+    collapse_runs[run_seed] = train_gan(
+        generator_loss, G.collapse_generator_lr, G.collapse_discriminator_lr, run_seed=run_seed
+    )
+    remedy_runs[run_seed] = train_gan(
+        generator_loss,
+        G.collapse_generator_lr,
+        G.collapse_discriminator_lr,
+        discriminator_steps=G.remedy_discriminator_steps,
+        run_seed=run_seed,
+    )
+collapse_run, remedy_run = collapse_runs[seed], remedy_runs[seed]
 print(f"generator lr {G.collapse_generator_lr:g}, discriminator lr {G.collapse_discriminator_lr:g}")
-print(describe("collapse, 1 D step per G step", collapse_run))
-print(describe(f"remedy, {G.remedy_discriminator_steps} D steps per G step", remedy_run))
+print(f"{'run':>8}  seed  classes  late entropy  late distance")
+for name, by_seed in (("collapse", collapse_runs), ("remedy", remedy_runs)):
+    for run_seed, run in by_seed.items():
+        print(
+            f"{name:>8}  {run_seed:>4}  {run['final']['classes covered']:>7}  "
+            f"{late(run, 'entropy bits'):>12.2f}  {late(run, 'Fréchet distance'):>13.1f}"
+        )
+print(f"late: {late_span}; the remedy takes {G.remedy_discriminator_steps} D steps per G step")
+print(describe(f"seed {seed}, collapse", collapse_run))
+print(describe(f"seed {seed}, remedy", remedy_run))
 study = {
     f"balanced, lr {G.gan_lr:g}": main_run,
     "G lr ≫ D lr": collapse_run,
@@ -526,21 +594,45 @@ fig = plot_class_histograms({name: run["final"]["histogram"] for name, run in st
 # %%
 fig = plot_sample_grids(
     {name: sample_grid(run["final"]["grid"]) for name, run in study.items()},
-    title="The same noise, last step of each run",
+    title=f"The same noise, last step of each run (seed {seed})",
 )
-entropy_gain = remedy_run["final"]["entropy bits"] - collapse_run["final"]["entropy bits"]
 collapse_top, remedy_top = (
     float(run["final"]["histogram"].max()) for run in (collapse_run, remedy_run)
 )
+balanced_runs = loss_runs[generator_loss]
+remedy_comparisons = [
+    compare(
+        over_seeds(remedy_runs, lambda run: late(run, "entropy bits")),
+        over_seeds(collapse_runs, lambda run: late(run, "entropy bits")),
+        names=("remedy", "collapse"),
+        metric=f"histogram entropy in bits ({late_span})",
+        unit="GAN seeds",
+    ),
+    compare(
+        over_seeds(remedy_runs, lambda run: late(run, "Fréchet distance")),
+        over_seeds(collapse_runs, lambda run: late(run, "Fréchet distance")),
+        names=("remedy", "collapse"),
+        metric=f"Fréchet distance ({late_span})",
+        unit="GAN seeds",
+        higher_is_better=False,
+    ),
+    compare(
+        over_seeds(balanced_runs, lambda run: late(run, "Fréchet distance")),
+        over_seeds(collapse_runs, lambda run: late(run, "Fréchet distance")),
+        names=(f"balanced, lr {G.gan_lr:g}", "collapse"),
+        metric=f"Fréchet distance ({late_span})",
+        unit="GAN seeds",
+        higher_is_better=False,
+    ),
+]
 display(
     Markdown(
-        f"The collapse run's histogram entropy is {collapse_run['final']['entropy bits']:.2f} "
-        f"bits (all ten classes equally often: 3.32), and its most frequent class takes "
-        f"{collapse_top:.0%} of the samples. The remedy's entropy is "
-        f"{remedy_run['final']['entropy bits']:.2f} bits ({entropy_gain:+.2f}), its largest "
-        f"class {remedy_top:.0%}, at a "
-        f"Fréchet distance of {remedy_run['final']['Fréchet distance']:.1f} against "
-        f"{collapse_run['final']['Fréchet distance']:.1f}."
+        f"Seed {seed}, last step: the collapse run's histogram entropy is "
+        f"{collapse_run['final']['entropy bits']:.2f} bits (all ten classes equally often: "
+        f"3.32), its most frequent class takes {collapse_top:.0%} of the samples; the "
+        f"remedy's entropy is {remedy_run['final']['entropy bits']:.2f} bits, its largest "
+        f"class {remedy_top:.0%}. Over the {len(gan_seeds)} seeds:\n\n"
+        + "\n".join(f"- {c.sentence(2)}" for c in remedy_comparisons)
     )
 )
 
@@ -548,10 +640,9 @@ display(
 # The histogram is the diagnostic: a collapsing generator piles its samples onto a few
 # classes, and its grid repeats the same few shapes for different noise. The number of
 # classes covered is a blunter measure: one confident sample is enough to count a class,
-# so a run can cover nearly all of them and still be far from even. Compare the
-# entropies, the largest classes and the Fréchet distances printed above, and the bars:
-# they say how much the extra discriminator steps gave in this run, one seed per
-# setting, so the size of the gain is this run's, not a general figure.
+# so a run can cover nearly all of them and still be far from even. Whether the extra
+# discriminator steps help is what the sentences above say, seed by seed, with their
+# intervals.
 # While writing this notebook we also tried a 1-dimensional noise, which collapsed
 # too, but no remedy we tried (more D steps, instance noise, one-sided label smoothing)
 # repaired it: a generator that must draw ten digits along one line lacks the capacity,
@@ -820,12 +911,16 @@ def rtd_report(model: Electra) -> dict[str, float]:
             model.generator(masked_rows, positions=selected),
             torch.Generator().manual_seed(seed),
         )
-        scores = model.discriminator(corrupted)[:, 1:].flatten()  # [CLS] is never replaced
+        window_scores = model.discriminator(corrupted)[:, 1:]  # [CLS] is never replaced
         model.train()
     assert torch.equal(labels, replaced_token_labels(val_rows, corrupted))
-    truth = labels[:, 1:].flatten()
+    window_truth = labels[:, 1:]  # (windows, block_size - 1)
+    scores, truth = window_scores.flatten(), window_truth.flatten()
     flagged = scores > 0
     return {
+        # per validation window: accuracy at the 0.5 threshold, and always "original"'s
+        "window accuracy": ((window_scores > 0).float() == window_truth).float().mean(1).numpy(),
+        "window baseline": (window_truth == 0).float().mean(1).numpy(),
         "sampled original": float(1 - labels[selected].mean()),
         "AUC": float(roc_auc_score(truth.numpy(), scores.numpy())),
         "flagged": float(flagged.float().mean()),
@@ -854,35 +949,115 @@ scratch, warm = reports["from scratch"], reports["from the MLM encoder"]
 scratch_last = electra_runs["from scratch"]["evaluations"][-1]
 warm_last = electra_runs["from the MLM encoder"]["evaluations"][-1]
 rtd_accuracy, rtd_baseline = warm_last["val/rtd_accuracy"], warm_last["val/original_baseline"]
-scratch_gain = scratch_last["val/rtd_accuracy"] - scratch_last["val/original_baseline"]
 caught_over_chance = warm["caught"] / max(warm["flagged"], 1e-9)
+rtd_comparisons = {
+    name: compare(
+        report["window accuracy"],
+        report["window baseline"],
+        names=(f"discriminator {name}", 'always "original"'),
+        metric="replaced-token detection accuracy",
+        unit="validation windows",
+    )
+    for name, report in reports.items()
+}
 display(
     Markdown(
-        f"From random weights, after {text_steps:,} steps, the discriminator's accuracy is "
-        f"{scratch_gain * 100:+.2f} points from its baseline and its AUC {scratch['AUC']:.3f}. "
-        f"Started from the MLM encoder, it is {(rtd_accuracy - rtd_baseline) * 100:+.2f} points "
-        f"from its baseline, with AUC {warm['AUC']:.3f}, and it catches "
+        "\n".join(f"- {c.sentence(4)}" for c in rtd_comparisons.values())
+        + f"\n\nAUC from random weights {scratch['AUC']:.3f}, from the MLM encoder "
+        f"{warm['AUC']:.3f}; started from the MLM encoder, the discriminator catches "
         f"{caught_over_chance:.1f}× the replaced tokens that chance at its rate would."
     )
 )
 
 # %% [markdown]
-# Why does the run from random weights not get off the baseline? Its generator learns
-# the token frequencies first (its MLM loss sits near the unigram guess), so most
-# replacements are frequent tokens drawn at their usual rate: every token is then
-# replaced about equally often, and the token alone says nothing. A replaced token is
-# only given away by its **context**, and to read context a network must first learn
-# where to look and what follows what, with one bit per position to learn it from. A
-# masked LM learns exactly that from a much richer signal, a distribution over the
-# whole vocabulary at each masked position. Given a body that already reads context,
-# the discriminator learns to flag misplaced tokens within the same number of steps
-# (and its generator, sharing the trained embeddings, soon makes harder replacements:
-# compare the two baselines and the generators' MLM losses above). At laptop size, from random weights, the discriminator
-# needs far more steps than this notebook spends; ELECTRA-Small trained for a million.
-# Raise `electra_steps`, or run the `gpu` profile, to look for where the first run's
-# accuracy leaves its dashed line; this notebook has not measured that.
+# The sentences above compare each discriminator with always answering "original", window
+# by window on the validation windows. Where the run from random weights sits on its
+# baseline, one reason is this. Its generator learns the token frequencies first (compare
+# its MLM loss with the unigram guess above), so most replacements are frequent tokens
+# drawn at their usual rate: every token is then replaced about equally often, and the
+# token alone says nothing. A replaced token is only given away by its **context**, and
+# to read context a network must first learn where to look and what follows what, with
+# one bit per position to learn it from. A masked LM learns exactly that from a much
+# richer signal, a distribution over the whole vocabulary at each masked position. Given
+# a body that already reads context, the discriminator can learn to flag misplaced tokens
+# within the same number of steps (and its generator, sharing the trained embeddings,
+# makes harder replacements: compare the two baselines and the generators' MLM losses
+# above). ELECTRA-Small trained for a million steps. Raise `electra_steps`, or run the
+# `gpu` profile, to look for where the first run's accuracy leaves its dashed line; this
+# notebook has not measured that.
 #
-# ## 9 · Saving the discriminator, and what it cost
+# ## 9 · The discriminator on a task: genre from a few labels
+#
+# Every pretraining notebook of the suite reports one shared number beside a random
+# initialisation of the same shape: 07's linear probe on the genre of passages from plays
+# no encoder saw (`sslm_lab.lab.downstream`), `probe_per_class` labelled passages per genre,
+# drawn by `probe_seeds` label seeds, on the frozen body's mean-pooled hidden states.
+# Probed here: both discriminators, the MLM encoder the second one started from, and a
+# body of the same shape that was never trained.
+
+# %%
+genre = genre_task(tokenizer, block_size=G.block_size)
+probe_seeds = tuple(seed + i for i in range(G.probe_seeds))
+torch.manual_seed(seed)
+random_body = Transformer(discriminator_config)
+bodies = {
+    "ELECTRA from scratch": electra_runs["from scratch"]["model"].discriminator.transformer,
+    "ELECTRA from the MLM encoder": electra_runs["from the MLM encoder"][
+        "model"
+    ].discriminator.transformer,
+    "the MLM encoder": mlm_encoder.body,
+    "random init, same shape": random_body,
+}
+probed = {
+    name: genre_probe(body, genre, per_class=G.probe_per_class, seeds=probe_seeds)
+    for name, body in bodies.items()
+}
+for name, scores in probed.items():
+    per_seed = ", ".join(f"{value:.3f}" for value in scores.correct.mean(1))
+    print(f"{name}: genre accuracy {scores.accuracy:.3f} (per label seed: {per_seed})")
+print(
+    f"{len(genre.labels['test'])} test passages; always the most frequent training genre: "
+    f"{genre.majority_accuracy:.3f}"
+)
+genre_metric = f"genre accuracy at {G.probe_per_class} labels per class"
+genre_comparisons = [
+    compare(
+        probed[a].correct,
+        probed[b].correct,
+        names=(a, b),
+        metric=genre_metric,
+        unit="test passages",
+    )
+    for a, b in (
+        ("ELECTRA from scratch", "random init, same shape"),
+        ("ELECTRA from the MLM encoder", "random init, same shape"),
+        ("ELECTRA from the MLM encoder", "the MLM encoder"),
+    )
+]
+# With a few labels per genre a probe can do worse than naming the most frequent genre
+# every time: each body's probe against that answer, passage by passage.
+majority_genre = int(torch.bincount(genre.labels["train"]).argmax())
+always_majority = (genre.labels["test"] == majority_genre).double()  # (passages,)
+against_majority = [
+    compare(
+        scores.correct,
+        always_majority.expand(len(probe_seeds), -1).numpy(),
+        names=(name, "always the most frequent genre"),
+        metric=genre_metric,
+        unit="test passages",
+    )
+    for name, scores in probed.items()
+]
+display(Markdown("\n".join(f"- {c.sentence()}" for c in [*genre_comparisons, *against_majority])))
+
+# %% [markdown]
+# The verdicts above are the finding, whatever they are: the first three say whether
+# ELECTRA's pretraining gave its body anything a random one, or the MLM encoder it
+# started from, lacks for telling genres apart; the last four whether each probe beats
+# always answering the most frequent genre.
+
+# %% [markdown]
+# ## 10 · Saving the discriminator, and what it cost
 #
 # The fine-tuning notebook compares encoders pretrained at equal compute, so the
 # checkpoint carries its training FLOPs, counted as every notebook counts them
@@ -1075,24 +1250,49 @@ wall_seconds = time.perf_counter() - notebook_started
 assert reloaded_same, "the saved discriminator does not reload exactly"
 assert abs(gradients["minimax"][0]) < 1e-5 < 0.99 < abs(gradients["non_saturating"][0])
 assert generator_logits.grad is not None and soft_gradients["expected embedding"] > 0
+main_late_distance = late(main_run, "Fréchet distance")
 if G.learns:
+    # What each was measured at (laptop, one thread on the loaded 2-core VM) and its
+    # margin: the profile's comments beside each threshold and under "Verdicts asserted".
+    # The judge: 96.7 % on the test digits; a classifier that learned nothing is near 10 %.
     assert classifier_accuracy > 0.9, "the judge must know its digits"
+    # An untrained generator covers 1 class (step 0 of every run).
     covered = main_run["final"]["classes covered"]
     assert covered >= G.min_classes_covered, f"the main GAN covers only {covered} classes"
-    assert main_run["final"]["Fréchet distance"] < G.max_frechet_distance
-    early = min(main_run["saved"], key=lambda step: abs(step - steps // 3))  # a third in
-    assert main_run["final"]["Fréchet distance"] < main_run["saved"][early]["Fréchet distance"]
-    assert main_run["final"]["Fréchet distance"] < collapse_run["final"]["Fréchet distance"]
-    assert entropy_gain > G.min_remedy_entropy_gain, "the remedy did not undo the collapse"
-    distance_ratio = (
-        collapse_run["final"]["Fréchet distance"] / remedy_run["final"]["Fréchet distance"]
+    assert main_late_distance < G.max_frechet_distance, f"main GAN: {main_late_distance:.1f}"
+    # A run cut to one step, or one that stalls, is no closer than a third of the way in.
+    third = min(main_run["saved"], key=lambda step: abs(step - steps // 3))
+    assert main_late_distance < main_run["saved"][third]["Fréchet distance"], (
+        "the main GAN's samples came no closer to real digits after a third of its steps"
     )
-    assert distance_ratio > G.min_remedy_distance_ratio, "the remedy's samples are not closer"
-    assert remedy_run["final"]["classes covered"] >= collapse_run["final"]["classes covered"]
-    assert scratch_gain > G.min_scratch_rtd_gain, "RTD from scratch worse than 'all original'"
-    assert rtd_accuracy > rtd_baseline + G.min_rtd_gain, "RTD from the MLM encoder: no gain"
+    # Seed by seed, with a t-interval over the seeds: remedy against collapse (entropy and
+    # distance) and the balanced run against collapse; two runs cut to one step tie, and
+    # the verdict is then "not established".
+    for comparison in remedy_comparisons:
+        assert comparison.verdict == "better", comparison.sentence(2)
+    # Window by window against always answering "original", which gains exactly 0.
+    warm_detection = rtd_comparisons["from the MLM encoder"]
+    assert warm_detection.verdict == "better", warm_detection.sentence(4)
+    # Always "original" (one score for every token) has AUC 0.5 and catches nothing.
     assert warm["AUC"] > G.min_rtd_auc, "RTD from the MLM encoder ranks no better than chance"
     assert caught_over_chance > G.min_caught_over_chance, "replaced tokens caught at chance"
+display(
+    Markdown(
+        f"**Closing note.** {P.name} profile, seed {seed} ({len(gan_seeds)} GAN seeds, "
+        f"{len(probe_seeds)} label seeds for the probe); the notebook ran {wall_seconds:.0f} s. "
+        "The comparisons it states, with their intervals:\n\n"
+        + markdown_table(
+            [
+                *loss_comparisons,
+                *remedy_comparisons,
+                *rtd_comparisons.values(),
+                *genre_comparisons,
+                *against_majority,
+            ],
+            digits=3,
+        )
+    )
+)
 results_file = record_results(
     "05_gan",
     {
@@ -1116,7 +1316,46 @@ results_file = record_results(
                 ("frechet_distance", "Fréchet distance"),
             )
         },
-        **{f"{name}_early_generator_grad_norm": norm for name, norm in early_norm.items()},
+        **{f"{name}_early_generator_grad_norm": early_gradient(run) for name, run in runs.items()},
+        "gan_seeds": len(gan_seeds),
+        "main_late_frechet_distance": main_late_distance,
+        **{
+            f"{name}_late_frechet_distance": float(
+                np.mean(over_seeds(by_seed, lambda run: late(run, "Fréchet distance")))
+            )
+            for name, by_seed in {
+                "non_saturating": saturating_runs,
+                "minimax": minimax_runs,
+                "collapse": collapse_runs,
+                "remedy": remedy_runs,
+            }.items()
+        },
+        "losses_gradient_verdict": loss_comparisons[0].verdict,
+        "losses_distance_verdict": loss_comparisons[1].verdict,
+        "losses_entropy_verdict": loss_comparisons[2].verdict,
+        "remedy_entropy_verdict": remedy_comparisons[0].verdict,
+        "remedy_distance_verdict": remedy_comparisons[1].verdict,
+        "balanced_vs_collapse_verdict": remedy_comparisons[2].verdict,
+        "rtd_verdict": rtd_comparisons["from the MLM encoder"].verdict,
+        "scratch_rtd_verdict": rtd_comparisons["from scratch"].verdict,
+        **{
+            f"genre_{key}": probed[name].accuracy
+            for key, name in (
+                ("scratch", "ELECTRA from scratch"),
+                ("warm", "ELECTRA from the MLM encoder"),
+                ("mlm", "the MLM encoder"),
+                ("random", "random init, same shape"),
+            )
+        },
+        "genre_majority": genre.majority_accuracy,
+        "genre_scratch_vs_random": genre_comparisons[0].verdict,
+        "genre_warm_vs_random": genre_comparisons[1].verdict,
+        "genre_warm_vs_mlm": genre_comparisons[2].verdict,
+        **{
+            f"genre_{key}_vs_majority": c.verdict
+            for key, c in zip(("scratch", "warm", "mlm", "random"), against_majority, strict=True)
+        },
+        "probe_seeds": len(probe_seeds),
         "rtd_accuracy": rtd_accuracy,
         "rtd_original_baseline": rtd_baseline,
         "replaced_accuracy": warm_last.get("val/replaced_accuracy", 0.0),

@@ -157,6 +157,27 @@ def check_gan(metrics: dict, params: dict) -> None:
     assert 0.75 < metrics["scratch_rtd_original_baseline"] < 0.95
     assert 0 <= metrics["rtd_auc"] <= 1 and 0 <= metrics["scratch_rtd_auc"] <= 1
     assert metrics["replaced_caught_over_chance"] >= 0
+    assert metrics["gan_seeds"] == 2 and metrics["probe_seeds"] == 2  # the smoke profile's
+    verdicts = ("better", "worse", "not established")
+    for key in (
+        "losses_gradient",
+        "losses_distance",
+        "losses_entropy",
+        "remedy_entropy",
+        "remedy_distance",
+        "balanced_vs_collapse",
+        "rtd",
+        "scratch_rtd",
+    ):
+        assert metrics[f"{key}_verdict"] in verdicts, key
+    for run in ("non_saturating", "minimax", "collapse", "remedy", "main"):
+        assert metrics[f"{run}_late_frechet_distance"] > metrics["real_frechet_distance"], run
+    for key in ("scratch", "warm", "mlm", "random", "majority"):
+        assert 0.0 <= metrics[f"genre_{key}"] <= 1.0, key
+    for key in ("scratch_vs_random", "warm_vs_random", "warm_vs_mlm"):
+        assert metrics[f"genre_{key}"] in verdicts, key
+    for key in ("scratch", "warm", "mlm", "random"):
+        assert metrics[f"genre_{key}_vs_majority"] in verdicts, key
     assert metrics["wall_seconds"] < 120
 
 
