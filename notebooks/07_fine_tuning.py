@@ -19,21 +19,34 @@
 # Every earlier notebook trained an encoder without labels. This one asks what each of
 # them is worth once labels arrive: the same small body, pretrained by a different
 # objective (or not at all), gets a task head and is trained on a handful of labelled
-# examples. Two tasks, both built from the plays themselves:
+# examples. Three tasks, all built from the plays themselves, none labelled by hand:
 #
 # - **genre** of a passage (comedy, history, tragedy): one label per sequence; the test
 #   plays are never seen in training, so the model cannot remember a play's vocabulary;
 # - **character names** in the dialogue, tagged word by word in the BIO scheme
-#   (`sslm_lab.data.names`): one label per token.
+#   (`sslm_lab.data.names`): one label per token;
+# - **the case of a hidden pronoun**: a line with *I* or *me* (he/him, we/us, they/them,
+#   thou/thee) replaced by `[MASK]`; does the gap need the subject or the object form?
+#   (`sslm_lab.data.pronouns`). Here the order of the words decides, so a bag of words
+#   is weak.
+#
+# Every comparison is made the suite's one way (`sslm_lab.lab.compare`): per-unit
+# scores (each test passage, speech or line, for each of several seeds) in, a difference
+# with a 95 % interval and a verdict out, **better**, **worse** or **not established**,
+# and the sentence printed from that verdict. Settings and the "best method" are chosen
+# on the val plays; the test plays are read once, for the numbers reported.
 #
 # This notebook:
 #
-# 1. shows both tasks, their splits and **baselines**: the majority class and TF-IDF with
-#    logistic regression for genre, a capitalisation rule and a gazetteer of the training
-#    plays' names for tagging;
-# 2. gets the **encoders** from `sslm_lab.lab.recipes.pretrained_encoder`, all of one shape;
+# 1. shows the three tasks, their splits and **baselines**: the majority class and TF-IDF
+#    with logistic regression for genre, a capitalisation rule and a gazetteer of the
+#    training plays' names for tagging, a bag of words and the two words around the gap
+#    for the pronoun;
+# 2. gets the **encoders** from `sslm_lab.lab.recipes.pretrained_encoder`, all of one shape:
+#    the ones notebooks 02, 05 and 06 saved, when they ran with this profile;
 # 3. fine-tunes them by several **methods** (linear probe, LoRA, adapters, prefix tuning,
-#    full fine-tuning) at several **label budgets**;
+#    full fine-tuning) at several **label budgets**, each pretrained encoder against
+#    random weights of the same shape;
 # 4. races **ELECTRA against MLM at equal pretraining compute** (FLOPs);
 # 5. watches a model **overfit** the smallest budget and measures what dropout, weight
 #    decay, early stopping and adversarial training (FGM) do about it;
@@ -46,11 +59,13 @@
 #
 # **What runs where.** The `laptop` profile runs a slice of the grid so that it fits a
 # few minutes on two CPU cores: the encoders random, MLM, SimCSE and ELECTRA; the methods
-# probe, LoRA and full fine-tuning; budgets 8 and 128 passages per class. Encoders with
-# no fitting checkpoint are pretrained here for only `pretrain_steps` steps, far fewer
-# than their own notebooks use, so read the comparison as one after a short pretraining.
-# The `gpu` profile runs the full grid: six objectives, all five methods and layer-wise
-# learning-rate decay, budgets 8, 32, 128 and all, with three times the pretraining steps.
+# probe, LoRA and full fine-tuning; budgets 8 and 128 examples per class; the runs that
+# are compared, over `seeds` seeds (each seed draws other labelled examples and another
+# head). When notebooks 02, 05 and 06 ran with the same profile, their encoders are
+# loaded (section 2 prints where each came from); an encoder with no fitting checkpoint
+# is pretrained here for only `pretrain_steps` steps, far fewer than its own notebook
+# uses. The `gpu` profile runs the full grid: six objectives, all five methods and
+# layer-wise learning-rate decay, budgets 8, 32, 128 and all, over five seeds.
 #
 # The cell below holds every knob. `profile` picks the sizes from `sslm_lab.lab.profiles`
 # (`None` reads `$SSLM_PROFILE`, else `laptop`); `pretrain_steps` and `finetune_steps`
@@ -66,11 +81,11 @@ passage = "Good morrow, Benedick. Why, what news from Messina? Is Claudio come h
 
 # %%
 import copy
-import math
 import os
 import time
 from dataclasses import replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from IPython.display import HTML, Markdown, display
@@ -92,6 +107,7 @@ from sslm_lab.data.names import (
     tagged_speeches,
     word_tags,
 )
+from sslm_lab.data.pronouns import CASES, PAIRS
 from sslm_lab.eval_mode import evaluating
 from sslm_lab.finetune import (
     few_shot_indices,
@@ -104,6 +120,14 @@ from sslm_lab.finetune import (
 from sslm_lab.heads import pool
 from sslm_lab.interop import load_minilm
 from sslm_lab.lab import profiles
+from sslm_lab.lab.compare import compare, markdown_table
+from sslm_lab.lab.downstream import (
+    BASELINES,
+    f1_contributions,
+    pronoun_baseline,
+    pronoun_probe,
+    pronoun_task,
+)
 from sslm_lab.lab.env import device_description
 from sslm_lab.lab.recipes import EncoderRecipe, describe, pretrained_encoder, steps_for_flops
 from sslm_lab.lab.results import record_results
@@ -119,7 +143,7 @@ from sslm_lab.training.hardware import device_name, resolve_device
 from sslm_lab.training.trainer import Phase, Trainer, TrainerConfig
 from sslm_lab.transformer import Dropout, MultiHeadAttention
 
-notebook_started = time.perf_counter()
+notebook_started, notebook_cpu = time.perf_counter(), time.process_time()
 P = profiles.get_profile(profile)
 profiles.finetune.PARAMETERS.validate(
     seed=seed, pretrain_steps=pretrain_steps, finetune_steps=finetune_steps, passage=passage
@@ -127,13 +151,14 @@ profiles.finetune.PARAMETERS.validate(
 C = P.finetune
 steps_pretrain = C.pretrain_steps if pretrain_steps is None else pretrain_steps
 steps_finetune = C.finetune_steps if finetune_steps is None else finetune_steps
+seeds = tuple(seed + i for i in range(C.seeds))  # the runs that are compared
 device = resolve_device("auto")
 torch.manual_seed(seed)
 print(f"profile: {P.name} — {P.description}")
-print(f"models on {device_name(device)}, {torch.get_num_threads()} threads")
+print(f"models on {device_name(device)}, {torch.get_num_threads()} threads; seeds {seeds}")
 
 # %% [markdown]
-# ## 1 · Two tasks from the plays
+# ## 1 · Three tasks from the plays
 #
 # ### Genre
 #
@@ -185,7 +210,10 @@ print(repr(tokenizer.decode(passages["test"].passages[example].tolist())))
 # **Baselines.** Always answering the training set's most frequent genre, and a TF-IDF
 # model: word unigrams and bigrams plus character 2- to 5-grams, weighted by inverse
 # document frequency, and a logistic regression on them (scikit-learn). TF-IDF is
-# trained on the same labelled passages as the networks at each budget.
+# trained on the same labelled passages as the networks at each budget and seed: each
+# seed draws its own `k` passages per class (`few_shot_indices`; for one seed the budgets
+# are nested, the 8 per class among the 128). What is kept is, per seed, whether each
+# val and test passage was classified right: the units every comparison below pairs.
 
 # %%
 passage_texts = {
@@ -193,18 +221,21 @@ passage_texts = {
 }
 majority_class = int(torch.bincount(genre_labels["train"]).argmax())
 majority_accuracy = float((genre_labels["test"] == majority_class).float().mean())
+# (seeds, test passages): the majority class is right on the same passages for every seed
+majority_correct = np.tile((genre_labels["test"] == majority_class).numpy(), (len(seeds), 1))
 
 
 def budget_name(per_class: int | None) -> str:
     return "all" if per_class is None else str(per_class)
 
 
-def budget_indices(per_class: int | None) -> list[int]:
-    """The training passages of a budget: nested, the 8 per class among the 128."""
-    return few_shot_indices(genre_labels["train"], per_class, seed, num_classes=len(GENRES))
+def budget_indices(per_class: int | None, run_seed: int = seed) -> list[int]:
+    """The training passages of a budget for one seed."""
+    return few_shot_indices(genre_labels["train"], per_class, run_seed, num_classes=len(GENRES))
 
 
-def tfidf_accuracy(indices: list[int]) -> float:
+def tfidf_correct(indices: list[int]) -> dict[str, np.ndarray]:
+    """TF-IDF fitted on these training passages: per val and test passage, right or not."""
     model = make_pipeline(
         make_union(
             TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True),
@@ -213,13 +244,24 @@ def tfidf_accuracy(indices: list[int]) -> float:
         LogisticRegression(max_iter=2000),
     )
     model.fit([passage_texts["train"][i] for i in indices], genre_labels["train"][indices].numpy())
-    return float((model.predict(passage_texts["test"]) == genre_labels["test"].numpy()).mean())
+    return {
+        split: (model.predict(passage_texts[split]) == genre_labels[split].numpy()).astype(float)
+        for split in ("val", "test")
+    }
 
 
-tfidf = {k: tfidf_accuracy(budget_indices(k)) for k in C.label_budgets}
+tfidf_runs = {(k, s): tfidf_correct(budget_indices(k, s)) for k in C.label_budgets for s in seeds}
+tfidf = {  # budget -> split -> (seeds, passages)
+    k: {split: np.stack([tfidf_runs[k, s][split] for s in seeds]) for split in ("val", "test")}
+    for k in C.label_budgets
+}
 print(f"majority class ({GENRES[majority_class]}): test accuracy {majority_accuracy:.3f}")
-for k, value in tfidf.items():
-    print(f"TF-IDF + logistic regression, {budget_name(k)} per class: {value:.3f}")
+for k, scores in tfidf.items():
+    per_seed = ", ".join(f"{v:.3f}" for v in scores["test"].mean(1))
+    print(
+        f"TF-IDF + logistic regression, {budget_name(k)} per class: test accuracy "
+        f"{scores['test'].mean():.3f} (seeds: {per_seed})"
+    )
 
 # %% [markdown]
 # ### Character names
@@ -326,7 +368,7 @@ gazetteer = set().union(
         if work.genre in GENRES
     )
 )
-name_baselines = {}
+name_baselines, name_baseline_units = {}, {}
 for method in ("capitalisation", "gazetteer"):
     predicted = []
     for row, kept in zip(name_rows["test"], encoded["test"].words_kept, strict=True):
@@ -335,6 +377,10 @@ for method in ("capitalisation", "gazetteer"):
         else:
             predicted.append(bio_tags(row.tokens[:kept], gazetteer))
     name_baselines[method] = entity_f1(true_tags["test"], predicted)
+    # each test speech's share of F1 (lab.downstream.f1_contributions), the same for every seed
+    name_baseline_units[method] = np.tile(
+        f1_contributions(true_tags["test"], predicted), (len(seeds), 1)
+    )
 print(f"gazetteer: {len(gazetteer)} names from the training plays")
 for method, scores in name_baselines.items():
     print(
@@ -343,14 +389,84 @@ for method, scores in name_baselines.items():
     )
 
 # %% [markdown]
+# ### The case of a hidden pronoun
+#
+# `hidden_pronouns(split)` finds every *I*, *me*, *he*, *him*, *we*, *us*, *they*,
+# *them*, *thou* and *thee* in the spoken lines of a split's plays; each occurrence is one
+# example: the line, with that word replaced by one `[MASK]` piece, labelled with the
+# form that stood there, subject (*I*, *he*, ...) or object (*me*, *him*, ...). *She*/*her*
+# is left out, because *her* is also the possessive. The val and test lines are balanced
+# (`pronouns.balanced`): as many subject as object forms of each pair, so answering
+# always one case scores 0.5, and which pair it was says nothing about the case; the
+# labelled lines are drawn from a balanced pool of the training plays.
+#
+# Notebook 02 asked its MLM head to fill such gaps with no labels at all. Here the
+# question is 07's: a few labelled lines per case, and a linear probe on an encoder's
+# frozen hidden state at the gap (`lab.downstream.pronoun_probe`).
+
+# %%
+pronoun = pronoun_task(
+    tokenizer, recipe.block_size, C.pronoun_lines, C.pronoun_pool, seed
+)  # lab.downstream: rows (the words) and encoded (the ids) per split
+rows = ["| split | plays | lines | " + " | ".join("/".join(pair) for pair in PAIRS) + " |"]
+rows.append("|---" * (3 + len(PAIRS)) + "|")
+for split in SPLITS:
+    found = pronoun.rows[split]
+    per_pair = [sum(r.pair == p for r in found) for p in range(len(PAIRS))]
+    rows.append(
+        f"| {split} | {len({r.work for r in found})} | {len(found):,} | "
+        + " | ".join(f"{n:,}" for n in per_pair)
+        + " |"
+    )
+display(Markdown("\n".join(rows)))
+print(
+    "share of subject forms: "
+    + ", ".join(f"{s} {1 - pronoun.labels[s].float().mean():.3f}" for s in SPLITS)
+)
+for row in pronoun.rows["test"][:: max(1, len(pronoun.rows["test"]) // 4)][:4]:
+    shown_line = " ".join("[MASK]" if i == row.position else w for i, w in enumerate(row.words))
+    print(f"{CASES[row.label]:<8} ({row.pronoun}): {shown_line}")
+
+# %% [markdown]
+# **Baselines, and a first look on val.** Before any encoder, is the task learnable from
+# a few lines, and is it more than counting words? Two logistic regressions, fitted on
+# the same labelled lines the probes will get (`pronoun_baseline`): one on the **bag of
+# words** of the rest of the line (which words occur, not where), one on the **neighbours**,
+# the word just before and just after the gap. Measured on the val lines, over the seeds:
+
+# %%
+pronoun_baselines = {
+    (name, k, split): pronoun_baseline(pronoun, name, k, seeds, split)
+    for name in BASELINES
+    for k in C.label_budgets
+    for split in ("val", "test")
+}
+rows = ["| baseline (val) | " + " | ".join(f"{budget_name(k)} per class" for k in C.label_budgets)]
+rows[0] += " |"
+rows.append("|---" * (1 + len(C.label_budgets)) + "|")
+for name in BASELINES:
+    values = [pronoun_baselines[name, k, "val"].accuracy for k in C.label_budgets]
+    rows.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
+display(Markdown("\n".join(rows)))
+print(f"val lines: {len(pronoun.labels['val'])}; always one case: 0.500")
+
+# %% [markdown]
+# Read the table against the 0.5 of always answering one case. The bag of words gains
+# little over it, even with 128 labelled lines per case: which words a line holds says
+# little about the form its gap needs. The two words around the gap gain much more, most
+# of all with 128 lines per case: the task is learnable from the context, and what
+# carries it is where the words stand. (The closing cell checks both on val.)
+#
 # ## 2 · The encoders
 #
 # One `EncoderRecipe` for all: the recipe's default shape (BPE vocabulary 2048, 2 layers,
-# 4 heads, 128 wide, feed-forward 512, block 32), the shape 02 and 06 train at laptop size.
-# `pretrained_encoder` reuses a notebook's checkpoint when it has exactly this shape and
-# records its training FLOPs; otherwise it pretrains the objective here, on the training
-# plays only, for the recipe's `steps` (this run's `pretrain_steps`, far fewer than the
-# objective's own notebook trains). The table says which happened and what each cost.
+# 4 heads, 128 wide, feed-forward 512, block 32), the shape 02, 05 and 06 train at laptop
+# size. `pretrained_encoder` reuses a notebook's checkpoint when it has exactly this shape
+# and records its training FLOPs (run the notebooks in order: 02, 05 and 06 before this
+# one); otherwise it pretrains the objective here, on the training plays only, for the
+# recipe's `steps` (this run's `pretrain_steps`, far fewer than the objective's own
+# notebook trains). The table says which happened and what each cost; below it, what
+# each checkpoint's own notebook measured on its val text, as it saved it.
 
 # %%
 started = time.perf_counter()
@@ -360,6 +476,10 @@ encoders = {
 }
 pretrain_seconds = time.perf_counter() - started
 display(Markdown(describe(list(encoders.values()))))
+for objective, encoder in encoders.items():
+    measured = {k: v for k, v in encoder.metadata.items() if k.startswith("val_")}
+    if measured:
+        print(f"{objective}: " + ", ".join(f"{k} {v:.3f}" for k, v in measured.items()))
 print(f"{len(encoders)} encoders ready in {pretrain_seconds:.0f} s")
 
 # %% [markdown]
@@ -450,7 +570,8 @@ check_lora(7, 13, 8, 16.0)
 # %% [markdown]
 # The runs. Every trained method uses the trainer (`Phase`, `Trainer`) for
 # `finetune_steps` steps with batches drawn from the budget's passages; the probe
-# needs no steps. Accuracy is measured on the test plays.
+# needs no steps. Each run is scored on the val plays, which choose, and on the test
+# plays, which report: per passage, right or wrong.
 
 
 # %%
@@ -460,7 +581,9 @@ def sequence_loss(module, batch, step):
     return F.cross_entropy(logits.float(), labels), {}
 
 
-def fine_tune(model, loss_fn, batch_fn, steps, lr, lr_scale=None, weight_decay=0.01, **config):
+def fine_tune(
+    model, loss_fn, batch_fn, steps, lr, lr_scale=None, weight_decay=0.01, run_seed=seed, **config
+):
     """Train `model`'s trainable parameters with AdamW: warmup, cosine to lr / 10."""
     phase = Phase(
         "finetune",
@@ -474,7 +597,7 @@ def fine_tune(model, loss_fn, batch_fn, steps, lr, lr_scale=None, weight_decay=0
     )
     eval_fn = config.pop("eval_fn", None)
     settings = TrainerConfig(
-        max_steps=steps, device=str(device), seed=seed, progress=False, **config
+        max_steps=steps, device=str(device), seed=run_seed, progress=False, **config
     )
     trainer = Trainer(model, phase, batch_fn, settings, eval_fn=eval_fn)
     return trainer.fit(), trainer
@@ -489,6 +612,12 @@ def predict(model, ids, mask=None, batch_size=256):
     return torch.cat(outputs)
 
 
+def correct(model, split: str) -> np.ndarray:
+    """Per passage of `split`, whether the genre model was right: (passages,) of 0 / 1."""
+    predicted = predict(model, genre_ids[split]).argmax(-1)
+    return (predicted == genre_labels[split]).numpy().astype(float)
+
+
 def accuracy(model, split_ids, split_labels) -> float:
     return float((predict(model, split_ids).argmax(-1) == split_labels).float().mean())
 
@@ -500,9 +629,9 @@ OPTIONS = {
 }
 
 
-def genre_model(encoder, method: str, indices: list[int]):
+def genre_model(encoder, method: str, indices: list[int], run_seed: int = seed):
     """A fine-tuned genre classifier and its parameter counts."""
-    torch.manual_seed(seed)  # every run's head starts from the same draw
+    torch.manual_seed(run_seed)  # every run of one seed starts its head from the same draw
     model = with_head(copy.deepcopy(encoder.body), "sequence", len(GENRES), pooling="mean")
     model.to(device)
     counts = prepare(model, "full" if method == "full_llrd" else method, **OPTIONS.get(method, {}))
@@ -516,113 +645,202 @@ def genre_model(encoder, method: str, indices: list[int]):
         batch_size=min(C.batch_size, len(indices)),
     )
     fine_tune(
-        model, sequence_loss, batches, steps_finetune, C.full_lr if full else C.peft_lr, lr_scale
+        model,
+        sequence_loss,
+        batches,
+        steps_finetune,
+        C.full_lr if full else C.peft_lr,
+        lr_scale,
+        run_seed=run_seed,
     )
     return model, counts
 
 
+probe_features = {}  # id(encoder) -> split -> the body's frozen features, computed once
+
+
+def genre_run(encoder, method: str, k: int | None, run_seed: int):
+    """One run: (val correct, test correct, parameters trained, the model or None)."""
+    indices = budget_indices(k, run_seed)
+    if method == "probe":
+        if id(encoder) not in probe_features:
+            reader = with_head(encoder.body, "sequence", len(GENRES)).to(device)
+            probe_features[id(encoder)] = {
+                s: frozen_features(reader, genre_ids[s].to(device)) for s in SPLITS
+            }
+        features = probe_features[id(encoder)]
+        probe = fit_linear_probe(
+            features["train"][indices], genre_labels["train"][indices].to(device), len(GENRES)
+        )
+        right = {
+            s: (probe(features[s]).argmax(-1).cpu() == genre_labels[s]).numpy().astype(float)
+            for s in ("val", "test")
+        }
+        return right["val"], right["test"], sum(p.numel() for p in probe.parameters()), None
+    model, counts = genre_model(encoder, method, indices, run_seed)
+    return correct(model, "val"), correct(model, "test"), counts.trainable, model
+
+
 started = time.perf_counter()
-grid = {}  # (objective, method, budget) -> {"accuracy", "trained"}
+grid = {}  # (objective, method, budget) -> {"val", "test" (per passage), "trained"}; seed `seed`
 kept_models = {}  # (objective, method) -> the model of the largest budget
+largest = C.label_budgets[-1]
 for objective, encoder in encoders.items():
-    features = None
     for method in C.methods:
         for k in C.label_budgets:
-            indices = budget_indices(k)
-            if method == "probe":
-                if features is None:
-                    reader = with_head(encoder.body, "sequence", len(GENRES)).to(device)
-                    features = {s: frozen_features(reader, genre_ids[s].to(device)) for s in SPLITS}
-                probe = fit_linear_probe(
-                    features["train"][indices],
-                    genre_labels["train"][indices].to(device),
-                    len(GENRES),
-                )
-                predicted = probe(features["test"]).argmax(-1).cpu()
-                value = float((predicted == genre_labels["test"]).float().mean())
-                trained = sum(p.numel() for p in probe.parameters())
-            else:
-                model, counts = genre_model(encoder, method, indices)
-                value = accuracy(model, genre_ids["test"], genre_labels["test"])
-                trained = counts.trainable
+            val, test, trained, model = genre_run(encoder, method, k, seed)
+            grid[objective, method, k] = {"val": val, "test": test, "trained": trained}
+            if model is not None and k == largest:
                 kept_models[objective, method] = model
-            grid[objective, method, k] = {"accuracy": value, "trained": trained}
 grid_seconds = time.perf_counter() - started
+
+
+def grid_cell(key) -> str:
+    return f"{grid[key]['val'].mean():.3f} | {grid[key]['test'].mean():.3f}"
+
+
 header = "| encoder · method | trained parameters | " + " | ".join(
-    f"{budget_name(k)} per class" for k in C.label_budgets
+    f"{budget_name(k)}/class val | {budget_name(k)}/class test" for k in C.label_budgets
 )
-rows = [header + " |", "|---" * (2 + len(C.label_budgets)) + "|"]
+rows = [header + " |", "|---" * (2 + 2 * len(C.label_budgets)) + "|"]
 rows.append(
     "| majority class | 0 | "
-    + " | ".join(f"{majority_accuracy:.3f}" for _ in C.label_budgets)
+    + " | ".join(
+        f"{(genre_labels['val'] == majority_class).float().mean():.3f} | {majority_accuracy:.3f}"
+        for _ in C.label_budgets
+    )
     + " |"
 )
 rows.append(
-    "| TF-IDF + logistic regression | — | "
-    + " | ".join(f"{tfidf[k]:.3f}" for k in C.label_budgets)
+    "| TF-IDF + logistic regression (seed "
+    + str(seed)
+    + ") | — | "
+    + " | ".join(
+        f"{tfidf_runs[k, seed]['val'].mean():.3f} | {tfidf_runs[k, seed]['test'].mean():.3f}"
+        for k in C.label_budgets
+    )
     + " |"
 )
 for objective in encoders:
     for method in C.methods:
         trained = grid[objective, method, C.label_budgets[0]]["trained"]
-        values = " | ".join(
-            f"{grid[objective, method, k]['accuracy']:.3f}" for k in C.label_budgets
-        )
+        values = " | ".join(grid_cell((objective, method, k)) for k in C.label_budgets)
         rows.append(f"| {objective} · {method} | {trained:,} | {values} |")
 grid_markdown = "\n".join(rows)
 display(Markdown(grid_markdown))
 print(
-    f"{len(grid)} runs in {grid_seconds:.0f} s; genre test accuracy on "
-    f"{len(genre_labels['test'])} passages of {len(passages['test'].works)} unseen plays"
+    f"{len(grid)} runs (seed {seed}) in {grid_seconds:.0f} s; genre accuracy on "
+    f"{len(genre_labels['val'])} val passages of {len(passages['val'].works)} plays and "
+    f"{len(genre_labels['test'])} test passages of {len(passages['test'].works)} other plays"
+)
+
+# %% [markdown]
+# **Choosing on val, reporting on test.** For each encoder and budget, the method with
+# the highest val accuracy above is that encoder's method there; only then are its test
+# passages read, over all `seeds` (the chosen run again with other labelled passages and
+# another head). Then, per budget, each pretrained encoder against random weights of the
+# same shape, each by its own chosen method, paired passage by passage and seed by seed;
+# and the network with the highest val accuracy of all against TF-IDF and the majority
+# class, with TF-IDF against the majority class beside them.
+
+# %%
+started = time.perf_counter()
+pretrained_objectives = [o for o in encoders if o != "random"]
+chosen = {
+    (o, k): max(C.methods, key=lambda m: grid[o, m, k]["val"].mean())
+    for o in encoders
+    for k in C.label_budgets
+}
+genre_correct = {}  # (objective, budget) -> (seeds, test passages) of its chosen method
+for (objective, k), method in chosen.items():
+    runs = [grid[objective, method, k]["test"]]
+    runs += [genre_run(encoders[objective], method, k, s)[1] for s in seeds[1:]]
+    genre_correct[objective, k] = np.stack(runs)
+best_genre = {  # budget -> the encoder whose chosen method had the highest val accuracy
+    k: max(encoders, key=lambda o: grid[o, chosen[o, k], k]["val"].mean()) for k in C.label_budgets
+}
+genre_vs_random, genre_vs_baselines = {}, {}
+for k in C.label_budgets:
+    metric = f"genre accuracy, {budget_name(k)}/class"
+    for objective in pretrained_objectives:
+        genre_vs_random[objective, k] = compare(
+            genre_correct[objective, k],
+            genre_correct["random", k],
+            names=(f"{objective} · {chosen[objective, k]}", f"random · {chosen['random', k]}"),
+            metric=metric,
+            unit="test passages",
+        )
+    network = f"{best_genre[k]} · {chosen[best_genre[k], k]}"
+    genre_vs_baselines["best network vs TF-IDF", k] = compare(
+        genre_correct[best_genre[k], k],
+        tfidf[k]["test"],
+        names=(network, "TF-IDF"),
+        metric=metric,
+        unit="test passages",
+    )
+    genre_vs_baselines["best network vs majority", k] = compare(
+        genre_correct[best_genre[k], k],
+        majority_correct,
+        names=(network, "majority class"),
+        metric=metric,
+        unit="test passages",
+    )
+    genre_vs_baselines["TF-IDF vs majority", k] = compare(
+        tfidf[k]["test"],
+        majority_correct,
+        names=("TF-IDF", "majority class"),
+        metric=metric,
+        unit="test passages",
+    )
+genre_comparisons = [*genre_vs_random.values(), *genre_vs_baselines.values()]
+display(Markdown("\n".join(f"- {c.sentence()}" for c in genre_comparisons)))
+choice_seconds = time.perf_counter() - started
+print(
+    "chosen on val: "
+    + "; ".join(
+        f"{budget_name(k)}/class " + ", ".join(f"{o} · {chosen[o, k]}" for o in encoders)
+        for k in C.label_budgets
+    )
+    + f" ({choice_seconds:.0f} s)"
 )
 
 # %%
 fig = plot_accuracy_vs_labels(
     [budget_name(k) for k in C.label_budgets],
     {
-        f"{objective} · {method}": [grid[objective, method, k]["accuracy"] for k in C.label_budgets]
+        f"{objective} (chosen method)": [
+            genre_correct[objective, k].mean() for k in C.label_budgets
+        ]
         for objective in encoders
-        for method in C.methods
-    },
+    }
+    | {"TF-IDF": [tfidf[k]["test"].mean() for k in C.label_budgets]},
     {"majority": majority_accuracy},
-    "genre of a passage, unseen plays",
+    f"genre of a passage, unseen plays (mean of {len(seeds)} seeds)",
 )
 
 # %%
-largest = C.label_budgets[-1]
 fig = plot_accuracy_vs_parameters(
     [
         (
             f"{objective} · {method}",
             grid[objective, method, largest]["trained"],
-            grid[objective, method, largest]["accuracy"],
+            grid[objective, method, largest]["test"].mean(),
         )
         for objective in encoders
         for method in C.methods
     ],
-    f"genre, {budget_name(largest)} labels per class",
+    f"genre, {budget_name(largest)} labels per class (seed {seed})",
 )
 total_parameters = sum(p.numel() for p in kept_models[C.objectives[0], "full"].parameters())
 print(f"a genre model has {total_parameters:,} parameters in all")
-best_run = max(grid, key=lambda key: grid[key]["accuracy"])
-one_accuracy_noise = 2 * math.sqrt(
-    majority_accuracy * (1 - majority_accuracy) / len(genre_labels["test"])
-)
-print(
-    f"best network run: {best_run[0]} · {best_run[1]}, {budget_name(best_run[2])} per class, "
-    f"{grid[best_run]['accuracy']:.3f}; TF-IDF at {budget_name(largest)} per class "
-    f"{tfidf[largest]:.3f}; majority {majority_accuracy:.3f}; two standard errors of one "
-    f"accuracy ±{one_accuracy_noise:.3f}"
-)
 
 # %% [markdown]
-# **Reading the grid.** The last line printed above sets the scale. With passages of
-# about a hundred words TF-IDF pulls away from the majority class once it has labels
-# enough; the small encoders, pretrained for only `pretrain_steps` steps, have not yet
-# learned features that beat counting words and letter n-grams. Differences of a few
-# points are within the noise of 320 test passages from five plays (and passages of one
-# play are not independent, so the true noise is larger than the printed binomial one).
-# The gpu profile pretrains three times longer and fine-tunes five times longer.
+# **Reading the grid.** The sentences above are the findings, each with its interval; a
+# difference whose interval includes 0 is not one, however large its point estimate.
+# The intervals resample the test passages, averaging over the seeds inside each
+# resample: they say how far these seeds' mean could move on another draw of passages
+# like these. They do not know that the passages come from only five plays, and passages
+# of one play are not independent draws, so they are, if anything, too narrow.
 
 # %% [markdown]
 # **LoRA merges away.** After training, $\frac{\alpha}{r} B A$ can be added into $W$:
@@ -650,10 +868,15 @@ print(f"LoRA trains {100 * lora_fraction:.2f} % of the parameters")
 # ### Names: a token classifier per encoder
 #
 # The same encoders, each fully fine-tuned as a tagger (`with_head(..., "token", 3)`) on
-# the training sample of speeches for `names_steps` steps at learning rate `names_lr`.
+# the training sample of speeches for `names_steps` steps at learning rate `names_lr`,
+# once per seed (the seed draws the head and the batches; the speeches are the same).
 # Names are a few per cent of the words, so their two tags weigh `name_class_weight`
 # times more in the loss, which keeps "O everywhere" from being a cheap answer (the
 # profile's comment lists the settings tried on the val speeches before these).
+#
+# Entity F1 is not a mean over speeches, so to pair two taggers speech by speech each
+# speech gets its share of F1 (`lab.downstream.f1_contributions`: the shares average to
+# F1 exactly). The tagger with the best val F1 is compared with the capitalisation rule.
 
 
 # %%
@@ -668,15 +891,18 @@ def token_loss(module, batch, step):
     ), {}
 
 
-def name_scores(tagger, split: str) -> dict[str, float]:
+def predicted_tags(tagger, split: str) -> list[list[str]]:
     logits = predict(tagger, encoded[split].ids, encoded[split].attention_mask)
-    predicted = word_tags(logits.argmax(-1), encoded[split].labels, encoded[split].words_kept)
-    return entity_f1(true_tags[split], predicted)
+    return word_tags(logits.argmax(-1), encoded[split].labels, encoded[split].words_kept)
 
 
-def train_tagger(encoder):
+def name_scores(tagger, split: str) -> dict[str, float]:
+    return entity_f1(true_tags[split], predicted_tags(tagger, split))
+
+
+def train_tagger(encoder, run_seed: int = seed):
     """A copy of `encoder`'s body with a token head, fully fine-tuned on the names sample."""
-    torch.manual_seed(seed)
+    torch.manual_seed(run_seed)
     tagger = with_head(copy.deepcopy(encoder.body), "token", len(TAGS)).to(device)
     prepare(tagger, "full")
     train_set = encoded["train"]
@@ -686,13 +912,23 @@ def train_tagger(encoder):
         train_set.labels.to(device),
         batch_size=min(C.batch_size, len(train_set.ids)),
     )
-    fine_tune(tagger, token_loss, batches, C.names_steps, C.names_lr)
+    fine_tune(tagger, token_loss, batches, C.names_steps, C.names_lr, run_seed=run_seed)
     return tagger
 
 
 started = time.perf_counter()
-taggers = {objective: train_tagger(encoder) for objective, encoder in encoders.items()}
-names = {objective: name_scores(tagger, "test") for objective, tagger in taggers.items()}
+taggers, names, name_units, names_val = {}, {}, {}, {}
+for objective, encoder in encoders.items():
+    runs = []
+    for s in seeds:
+        tagger = train_tagger(encoder, s)
+        if s == seed:
+            taggers[objective] = tagger
+            names_val[objective] = name_scores(tagger, "val")["f1"]
+        runs.append(predicted_tags(tagger, "test"))
+    scores = [entity_f1(true_tags["test"], run) for run in runs]
+    names[objective] = {m: float(np.mean([x[m] for x in scores])) for m in scores[0]}
+    name_units[objective] = np.stack([f1_contributions(true_tags["test"], run) for run in runs])
 names_seconds = time.perf_counter() - started
 rows = ["| tagger | precision | recall | F1 |", "|---|---|---|---|"]
 for label, scores in [*name_baselines.items(), *((f"{o} · full", s) for o, s in names.items())]:
@@ -700,15 +936,112 @@ for label, scores in [*name_baselines.items(), *((f"{o} · full", s) for o, s in
         f"| {label} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['f1']:.3f} |"
     )
 display(Markdown("\n".join(rows)))
+best_tagger = max(encoders, key=lambda o: names_val[o])
+names_vs_random = {
+    o: compare(
+        name_units[o],
+        name_units["random"],
+        names=(f"{o} · full", "random · full"),
+        metric="names F1",
+        unit="test speeches",
+    )
+    for o in pretrained_objectives
+}
+names_vs_capitalisation = compare(
+    name_units[best_tagger],
+    name_baseline_units["capitalisation"],
+    names=(f"{best_tagger} · full (best val F1)", "capitalisation rule"),
+    metric="names F1",
+    unit="test speeches",
+)
+names_comparisons = [*names_vs_random.values(), names_vs_capitalisation]
+display(Markdown("\n".join(f"- {c.sentence()}" for c in names_comparisons)))
 print(
-    f"{len(taggers)} taggers in {names_seconds:.0f} s, scored on {len(name_rows['test'])} test speeches"
+    f"{len(taggers) * len(seeds)} taggers in {names_seconds:.0f} s; val F1 (seed {seed}): "
+    + ", ".join(f"{o} {v:.3f}" for o, v in names_val.items())
+    + f"; scored on {len(name_rows['test'])} test speeches; taggers' F1 is the mean of the seeds"
 )
 
 # %% [markdown]
-# At laptop size no fine-tuned tagger reaches the capitalisation rule (the table above):
-# a few dozen steps on a few hundred speeches, in which about one word in a hundred is a
-# name, do not teach a network what a name looks like. Capitalisation is a strong cue in
-# this text, and the rule gets it for free.
+# The last sentence above says where the tagger chosen on val stands against the
+# capitalisation rule, which reads capital letters and needs no training at all; the
+# sentences before it, which pretrained taggers beat random weights of the same shape.
+# The val speeches choose by one seed's F1, and the tagger they choose need not be the
+# best one on test (compare the val F1 printed last with the table): choosing on val
+# costs a little, choosing on test would have flattered. A few dozen steps on a few
+# hundred speeches, in which about one word in a hundred is a name, is little to learn
+# what a name looks like from.
+#
+# ### The hidden pronoun: a probe per encoder
+#
+# Now the task where the order of the words decides. Each encoder reads every line with
+# its gap; the probe (a logistic regression) is fitted on its hidden state at the
+# `[MASK]` position for `k` labelled lines per case, once per seed, and scored line by
+# line on val (to choose) and on test (to report).
+
+# %%
+started = time.perf_counter()
+pronoun_scores = {  # (objective, budget, split) -> ProbeScores (seeds, lines)
+    (o, k, split): pronoun_probe(e.body, pronoun, k, seeds, split)
+    for o, e in encoders.items()
+    for k in C.label_budgets
+    for split in ("val", "test")
+}
+pronoun_seconds = time.perf_counter() - started
+every_row = {(f"{n} (baseline)", k, s): v for (n, k, s), v in pronoun_baselines.items()}
+every_row |= {(f"{o} · probe at the gap", k, s): v for (o, k, s), v in pronoun_scores.items()}
+rows = ["| features | " + " | ".join(f"{budget_name(k)}/class val | test" for k in C.label_budgets)]
+rows[0] += " |"
+rows.append("|---" * (1 + 2 * len(C.label_budgets)) + "|")
+for label in dict.fromkeys(key[0] for key in every_row):
+    cells = " | ".join(
+        f"{every_row[label, k, 'val'].accuracy:.3f} | {every_row[label, k, 'test'].accuracy:.3f}"
+        for k in C.label_budgets
+    )
+    rows.append(f"| {label} | {cells} |")
+display(Markdown("\n".join(rows)))
+best_pronoun = {  # budget -> the pretrained encoder with the best val accuracy
+    k: max(pretrained_objectives, key=lambda o: pronoun_scores[o, k, "val"].accuracy)
+    for k in C.label_budgets
+}
+pronoun_vs_random, pronoun_vs_baselines = {}, {}
+for k in C.label_budgets:
+    metric = f"pronoun case accuracy, {budget_name(k)}/class"
+    for objective in pretrained_objectives:
+        pronoun_vs_random[objective, k] = compare(
+            pronoun_scores[objective, k, "test"].correct,
+            pronoun_scores["random", k, "test"].correct,
+            names=(f"{objective} · probe", "random · probe"),
+            metric=metric,
+            unit="test lines",
+        )
+    for name in BASELINES:
+        pronoun_vs_baselines[name, k] = compare(
+            pronoun_scores[best_pronoun[k], k, "test"].correct,
+            pronoun_baselines[name, k, "test"].correct,
+            names=(f"{best_pronoun[k]} · probe (best val)", name),
+            metric=metric,
+            unit="test lines",
+        )
+pronoun_comparisons = [*pronoun_vs_random.values(), *pronoun_vs_baselines.values()]
+display(Markdown("\n".join(f"- {c.sentence()}" for c in pronoun_comparisons)))
+print(
+    f"{len(pronoun_scores)} probes over {len(seeds)} seeds in {pronoun_seconds:.0f} s; "
+    f"{len(pronoun.labels['test'])} test lines of {len({r.work for r in pronoun.rows['test']})} plays"
+)
+
+# %% [markdown]
+# **Reading the pronoun table.** Here pretraining shows. A random encoder's hidden state
+# at the gap is a fixed mixture of the pieces around it, and a probe on a few labelled
+# lines gets little more out of it than the bag of words does. An encoder that learned
+# to fill gaps (MLM, 02's checkpoint) was trained on exactly this question, which piece
+# fits the hole, and the sentences above say, with their intervals, that its hidden state
+# at `[MASK]` carries the answer: better than random weights and than both baselines at
+# both budgets, by a wide margin except against the two neighbours at 128 lines per
+# case, where the interval sits only just above 0. ELECTRA's discriminator and SimCSE never read a `[MASK]` piece in
+# pretraining (ELECTRA's generator does, and is thrown away), so for them the gap is a
+# piece they never learned anything about; their sentences say whether they beat random
+# weights here (at this size they do not).
 
 # %% [markdown]
 # ## 4 · ELECTRA against MLM at equal compute
@@ -719,8 +1052,12 @@ print(
 # the same number of steps is not a fair race. `steps_for_flops` gives the number of MLM
 # steps whose training FLOPs come closest to ELECTRA's (from the recipe alone, before
 # anything runs). Both are trained here from the same seed, on windows drawn from the
-# same training text, then fine-tuned fully on both tasks exactly as above. A checkpoint from 02
-# or 05 is not used for this race: it had its own, different training.
+# same training text, for `pretrain_steps` ELECTRA steps; a checkpoint from 02 or 05 is
+# not used: each had its own, different training. Both are then read by the probes of
+# this notebook, on genre and on the hidden pronoun, at each budget over the seeds,
+# paired line by line and passage by passage. (Fine-tuning, as Clark et al. measured,
+# could rank them otherwise; at laptop size the probes are what the budget allows with
+# seeds.)
 
 # %%
 started = time.perf_counter()
@@ -733,58 +1070,43 @@ equal_compute = {
     "mlm": pretrained_encoder("mlm", replace(recipe, steps=mlm_steps), device=str(device)),
 }
 equal_genre = {
-    (objective, k): accuracy(
-        genre_model(encoder, "full", budget_indices(k))[0],
-        genre_ids["test"],
-        genre_labels["test"],
-    )
-    for objective, encoder in equal_compute.items()
+    (o, k): np.stack([genre_run(e, "probe", k, s)[1] for s in seeds])
+    for o, e in equal_compute.items()
     for k in C.label_budgets
 }
-equal_names = {o: name_scores(train_tagger(e), "test")["f1"] for o, e in equal_compute.items()}
+equal_pronoun = {
+    (o, k): pronoun_probe(e.body, pronoun, k, seeds, "test").correct
+    for o, e in equal_compute.items()
+    for k in C.label_budgets
+}
 equal_seconds = time.perf_counter() - started
-rows = [
-    "| encoder | pretraining steps | training FLOPs | genre, "
-    + " | genre, ".join(f"{budget_name(k)}/class" for k in C.label_budgets)
-    + " | names F1 |",
-    "|---" * (4 + len(C.label_budgets)) + "|",
-]
-for objective, e in equal_compute.items():
-    values = " | ".join(f"{equal_genre[objective, k]:.3f}" for k in C.label_budgets)
-    rows.append(
-        f"| {objective} | {e.steps:,} | {e.train_flops:.3e} | {values} | "
-        f"{equal_names[objective]:.3f} |"
-    )
-equal_markdown = "\n".join(rows)
-display(Markdown(equal_markdown))
 flops_ratio = equal_compute["mlm"].train_flops / electra_here.train_flops
-# two standard errors of the difference of two accuracies on the test passages, each
-# taken at the majority's rate (the largest spread near these accuracies)
-n_test = len(genre_labels["test"])
-genre_noise = 2 * math.sqrt(2 * majority_accuracy * (1 - majority_accuracy) / n_test)
-electra_gain = {k: equal_genre["electra", k] - equal_genre["mlm", k] for k in C.label_budgets}
+race = {  # (task, budget) -> ELECTRA against MLM
+    (task, k): compare(
+        scores["electra", k],
+        scores["mlm", k],
+        names=(f"ELECTRA ({electra_here.steps} steps)", f"MLM ({mlm_steps} steps)"),
+        metric=f"{task} accuracy, probe, {budget_name(k)}/class",
+        unit=unit,
+    )
+    for k in C.label_budgets
+    for task, scores, unit in (
+        ("genre", equal_genre, "test passages"),
+        ("pronoun", equal_pronoun, "test lines"),
+    )
+}
+display(Markdown("\n".join(f"- {c.sentence()}" for c in race.values())))
 print(
     f"MLM {mlm_steps} steps against ELECTRA's {electra_here.steps}: "
-    f"{flops_ratio:.3f}× its FLOPs; {equal_seconds:.0f} s"
-)
-print(
-    "genre, ELECTRA minus MLM: "
-    + ", ".join(
-        f"{budget_name(k)}/class {v:+.3f} ({'beyond' if abs(v) > genre_noise else 'within'})"
-        for k, v in electra_gain.items()
-    )
-    + f" two standard errors of a difference, ±{genre_noise:.3f}; names F1 "
-    + f"{equal_names['electra'] - equal_names['mlm']:+.3f}"
+    f"{flops_ratio:.3f}× its FLOPs ({equal_compute['mlm'].train_flops:.3e} against "
+    f"{electra_here.train_flops:.3e}); {equal_seconds:.0f} s"
 )
 
 # %% [markdown]
-# **Reading the race.** The two rows cost the same FLOPs to within one MLM step. The
-# printed verdicts say, per budget, whether ELECTRA's lead (or MLM's) is larger than two
-# standard errors of a difference of two accuracies. Even a lead beyond that is weak
-# evidence here: the test passages come from five plays, and passages of one play are
-# not independent draws, so the true uncertainty is larger than the binomial one. One
-# seed, one short pretraining: the cell shows how to run the race fairly, and the gpu
-# profile runs it three times longer.
+# **Reading the race.** The two encoders cost the same FLOPs to within one MLM step. The
+# verdicts above are the result, each with its interval; one pretraining seed each, one
+# short pretraining, so they say how these two encoders compare, not yet how the two
+# objectives do: the gpu profile runs the race three times longer, over five seeds.
 
 # %% [markdown]
 # ## 5 · Overfitting the smallest budget
@@ -958,18 +1280,25 @@ def prototype_accuracy(train: torch.Tensor, test: torch.Tensor, k: int) -> float
     return float((nearest_class(test, prototypes) == genre_labels["test"]).float().mean())
 
 
-embedded = {}
-for objective, encoder in encoders.items():
-    reader = with_head(encoder.body, "sequence", len(GENRES)).to(device)
-    embedded[objective] = {
-        s: frozen_features(reader, genre_ids[s].to(device)).cpu() for s in ("train", "test")
-    }
-embedded["MiniLM"] = {s: minilm_embeddings(passage_texts[s]) for s in ("train", "test")}
+prototype_ks = sorted({1, smallest})
+# the probes' features of the small encoders (section 3); MiniLM reads only the passages
+# the prototypes use, and the test passages
+embedded = {
+    objective: {s: probe_features[id(encoder)][s].cpu() for s in ("train", "test")}
+    for objective, encoder in encoders.items()
+}
+labelled = sorted(set().union(*(budget_indices(k) for k in prototype_ks)))
+minilm_train = minilm_embeddings([passage_texts["train"][i] for i in labelled])
+embedded["MiniLM"] = {
+    "train": torch.zeros(len(genre_labels["train"]), minilm_train.shape[1]).index_copy(
+        0, torch.tensor(labelled), minilm_train
+    ),
+    "test": minilm_embeddings(passage_texts["test"]),
+}
 described = nearest_class(
     embedded["MiniLM"]["test"], minilm_embeddings(list(DESCRIPTIONS.values()))
 )
 zero_shot_accuracy = float((described == genre_labels["test"]).float().mean())
-prototype_ks = sorted({1, smallest})
 prototypes = {
     (name, k): prototype_accuracy(sets["train"], sets["test"], k)
     for name, sets in embedded.items()
@@ -1015,57 +1344,98 @@ passage_explorer(tokenizer, explorer_models, GENRES, recipe.block_size, passage,
 # ## What this notebook established
 #
 # The closing cell checks what must hold at this size: LoRA merged and unmerged give the
-# same outputs and train under `max_lora_fraction` of the parameters, the best
-# fine-tuned genre model beats the majority class by `min_gain_over_majority`, and at
-# the smallest budget each pretrained encoder is compared with random weights of the
-# same shape. An encoder that does not beat random init there is named and recorded,
-# not hidden: with the short pretraining of the laptop profile that can happen.
+# same outputs and train under `max_lora_fraction` of the parameters, and the race is at
+# equal compute. Where the profile is long enough to learn (`learns`), it checks that
+# the pronoun task is what section 1 says it is (on val, the bag of words stays below
+# `max_bag_of_words_val`, the neighbours reach `min_neighbours_val`) and the comparisons
+# the profile measured to hold, by their verdicts. Then it says, from the verdicts alone,
+# on which task and budget each pretrained encoder beats random init and where it does
+# not: with the short pretraining of these small encoders that is a finding, not a
+# failure, and it is printed, not hidden.
 
 # %% tags=["asserts-learning"]
 wall_seconds = time.perf_counter() - notebook_started
-best_genre = max(
-    grid[o, m, k]["accuracy"] for o in encoders for m in C.methods for k in C.label_budgets
-)
-pretrained_objectives = [o for o in encoders if o != "random"]
-smallest_scores = {o: max(grid[o, m, smallest]["accuracy"] for m in C.methods) for o in encoders}
-not_beating_random = [
-    o for o in pretrained_objectives if smallest_scores[o] <= smallest_scores["random"]
-]
+cpu_seconds = time.process_time() - notebook_cpu  # every thread of this kernel
+verdicts = {  # task -> (objective, budget) -> the verdict against random init
+    "genre": {key: c.verdict for key, c in genre_vs_random.items()},
+    "names": {(o, None): c.verdict for o, c in names_vs_random.items()},
+    "pronoun case": {key: c.verdict for key, c in pronoun_vs_random.items()},
+}
 assert lora_merge_error < 1e-4 and lora_unmerge_error < 1e-4, "LoRA merge changed the outputs"
 assert lora_fraction < C.max_lora_fraction, f"LoRA trains {lora_fraction:.3f} of the parameters"
 assert len(grid) == len(encoders) * len(C.methods) * len(C.label_budgets)
 assert abs(flops_ratio - 1) < 1 / mlm_steps, "the race is not at equal compute"
 if C.learns:
-    assert best_genre > majority_accuracy + C.min_gain_over_majority, (
-        "no fine-tuned genre model beat the majority class"
+    bag_val = max(pronoun_baselines["bag of words", k, "val"].accuracy for k in C.label_budgets)
+    neighbours_val = pronoun_baselines["neighbours", largest, "val"].accuracy
+    # A bag of words near 0.5 and neighbours well above: the gap is hidden and the
+    # context decides. If the pronoun leaked into the line, both would be near 1.
+    assert bag_val < C.max_bag_of_words_val, f"bag of words {bag_val:.3f} on val"
+    assert neighbours_val > C.min_neighbours_val, f"neighbours {neighbours_val:.3f} on val"
+    for objective, k in C.beats_random_on_pronouns:
+        assert pronoun_vs_random[objective, k].verdict == "better", pronoun_vs_random[
+            objective, k
+        ].sentence()
+    for k in C.tfidf_beats_majority_at:
+        assert genre_vs_baselines["TF-IDF vs majority", k].verdict == "better", genre_vs_baselines[
+            "TF-IDF vs majority", k
+        ].sentence()
+beats = [
+    f"{task} ({o}{'' if k is None else f', {budget_name(k)}/class'})"
+    for task, found in verdicts.items()
+    for (o, k), v in found.items()
+    if v == "better"
+]
+not_beating = [
+    f"{task} ({o}{'' if k is None else f', {budget_name(k)}/class'}: {v})"
+    for task, found in verdicts.items()
+    for (o, k), v in found.items()
+    if v != "better"
+]
+if beats:
+    summary = (
+        f"At {P.name} size, pretraining beats random init of the same shape on: "
+        + "; ".join(beats)
+        + ". It does not on: "
+        + ("; ".join(not_beating) or "none")
+        + "."
     )
-print(
-    f"smallest budget ({budget_name(smallest)} per class), best method per encoder: "
-    + ", ".join(f"{o} {v:.3f}" for o, v in smallest_scores.items())
-)
-print(
-    "pretrained encoders not beating random init there: "
-    + (", ".join(not_beating_random) or "none")
-)
+else:
+    summary = (
+        f"At {P.name} size, pretraining does not beat random init of the same shape on any of "
+        "these three real-text tasks; where it does: the known language of "
+        "09_known_language, and MiniLM against its own random init in 08."
+    )
+print(summary)
+
+# %% [markdown]
+# **The lesson, as the verdicts above give it.** The summary is printed from the
+# verdicts, not written by hand. Where the order of the words decides (the hidden
+# pronoun), the masked-LM encoder that 02 saved is worth much more than random weights of
+# the same shape; on names, a little; on genre, where a bag of word and character n-grams
+# (TF-IDF) is the strongest system here, none of these small encoders beats random init.
+# SimCSE and ELECTRA, pretrained briefly and never shown a `[MASK]`, beat random init on
+# none of the three tasks at this size. Where pretraining is measured at a larger scale
+# or against a known answer: 08 probes the real MiniLM against random weights of its
+# shape, and 09_known_language pretrains these objectives on a language whose rules are
+# known.
 
 # %%
 machine = f"{device_description(torch.device('cpu'))}, {os.cpu_count()} cores"
+every_comparison = [*genre_comparisons, *names_comparisons, *pronoun_comparisons, *race.values()]
 closing = "\n\n".join(
     [
-        f"**Closing note.** {P.name} profile, seed {seed}, on {machine}; models on "
-        f"{device_name(device)}. Pretraining done here: {steps_pretrain} steps per objective "
-        f"({pretrain_seconds:.0f} s); the whole notebook ran {wall_seconds:.0f} s.",
-        f"Genre, test accuracy on {len(genre_labels['test'])} passages of unseen plays "
-        f"({steps_finetune} fine-tuning steps):",
+        f"**Closing note.** {P.name} profile, seeds {list(seeds)}, on {machine}; models on "
+        f"{device_name(device)}. Encoders: "
+        + ", ".join(f"{o} ({e.source.split(' (')[0]})" for o, e in encoders.items())
+        + f"; the whole notebook ran {wall_seconds:.0f} s ({cpu_seconds:.0f} s of CPU time, "
+        f"{torch.get_num_threads()} threads).",
+        f"Genre at seed {seed}, val and test accuracy ({steps_finetune} fine-tuning steps):",
         grid_markdown,
-        "Names, test F1: "
-        + ", ".join(f"{m} {s['f1']:.3f}" for m, s in name_baselines.items())
-        + "; "
-        + ", ".join(f"{o} · full {s['f1']:.3f}" for o, s in names.items())
-        + ".",
-        f"ELECTRA against MLM at equal compute ({flops_ratio:.3f}× the FLOPs), full fine-tuning:",
-        equal_markdown,
-        "Overfitting at the smallest budget:",
+        "Every comparison this notebook states (test units × seeds; interval 95 %):",
+        markdown_table(every_comparison),
+        summary,
+        "Overfitting at the smallest budget (val):",
         overfit_markdown,
     ]
 )
@@ -1074,26 +1444,84 @@ results_file = record_results(
     "07_fine_tuning",
     {
         "seed": seed,
+        "seeds": len(seeds),
         "device": device_name(device),
         "pretrain_steps": steps_pretrain,
         "finetune_steps": steps_finetune,
         "objectives": ",".join(encoders),
+        "budgets": ",".join(budget_name(k) for k in C.label_budgets),
         "majority_accuracy": majority_accuracy,
-        **{f"tfidf_{budget_name(k)}": v for k, v in tfidf.items()},
+        **{f"tfidf_{budget_name(k)}": float(v["test"].mean()) for k, v in tfidf.items()},
         **{f"names_{m}_f1": s["f1"] for m, s in name_baselines.items()},
-        **{f"genre_{o}_{m}_{budget_name(k)}": v["accuracy"] for (o, m, k), v in grid.items()},
+        **{
+            f"genre_{o}_{m}_{budget_name(k)}": float(v["test"].mean())
+            for (o, m, k), v in grid.items()
+        },
+        **{
+            f"val_genre_{o}_{m}_{budget_name(k)}": float(v["val"].mean())
+            for (o, m, k), v in grid.items()
+        },
+        **{f"chosen_{o}_{budget_name(k)}": m for (o, k), m in chosen.items()},
+        **{
+            f"genre_chosen_{o}_{budget_name(k)}": float(v.mean())
+            for (o, k), v in genre_correct.items()
+        },
+        **{
+            f"genre_vs_random_{o}_{budget_name(k)}": c.verdict
+            for (o, k), c in genre_vs_random.items()
+        },
+        **{
+            f"genre_{name.replace(' ', '_').replace('-', '').lower()}_{budget_name(k)}": c.verdict
+            for (name, k), c in genre_vs_baselines.items()
+        },
         **{f"names_{o}_f1": s["f1"] for o, s in names.items()},
+        **{f"names_val_{o}_f1": v for o, v in names_val.items()},
+        **{f"names_vs_random_{o}": c.verdict for o, c in names_vs_random.items()},
+        "names_best_vs_capitalisation": names_vs_capitalisation.verdict,
+        **{
+            f"pronoun_{name.replace(' ', '_')}_{budget_name(k)}{'' if s == 'test' else '_val'}": v.accuracy
+            for (name, k, s), v in pronoun_baselines.items()
+        },
+        **{
+            f"pronoun_{o}_{budget_name(k)}{'' if s == 'test' else '_val'}": v.accuracy
+            for (o, k, s), v in pronoun_scores.items()
+        },
+        **{
+            f"pronoun_vs_random_{o}_{budget_name(k)}": c.verdict
+            for (o, k), c in pronoun_vs_random.items()
+        },
+        **{
+            f"pronoun_best_vs_{name.replace(' ', '_')}_{budget_name(k)}": c.verdict
+            for (name, k), c in pronoun_vs_baselines.items()
+        },
         **{f"train_flops_{o}": e.train_flops for o, e in encoders.items()},
+        **{f"train_tokens_{o}": e.train_tokens for o, e in encoders.items()},
+        **{f"from_checkpoint_{o}": e.source.startswith("checkpoint") for o, e in encoders.items()},
         "equal_compute_mlm_steps": mlm_steps,
         "equal_compute_electra_steps": electra_here.steps,
         "equal_compute_flops_ratio": flops_ratio,
-        **{f"equal_genre_{o}_{budget_name(k)}": v for (o, k), v in equal_genre.items()},
-        **{f"equal_names_{o}_f1": v for o, v in equal_names.items()},
-        **{f"from_checkpoint_{o}": e.source.startswith("checkpoint") for o, e in encoders.items()},
-        "best_genre_accuracy": best_genre,
+        **{
+            f"equal_genre_{o}_{budget_name(k)}": float(v.mean())
+            for (o, k), v in equal_genre.items()
+        },
+        **{
+            f"equal_pronoun_{o}_{budget_name(k)}": float(v.mean())
+            for (o, k), v in equal_pronoun.items()
+        },
+        **{f"race_{task}_{budget_name(k)}": c.verdict for (task, k), c in race.items()},
         "minilm_zero_shot_accuracy": zero_shot_accuracy,
         **{f"prototypes_{name.lower()}_{k}": v for (name, k), v in prototypes.items()},
-        "not_beating_random": ",".join(not_beating_random),
+        "beats_random": "; ".join(beats),
+        "not_beating_random": ",".join(
+            o
+            for o in pretrained_objectives
+            if not any(
+                v == "better"
+                for found in verdicts.values()
+                for (p, _), v in found.items()
+                if p == o
+            )
+        ),
         "lora_fraction": lora_fraction,
         "lora_merge_max_abs_error": lora_merge_error,
         **{
@@ -1102,7 +1530,11 @@ results_file = record_results(
         },
         "pretrain_seconds": pretrain_seconds,
         "grid_seconds": grid_seconds,
+        "names_seconds": names_seconds,
+        "pronoun_seconds": pronoun_seconds,
+        "equal_seconds": equal_seconds,
         "wall_seconds": wall_seconds,
+        "cpu_seconds": cpu_seconds,
     },
     profile=P.name,
 )

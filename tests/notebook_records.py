@@ -182,10 +182,13 @@ def check_gan(metrics: dict, params: dict) -> None:
 
 
 def check_fine_tuning(metrics: dict, params: dict) -> None:
+    verdicts = ("better", "worse", "not established")
     assert metrics["seed"] == params.get("seed", 0)
+    assert metrics["seeds"] == 2  # the smoke profile's
     assert metrics["pretrain_steps"] == params.get("pretrain_steps", 2)  # the smoke profile's
     assert metrics["finetune_steps"] == params.get("finetune_steps", 3)
     assert metrics["objectives"] == "random,mlm"
+    assert metrics["budgets"] == "4"
     assert metrics["train_flops_random"] == 0.0 < metrics["train_flops_mlm"]
     # ELECTRA against MLM at equal compute: MLM gets more steps, and the FLOPs agree to
     # within half an MLM step
@@ -194,12 +197,26 @@ def check_fine_tuning(metrics: dict, params: dict) -> None:
     assert abs(metrics["equal_compute_flops_ratio"] - 1) <= 0.6 / mlm_steps
     for objective in ("electra", "mlm"):
         assert 0.0 <= metrics[f"equal_genre_{objective}_4"] <= 1.0
-        assert 0.0 <= metrics[f"equal_names_{objective}_f1"] <= 1.0
+        assert 0.0 <= metrics[f"equal_pronoun_{objective}_4"] <= 1.0
+    assert metrics["race_genre_4"] in verdicts and metrics["race_pronoun_4"] in verdicts
     for method in ("probe", "lora", "full"):  # the smoke profile's methods and budget
         for objective in ("random", "mlm"):
             assert 0.0 <= metrics[f"genre_{objective}_{method}_4"] <= 1.0
+            assert 0.0 <= metrics[f"val_genre_{objective}_{method}_4"] <= 1.0
+    for objective in ("random", "mlm"):  # chosen on val, then run over the seeds
+        assert metrics[f"chosen_{objective}_4"] in ("probe", "lora", "full")
+        assert 0.0 <= metrics[f"genre_chosen_{objective}_4"] <= 1.0
+        assert 0.0 <= metrics[f"pronoun_{objective}_4"] <= 1.0
+    assert metrics["genre_vs_random_mlm_4"] in verdicts
+    assert metrics["genre_tfidf_vs_majority_4"] in verdicts
+    assert metrics["names_vs_random_mlm"] in verdicts
+    assert metrics["names_best_vs_capitalisation"] in verdicts
+    assert metrics["pronoun_vs_random_mlm_4"] in verdicts
+    assert metrics["pronoun_best_vs_bag_of_words_4"] in verdicts
     assert 0.3 < metrics["majority_accuracy"] < 0.5, "comedy is 2 of 5 test plays"
     assert 0.0 <= metrics["tfidf_4"] <= 1.0
+    for baseline in ("bag_of_words", "neighbours"):  # balanced lines: one case alone is 0.5
+        assert 0.0 <= metrics[f"pronoun_{baseline}_4_val"] <= 1.0
     assert metrics["names_capitalisation_f1"] > 0.0
     assert metrics["lora_merge_max_abs_error"] < 1e-4
     assert 0.0 < metrics["lora_fraction"] < 0.05
