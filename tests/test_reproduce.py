@@ -286,3 +286,97 @@ def test_a_dry_run_refuses_what_a_run_refuses_before_anything_runs(tmp_path, cap
     assert cli.main(["reproduce", "00", "--dry-run", "--profile", "huge", "--out", str(out)]) == 2
     assert "profile='huge' (str) is not allowed" in capsys.readouterr().err
     assert not out.exists()
+
+
+def seeded_notebooks(tmp_path: Path) -> Path:
+    """Two notebooks whose records depend on the seed: a number, a verdict, the runs folder."""
+    folder = tmp_path / "seeded"
+    folder.mkdir()
+    body = (
+        "import os\n"
+        "from sslm_lab.lab.results import record_results\n"
+        "record_results({name!r}, {{'seed': seed, 'loss': 1.0 + seed, 'verdict': "
+        "'better' if seed < 2 else 'not established', 'runs': os.environ['SSLM_RUNS_DIR']}}, "
+        "profile=profile)\n"
+    )
+    for name in ("20_first", "21_second"):
+        write_notebook(folder, name, "profile = None\nseed = 0", body.format(name=name))
+    return folder
+
+
+@pytest.mark.slow
+def test_seeds_run_every_notebook_per_seed_and_report_mean_interval_and_n(tmp_path):
+    from scipy import stats
+
+    out = tmp_path / "out"
+    runs = reproduce(
+        profile="smoke",
+        out=out,
+        folder=seeded_notebooks(tmp_path),
+        seeds=[0, 1, 2],
+        say=lambda *args, **kwargs: None,
+    )
+    assert [(run.name, run.parameters["seed"], run.status) for run in runs] == [
+        (name, seed, "ok") for seed in (0, 1, 2) for name in ("20_first", "21_second")
+    ]
+    for seed in (0, 1, 2):  # each seed has its own reports and its own runs folder
+        records = json.loads((out / f"seed-{seed}" / "results.json").read_text())
+        assert records["20_first"]["metrics"]["loss"] == 1.0 + seed
+        assert records["21_second"]["metrics"]["runs"] == str(out / f"seed-{seed}" / "runs")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seeds"] == [0, 1, 2]
+    loss = summary["notebooks"]["21_second"]["metrics"]["loss"]
+    spread = stats.t.ppf(0.975, 2) * 1 / 3**0.5  # losses 1, 2, 3: standard deviation 1
+    assert loss["n"] == 3 and loss["mean"] == pytest.approx(2.0)
+    assert loss["interval"] == pytest.approx([2.0 - spread, 2.0 + spread])
+    verdict = summary["notebooks"]["20_first"]["metrics"]["verdict"]
+    assert verdict == {"n": 3, "counts": {"better": 2, "not established": 1}}
+    table = (out / "results.md").read_text()
+    assert "| loss | 2 | -0.4841 to 4.484 | 3 |" in table
+    assert "| verdict | better ×2, not established ×1 | – | 3 |" in table
+    assert "seed 0 ok, seed 1 ok, seed 2 ok" in table
+
+
+@pytest.mark.parametrize(
+    ("seeds", "message"),
+    [
+        ([], r"seeds=\[\] is not allowed"),
+        ([0, 0], r"repeats a seed"),
+        ([1, -1], r"holds -1"),
+        ([True], r"holds True"),
+        ([2**32], r"holds 4294967296; allowed: .*\[0, 4294967295\]"),
+        ("012", r"seeds='012' is not allowed"),
+    ],
+)
+def test_bad_seeds_are_refused_before_anything_runs(seeds, message, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=message):
+        reproduce(profile="smoke", out=out, folder=seeded_notebooks(tmp_path), seeds=seeds)
+    assert not out.exists()
+
+
+def test_seeds_refuse_a_seed_parameter_a_dry_run_and_notebooks_without_seed(
+    tiny_notebooks, tmp_path
+):
+    out = tmp_path / "out"
+    folder = seeded_notebooks(tmp_path)
+    with pytest.raises(ValueError, match="not both"):
+        reproduce(profile="smoke", out=out, folder=folder, seeds=[0, 1], parameters={"seed": 3})
+    with pytest.raises(ValueError, match="dry run"):
+        reproduce(profile="smoke", out=out, folder=folder, seeds=[0, 1], dry_run=True)
+    with pytest.raises(ValueError, match="11_fails declare no seed parameter"):
+        reproduce(profile="smoke", out=out, folder=tiny_notebooks, seeds=[0, 1])
+    assert not out.exists()
+
+
+def test_the_seeds_flag_is_parsed_and_refused_by_its_form(monkeypatch, capsys):
+    from sslm_lab.lab import reproduce as module
+
+    seen = {}
+    monkeypatch.setattr(module, "reproduce", lambda *args, **kwargs: seen.update(kwargs) or [])
+    assert cli.main(["reproduce", "00", "--seeds", "0, 1,2"]) == 0
+    assert seen["seeds"] == [0, 1, 2]
+    assert cli.main(["reproduce", "00", "--seeds", "0,x"]) == 2
+    assert "--seeds '0,x' is not allowed; write integers separated by commas" in (
+        capsys.readouterr().err
+    )

@@ -146,7 +146,7 @@ def command_grade(args: argparse.Namespace) -> int:
 
 
 def command_reproduce(args: argparse.Namespace) -> int:
-    from sslm_lab.lab.reproduce import describe_notebooks, parse_parameter, reproduce
+    from sslm_lab.lab.reproduce import describe_notebooks, parse_parameter, parse_seeds, reproduce
 
     if args.list:
         print(describe_notebooks())
@@ -161,6 +161,7 @@ def command_reproduce(args: argparse.Namespace) -> int:
             stop_on_failure=args.stop_on_failure,
             timeout=args.timeout,
             dry_run=args.dry_run,
+            seeds=None if args.seeds is None else parse_seeds(args.seeds),
         )
     except (ValueError, FileExistsError) as error:
         print(f"sslm-lab reproduce: {error}", file=sys.stderr)
@@ -216,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
         "--list", action="store_true", help="list the notebooks and their parameters, run nothing"
     )
     rerun.add_argument("--timeout", type=int, help="seconds one cell may run (default: no limit)")
+    rerun.add_argument(
+        "--seeds",
+        help="comma-separated seeds, e.g. 0,1,2: every notebook once per seed, then each "
+        "metric's mean, 95%% interval and n over the seeds",
+    )
     rerun.add_argument(
         "--dry-run",
         action="store_true",

@@ -6,6 +6,7 @@
     sslm-lab reproduce -p seed=1               # a parameter, for each notebook that has it
     sslm-lab reproduce --list                  # the notebooks and the parameters each has
     sslm-lab reproduce --profile gpu --dry-run # gpu shapes, 2 steps each, on any machine
+    sslm-lab reproduce --seeds 0,1,2           # every notebook once per seed, then mean ± interval
 
 Everything goes to one folder, `runs/reproduce/<profile>-<date>-<time>/` unless `--out`
 names another:
@@ -21,6 +22,13 @@ what it should have learned) is reported with its error and the rest still run, 
 `--stop-on-failure`; the exit code is 1 when any failed. The two reports are rewritten
 after every notebook, so an interrupted run keeps what it finished.
 
+With `--seeds 0,1,2` the chosen notebooks run in order once per seed, each seed into its
+own folder `seed-<s>/` (reports, executed notebooks, and `runs/` for what the notebooks
+save, so one seed's 07 reuses that seed's 02); the top folder's `results.md` and
+`summary.json` then give, per notebook and metric, the mean over the seeds that ran, a 95 %
+Student-t interval of that mean and n, and for verdicts and other text the count of each
+value. A seed's notebook that failed is left out of its metrics, and its row says so.
+
 A dry run (`--dry-run`, `sslm_lab.lab.dry_run`) runs each notebook at its profile's
 shapes with training cut to two steps, evaluation to a batch and the assertions about
 what was learned skipped, keeps what the notebooks save in its own folder, and adds to
@@ -31,6 +39,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import platform
 import subprocess
@@ -48,6 +57,7 @@ from sslm_lab.checks import check_bool, check_int
 from sslm_lab.files import atomic_write_text
 from sslm_lab.lab import dry_run as dry_runs
 from sslm_lab.lab.profiles import resolve_profile_name
+from sslm_lab.lab.profiles.parameters import MAX_SEED
 from sslm_lab.lab.results import ENV_VAR as RESULTS_ENV_VAR
 from sslm_lab.lab.results import RESULTS_FILE, RUNS_ENV_VAR, read_results, results_path
 
@@ -180,13 +190,17 @@ def execute(
     profile: str,
     timeout: int | None,
     dry_run: bool = False,
+    runs_dir: Path | None = None,
 ) -> NotebookRun:
-    """Execute one notebook into `out`; fill in `run` with how it went.
+    """Execute one notebook into `out`; fill in `run` with how it went. `runs_dir`: where
+    the notebook saves and looks for checkpoints (else the environment's or the project's).
 
     A dry run executes a prepared copy of the notebook (`sslm_lab.lab.dry_run.prepare`)
     and reads what its kernel logged."""
     # A dry run's step cap left in the shell must not cut a real run short.
     variables = {RESULTS_ENV_VAR: str(out), "SSLM_PROFILE": profile, **dry_runs.UNSET}
+    if runs_dir is not None:
+        variables[RUNS_ENV_VAR] = str(runs_dir)
     with tempfile.TemporaryDirectory() as scratch:
         if dry_run:
             source = _prepare_dry_run(run, source, Path(scratch), out, profile)
@@ -361,9 +375,14 @@ def reproduce(
     stop_on_failure: bool = False,
     timeout: int | None = None,
     dry_run: bool = False,
+    seeds: Sequence[int] | None = None,
     say: Any = print,
 ) -> list[NotebookRun]:
     """Execute `notebooks` (all by default) at `profile`; write the reports; return the runs.
+
+    `seeds`: run the notebooks once per seed (passed as their `seed` parameter), each seed
+    into `out/seed-<s>/`, and write the reports over the seeds to `out` (see the module's
+    docstring); the runs of every seed are returned, seed by seed.
 
     `dry_run`: at the profile's shapes, but training cut to a few steps, evaluation to a
     batch and the assertions about learning skipped (`sslm_lab.lab.dry_run`). Every
@@ -377,12 +396,53 @@ def reproduce(
         raise ValueError(f"no notebooks (*.ipynb) in {folder}")
     check_int("timeout", timeout, low=1, allow_none=True, hint="seconds one cell may run")
     check_bool("dry_run", dry_run)
+    seeds = check_seeds(seeds, names, folder, parameters or {}, dry_run)
     given = parameters_for(names, folder, dict(parameters or {}))
     out = Path(out) if out is not None else default_out(profile, dry_run)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(
             f"{out} is not empty: name a new folder with --out, so no earlier results are lost"
         )
+    out.mkdir(parents=True, exist_ok=True)
+    if seeds is not None:
+        by_seed: dict[int, list[NotebookRun]] = {}
+        for seed in seeds:
+            say(f"seed {seed}:")
+            seeded = {name: {**values, "seed": seed} for name, values in given.items()}
+            part = out / f"seed-{seed}"
+            by_seed[seed] = _run_all(
+                names,
+                seeded,
+                part,
+                folder,
+                profile,
+                timeout,
+                stop_on_failure,
+                False,
+                say,
+                runs_dir=part / "runs",
+            )
+            _write_seed_reports(out, by_seed, profile)
+            if stop_on_failure and any(run.status == "failed" for run in by_seed[seed]):
+                break
+        say(f"over the seeds: {out / 'results.md'}")
+        return [run for runs in by_seed.values() for run in runs]
+    return _run_all(names, given, out, folder, profile, timeout, stop_on_failure, dry_run, say)
+
+
+def _run_all(
+    names: Sequence[str],
+    given: dict[str, dict[str, Any]],
+    out: Path,
+    folder: Path,
+    profile: str,
+    timeout: int | None,
+    stop_on_failure: bool,
+    dry_run: bool,
+    say: Any,
+    runs_dir: Path | None = None,
+) -> list[NotebookRun]:
+    """Run `names` in order into `out`, rewriting its reports after each notebook."""
     out.mkdir(parents=True, exist_ok=True)
     context = {**machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     if dry_run:
@@ -397,7 +457,7 @@ def reproduce(
     cpu_started = _cpu_seconds()
     for run in runs:
         say(f"  {run.name}: running", flush=True)
-        execute(run, folder / f"{run.name}.ipynb", out, profile, timeout, dry_run)
+        execute(run, folder / f"{run.name}.ipynb", out, profile, timeout, dry_run, runs_dir)
         ending = f"{run.status} ({_seconds(run.seconds)})" + (f": {run.error}" if run.error else "")
         say(f"  {run.name}: {ending}", flush=True)
         context["wall time"] = _seconds(time.perf_counter() - started)
@@ -407,3 +467,114 @@ def reproduce(
             break
     say(f"tables: {out / 'results.md'}; records: {out / RESULTS_FILE}")
     return runs
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`--seeds 0,1,2` as a list of integers; anything else is refused naming the form."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() for part in parts):
+        raise ValueError(
+            f"--seeds {text!r} is not allowed; write integers separated by commas: 0,1,2"
+        )
+    return [int(part) for part in parts]
+
+
+def check_seeds(
+    seeds: Sequence[int] | None,
+    names: Sequence[str],
+    folder: Path,
+    parameters: dict[str, Any],
+    dry_run: bool,
+) -> list[int] | None:
+    """The seeds to run, checked before anything runs: distinct integers in [0, MAX_SEED],
+    every chosen notebook declaring `seed`, and no `-p seed=` beside them."""
+    if seeds is None:
+        return None
+    allowed = f"a non-empty list of distinct integers in [0, {MAX_SEED}], e.g. 0,1,2"
+    if isinstance(seeds, str | bytes) or not isinstance(seeds, Sequence) or not seeds:
+        raise ValueError(f"seeds={seeds!r} is not allowed; allowed: {allowed}")
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ValueError(f"seeds={list(seeds)!r} holds {seed!r}; allowed: {allowed}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds={list(seeds)!r} repeats a seed; allowed: {allowed}")
+    if "seed" in parameters:
+        raise ValueError("give the seeds with --seeds or one seed with -p seed=..., not both")
+    if dry_run:
+        raise ValueError("a dry run trains 2 steps: --seeds would repeat the same check")
+    without = [n for n in names if "seed" not in declared_parameters(folder / f"{n}.ipynb")]
+    if without:
+        raise ValueError(f"--seeds: {', '.join(without)} declare no seed parameter")
+    return list(seeds)
+
+
+def seed_summary(by_seed: dict[int, Sequence[NotebookRun]]) -> dict[str, dict[str, Any]]:
+    """Per notebook: its status per seed and, per metric, what the seeds that ran gave.
+
+    Numbers (not booleans): n, the mean and a 95 % Student-t interval of the mean (None
+    below n = 2). Anything else (verdicts, names): how often each value came out.
+    """
+    from scipy import stats
+
+    summary: dict[str, dict[str, Any]] = {}
+    for seed, runs in by_seed.items():
+        for run in runs:
+            entry = summary.setdefault(run.name, {"status": {}, "values": {}})
+            entry["status"][seed] = run.status
+            if run.status != "ok":
+                continue
+            for key, value in run.metrics.items():
+                if key != "seed":
+                    entry["values"].setdefault(key, []).append(value)
+    for entry in summary.values():
+        metrics = {}
+        for key, values in entry.pop("values").items():
+            numbers = all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                for v in values
+            )
+            if numbers:
+                n, mean = len(values), sum(values) / len(values)
+                interval = None
+                if n >= 2:
+                    spread = stats.t.ppf(0.975, n - 1) * stats.sem(values)
+                    interval = [mean - spread, mean + spread]
+                metrics[key] = {"n": n, "mean": mean, "interval": interval}
+            else:
+                counts: dict[str, int] = {}
+                for value in values:
+                    counts[str(value)] = counts.get(str(value), 0) + 1
+                metrics[key] = {"n": len(values), "counts": counts}
+        entry["metrics"] = metrics
+    return summary
+
+
+def seeds_markdown(summary: dict[str, dict[str, Any]], profile: str, seeds: Sequence[int]) -> str:
+    """`seed_summary` as Markdown: per notebook its status per seed, then each metric."""
+    lines = [
+        f"# sslm_lab results over seeds {', '.join(map(str, seeds))}, profile `{profile}`",
+        "",
+        "Each seed's own reports are in `seed-<s>/`. Numbers: mean over the seeds that ran,",
+        "95 % Student-t interval of the mean, n. Text (verdicts): how often each came out.",
+    ]
+    for name, entry in summary.items():
+        status = ", ".join(f"seed {seed} {state}" for seed, state in entry["status"].items())
+        lines += ["", f"## {name}", "", status, "", "| metric | mean | 95 % interval | n |"]
+        lines.append("| --- | --- | --- | --- |")
+        for key, metric in sorted(entry["metrics"].items()):
+            if "counts" in metric:
+                counts = ", ".join(f"{value} ×{count}" for value, count in metric["counts"].items())
+                lines.append(f"| {key} | {counts} | – | {metric['n']} |")
+                continue
+            interval = metric["interval"]
+            shown = "–" if interval is None else f"{_value(interval[0])} to {_value(interval[1])}"
+            lines.append(f"| {key} | {_value(metric['mean'])} | {shown} | {metric['n']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_seed_reports(out: Path, by_seed: dict[int, list[NotebookRun]], profile: str) -> None:
+    summary = seed_summary(by_seed)
+    seeds = list(by_seed)
+    record = {"profile": profile, "seeds": seeds, **machine(), "notebooks": summary}
+    atomic_write_text(out / "results.md", seeds_markdown(summary, profile, seeds))
+    atomic_write_text(out / "summary.json", json.dumps(record, indent=2, default=str) + "\n")
