@@ -63,9 +63,9 @@ class Profile:
     tour: TourSizes
     attention: AttentionSizes
     causal_lm: CausalLMSizes
+    training_craft: TrainingCraftSizes
     masked_lm: MaskedLMSizes
     vae: VAESizes
-    training_craft: TrainingCraftSizes
     gan: GANSizes
     contrastive: ContrastiveSizes
     finetune: FineTuneSizes
@@ -81,10 +81,10 @@ def build_profile(name: str) -> Profile:
         tour=sizes_for(TourSizes, name),
         attention=sizes_for(AttentionSizes, name),
         causal_lm=sizes_for(CausalLMSizes, name),
+        training_craft=sizes_for(TrainingCraftSizes, name),
         masked_lm=sizes_for(MaskedLMSizes, name),
         vae=sizes_for(VAESizes, name),
         gan=sizes_for(GANSizes, name),
-        training_craft=sizes_for(TrainingCraftSizes, name),
         contrastive=sizes_for(ContrastiveSizes, name),
         finetune=sizes_for(FineTuneSizes, name),
         real_model=sizes_for(RealModelSizes, name),
@@ -101,11 +101,11 @@ NOTEBOOK_PARAMETERS: dict[str, Parameters] = {
     "01_attention": attention.PARAMETERS,
     "02_masked_lm": masked_lm.PARAMETERS,
     "03_autoregressive_lm": causal_lm.PARAMETERS,
+    "03b_training_craft": training_craft.PARAMETERS,
     "04_vae": vae.PARAMETERS,
     "05_gan": gan.PARAMETERS,
     "06_contrastive": contrastive.PARAMETERS,
     "07_fine_tuning": finetune.PARAMETERS,
-    "03b_training_craft": training_craft.PARAMETERS,
     "08_real_pretrained_model": real_model.PARAMETERS,
     "09_known_language": known_language.PARAMETERS,
 }
