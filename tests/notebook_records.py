@@ -265,16 +265,24 @@ def check_real_pretrained_model(metrics: dict, params: dict) -> None:
     assert metrics["pieces_per_word_wordpiece"] < metrics["pieces_per_word_bpe"]  # 1.14 vs 1.66
     assert metrics["wordpiece_unknown"] == 0, "no passage of the plays needs [UNK]"
     assert 0.3 < metrics["majority_accuracy"] < 0.5, "comedy is 2 of 5 test plays"
-    for key in ("tfidf_4", "genre_suite_4", "names_capitalisation_f1", "names_suite_f1"):
+    keys = ("tfidf_4", "genre_suite_4", "genre_suite_random_4", "genre_random_minilm_probe_4")
+    for key in (*keys, "names_capitalisation_f1", "names_suite_f1", "names_suite_random_f1"):
         assert 0.0 <= metrics[key] <= 1.0, key
     for method in ("probe", "lora", "full"):  # the smoke profile's budget: 4 per class
         assert 0.0 <= metrics[f"genre_minilm_{method}_4"] <= 1.0, method
     for method in ("lora", "full"):
         assert 0.0 <= metrics[f"names_minilm_{method}_f1"] <= 1.0, method
+        assert 0.0 <= metrics[f"val_genre_minilm_{method}_4"] <= 1.0, method
+        assert metrics[f"names_weight_{method}"] == 20.0, "the smoke profile's one setting"
+    assert metrics["chosen_4"] in ("lora", "full"), "chosen on val"
+    verdicts = ("better", "worse", "not established")
+    for key in ("minilm_vs_tfidf_4", "minilm_vs_random_init_4", "names_full_vs_capitalisation"):
+        assert metrics[key] in verdicts, key
     # smoke's LoRA: rank 4 on query and value in 6 layers of 384, and a 3-class head
     assert metrics["trained_lora"] == 6 * 2 * 4 * (384 + 384) + 384 * 3 + 3
     assert 0.0 < metrics["lora_fraction"] < 0.05
     assert metrics["suite_row"] == "mlm · full (trained here)"  # no 07 record in tmp_path
+    assert metrics["suite_random_row"] == "random · full (trained here)"
     assert metrics["wall_seconds"] < 120
 
 
