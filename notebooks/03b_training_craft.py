@@ -1393,7 +1393,7 @@ for counts in ([3, 3, 3], [1, 9], [0, 5, 10, 1], [7]):
 # %% [markdown]
 # ## What this notebook established
 
-# %%
+# %% tags=["asserts-learning"]
 assert equal_difference < 1e-6, "accumulating k equal micro-batches is not the large batch"
 assert weighted_difference < 1e-6, "token weighting did not give the large batch's gradient"
 assert without_scaling == 0.0 and with_scaling == true_gradient, "fp16 underflow example"
