@@ -178,7 +178,7 @@ EXTREME_RUNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "07_fine_tuning": ("encoders ready in", ("finetune_steps", "passage")),  # the pretraining
     "08_real_pretrained_model": ("line_words = words(line)", ("finetune_steps",)),
     "09_known_language": (
-        "language = make_language()",
+        "language = make_language(",
         ("objectives", "budgets", "pretrain_steps"),
     ),
 }
