@@ -1265,7 +1265,7 @@ language_explorer(settings, sequences=C.widget_sequences, seed=seed)
 # dialect is asserted only where `dialect_beats_bow` says it was measured to hold; the
 # cell prints which objectives beat bag of words, and if none did, says so.
 
-# %%
+# %% tags=["asserts-learning"]
 assert forward_error < 1e-9, "the forward algorithm by hand differs from the package"
 assert hmmlearn_error is None or hmmlearn_error < 1e-6, "the package differs from hmmlearn"
 for comparison in against_optimum:

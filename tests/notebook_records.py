@@ -286,10 +286,6 @@ def check_real_pretrained_model(metrics: dict, params: dict) -> None:
     assert metrics["wall_seconds"] < 120
 
 
-# For every notebook: the default parameter set first, then a different one, and a check
-# of what it records. A notebook missing here fails test_every_notebook_has_papermill_cases.
-
-
 def check_training_craft(metrics: dict, params: dict) -> None:
     assert metrics["seed"] == params.get("seed", 0)
     steps = params.get("max_steps") or 30  # the smoke profile's steps
@@ -346,6 +342,8 @@ def check_known_language(metrics: dict, params: dict) -> None:
         assert metrics[f"steps_{objective}"] >= 1
 
 
+# For every notebook: the default parameter set first, then a different one, and a check
+# of what it records. A notebook missing here fails test_every_notebook_has_papermill_cases.
 PAPERMILL_CASES: dict[str, tuple[list[dict], Callable[[dict, dict], None]]] = {
     "00_tour": (
         [{"profile": "smoke"}, {"profile": "smoke", "seed": 1, "bpe_vocab_size": 300}],
