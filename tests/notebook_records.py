@@ -352,7 +352,7 @@ PAPERMILL_CASES: dict[str, tuple[list[dict], Callable[[dict, dict], None]]] = {
     "01_attention": (
         [
             {"profile": "smoke"},
-            {"profile": "smoke", "seed": 1, "n_head": 4, "saturation_samples": 32},
+            {"profile": "smoke", "seed": 1, "n_head": 4, "saturation_samples": 128},
         ],
         check_attention,
     ),
